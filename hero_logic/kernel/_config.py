@@ -1,0 +1,173 @@
+"""Settings and paths, read from command-line flags and the environment.
+
+Every setting has a flag, an environment variable and a default (CONTRACT.md §2); a flag beats
+the environment, which beats the default. :data:`SETTINGS` is the one table the CLI builds its
+flags from and the README documents. Paths all derive from ``PATH_ROOT`` (default ``~/hero``)
+and ``PATH_SOCKET`` (default ``$PATH_ROOT/var/sockets``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._errors import ConfigError
+
+__all__ = ["SETTINGS", "Config", "Setting", "real_python"]
+
+
+def real_python() -> str:
+    """The absolute, resolved path of the interpreter running the service.
+
+    Flows are spawned with this path, never with a bare ``python3``: on this kind of machine
+    ``python3`` on PATH is a shell shim, and with a scrubbed environment exec would silently
+    fall back to another interpreter.
+    """
+    return os.path.realpath(sys.executable)
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            msg = f"setting {name} must be a positive integer, got {raw!r}"
+            raise ConfigError(msg) from None
+        if value <= 0:
+            msg = f"setting {name} must be a positive integer, got {value}"
+            raise ConfigError(msg)
+        return value
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@attrs.frozen
+class Setting:
+    """One row of the settings table: attribute, flag, environment variable, default, help."""
+
+    attr: str
+    flag: str
+    env: str
+    default: str
+    help: str
+    parse: Callable[[str], Any] = _text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("root", "--root", "PATH_ROOT", "~/hero", "root of all state (db, plays, sockets)"),
+    Setting("socket_root", "--socket-dir", "PATH_SOCKET", "", "socket directory root (default $PATH_ROOT/var/sockets)"),
+    Setting("sandbox", "--sandbox", "HERO_LOGIC_SANDBOX", "auto", "sandbox tier: auto (strongest available) or a tier name"),
+    Setting("store", "--store", "HERO_LOGIC_STORE", "lmdb", "store plugin: lmdb or memory"),
+    Setting("admin_bind", "--admin-bind", "HERO_LOGIC_ADMIN_BIND", "127.0.0.1:9820", "admin TCP address, or 'none'"),
+    Setting("play_timeout_ms", "--play-timeout", "HERO_LOGIC_PLAY_TIMEOUT_MS", "300000", "default wall-clock limit of a play, in ms", _positive_int("HERO_LOGIC_PLAY_TIMEOUT_MS")),
+    Setting("max_running", "--max-running", "HERO_LOGIC_MAX_RUNNING", "8", "plays running at once; the rest wait as pending", _positive_int("HERO_LOGIC_MAX_RUNNING")),
+    Setting("max_body_bytes", "--max-body", "HERO_LOGIC_MAX_BODY_BYTES", str(8 * 1024 * 1024), "largest accepted RPC body, in bytes", _positive_int("HERO_LOGIC_MAX_BODY_BYTES")),
+    Setting("kill_grace_ms", "--kill-grace", "HERO_LOGIC_KILL_GRACE_MS", "2000", "ms between TERM and KILL of a flow process", _positive_int("HERO_LOGIC_KILL_GRACE_MS")),
+    Setting("lmdb_map_size", "--lmdb-map-size", "HERO_LOGIC_LMDB_MAP_SIZE", str(64 * 1024 * 1024), "initial LMDB map size in bytes (it grows when full)", _positive_int("HERO_LOGIC_LMDB_MAP_SIZE")),
+    Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
+)
+
+
+@attrs.frozen
+class Config:
+    """The resolved settings of one service instance. Build it with :meth:`load`."""
+
+    root: Path
+    socket_root: Path
+    sandbox: str = "auto"
+    store: str = "lmdb"
+    admin_bind: str = "127.0.0.1:9820"
+    play_timeout_ms: int = 300_000
+    max_running: int = 8
+    max_body_bytes: int = 8 * 1024 * 1024
+    kill_grace_ms: int = 2000
+    lmdb_map_size: int = 64 * 1024 * 1024
+    python: str = attrs.field(factory=real_python)
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Resolve every setting: ``flags`` (attr → value, None = unset), then env, then default."""
+        flags = flags or {}
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = flags.get(setting.attr)
+            if raw is None:
+                raw = env.get(setting.env) or setting.default
+            values[setting.attr] = setting.parse(str(raw)) if not isinstance(raw, int) else raw
+        root = Path(os.path.expanduser(values.pop("root"))).absolute()
+        socket_root_raw = values.pop("socket_root")
+        socket_root = (
+            Path(os.path.expanduser(socket_root_raw)).absolute()
+            if socket_root_raw
+            else root / "var" / "sockets"
+        )
+        python = values.pop("python") or real_python()
+        if not os.path.isabs(python) or not os.access(python, os.X_OK):
+            msg = (
+                f"flow interpreter {python!r} is not an absolute path to an executable: "
+                "set HERO_LOGIC_PYTHON / --python to e.g. /usr/bin/python3.11"
+            )
+            raise ConfigError(msg)
+        return cls(root=root, socket_root=socket_root, python=python, **values)
+
+    # -- derived paths -------------------------------------------------------------------------
+
+    @property
+    def socket_dir(self) -> Path:
+        """``$PATH_SOCKET/hero_logic``: holds rpc.sock and admin.sock (mode 0700)."""
+        return self.socket_root / "hero_logic"
+
+    @property
+    def rpc_socket(self) -> Path:
+        """The JSON-RPC socket."""
+        return self.socket_dir / "rpc.sock"
+
+    @property
+    def admin_socket(self) -> Path:
+        """The admin's Unix socket."""
+        return self.socket_dir / "admin.sock"
+
+    @property
+    def state_dir(self) -> Path:
+        """``$PATH_ROOT/var/hero_logic``."""
+        return self.root / "var" / "hero_logic"
+
+    @property
+    def db_dir(self) -> Path:
+        """The LMDB environment directory."""
+        return self.state_dir / "db"
+
+    @property
+    def plays_dir(self) -> Path:
+        """Parent of every per-play directory."""
+        return self.state_dir / "plays"
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the background service (``hero_logic --start``) records its pid."""
+        return self.state_dir / "hero_logic.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the background service writes its log."""
+        return self.state_dir / "hero_logic.log"
+
+    def play_dir(self, play_sid: str) -> Path:
+        """``plays/{play_sid}``: the span socket and staged files of one play."""
+        return self.plays_dir / play_sid
+
+    def play_workdir(self, play_sid: str) -> Path:
+        """``plays/{play_sid}/work``: the flow's working directory."""
+        return self.play_dir(play_sid) / "work"

@@ -1,0 +1,212 @@
+"""The data model: frozen attrs records shared by the store, the kernel and the RPC layer.
+
+Records are values (``@attrs.frozen``); a change is a new record made with ``attrs.evolve``.
+Times are integers, milliseconds since the epoch. JSON-valued fields (``input_data``,
+``output_data``, ``tags``, ``schema``...) hold plain JSON values (dict/list/str/int/float/bool/
+None), never strings of JSON. The one converter between records and JSON lives in
+:mod:`hero_logic.kernel._convert`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "TERMINAL_PLAY_STATUSES",
+    "FieldType",
+    "FlowField",
+    "Play",
+    "PlayStatus",
+    "ResumeRequest",
+    "Span",
+    "SpanKind",
+    "SpanStatus",
+    "Workflow",
+    "WorkflowVersion",
+    "new_sid",
+    "now_ms",
+]
+
+JSON = Any
+"""Any JSON value: dict, list, str, int, float, bool or None."""
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, as an integer."""
+    return time.time_ns() // 1_000_000
+
+
+def new_sid(prefix: str) -> str:
+    """A new sortable, unique id such as ``play_0193a1b2c3d4_9f8e7d6c5b4a``.
+
+    The hex millisecond timestamp first makes ids sort by creation time; 48 random bits
+    after it keep ids created in the same millisecond apart.
+    """
+    return f"{prefix}_{now_ms():012x}_{os.urandom(6).hex()}"
+
+
+class PlayStatus(enum.StrEnum):
+    """Where a play is in its life: ``pending → running → (awaiting_resume → running)* → end``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_RESUME = "awaiting_resume"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the four end states; a terminal play never changes again."""
+        return self in TERMINAL_PLAY_STATUSES
+
+
+TERMINAL_PLAY_STATUSES = frozenset(
+    {PlayStatus.SUCCESS, PlayStatus.FAILED, PlayStatus.CANCELLED, PlayStatus.TIMED_OUT}
+)
+
+
+class SpanStatus(enum.StrEnum):
+    """The state of one span. An unknown status on the wire is stored as ``failed``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    REPLAYED = "replayed"
+
+
+class SpanKind(enum.StrEnum):
+    """What a span stands for: the play's root flow, a step, an instrumented RPC, a sub-flow."""
+
+    FLOW_ROOT = "flow_root"
+    STEP = "step"
+    RPC = "rpc"
+    SUBFLOW = "subflow"
+    OTHER = "other"
+
+
+class FieldType(enum.StrEnum):
+    """The JSON type of a declared flow input or output."""
+
+    STRING = "string"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    OBJECT = "object"
+    ARRAY = "array"
+
+
+@attrs.frozen
+class FlowField:
+    """One declared input or output of a flow, read from its ``@flow`` decorator."""
+
+    name: str
+    field_type: FieldType = FieldType.STRING
+    description: str = ""
+    required: bool = False
+    default: JSON = None
+
+
+@attrs.frozen
+class Workflow:
+    """A named flow in the library; its signature is that of its current version."""
+
+    sid: str
+    name: str
+    description: str = ""
+    tags: list[str] = attrs.Factory(list)
+    current_version_sid: str = ""
+    inputs: list[FlowField] = attrs.Factory(list)
+    outputs: list[FlowField] = attrs.Factory(list)
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@attrs.frozen
+class WorkflowVersion:
+    """One immutable source of a workflow, with the signature read from its entry ``@flow``."""
+
+    sid: str
+    workflow_sid: str
+    python_source: str = ""
+    version_label: str = ""
+    notes: str = ""
+    entry_flow: str = ""
+    inputs: list[FlowField] = attrs.Factory(list)
+    outputs: list[FlowField] = attrs.Factory(list)
+    created_at: int = 0
+
+
+@attrs.frozen
+class ResumeRequest:
+    """An open (or answered) pause of a play: what it asks and, once answered, the answer."""
+
+    id: str
+    name: str
+    schema: JSON = None
+    ui: JSON = None
+    asked_at_span_id: str = ""
+    asked_at: int = 0
+    payload: JSON = None
+    resumed_at: int | None = None
+
+
+@attrs.frozen
+class Play:
+    """One execution of a pinned workflow version."""
+
+    sid: str
+    workflow_sid: str
+    workflow_version_sid: str
+    status: PlayStatus = PlayStatus.PENDING
+    name: str = ""
+    input_data: dict[str, JSON] = attrs.Factory(dict)
+    output_data: JSON = None
+    error_message: str = ""
+    parent_play_sid: str = ""
+    parent_span_id: str = ""
+    child_play_sids: list[str] = attrs.Factory(list)
+    pending_resumes: list[ResumeRequest] = attrs.Factory(list)
+    received_resumes: list[ResumeRequest] = attrs.Factory(list)
+    prefill_resumes: dict[str, JSON] = attrs.Factory(dict)
+    total_cost_usd: float = 0.0
+    timeout_ms: int = 0
+    sandbox_tier: str = ""
+    exit_code: int | None = None
+    attempts: int = 0
+    created_at: int = 0
+    started_at: int | None = None
+    completed_at: int | None = None
+    duration_ms: int | None = None
+
+
+@attrs.frozen
+class Span:
+    """One node of a play's span tree, folded from the events the flow streamed."""
+
+    span_id: str
+    play_sid: str
+    name: str
+    parent_id: str = ""
+    kind: SpanKind = SpanKind.STEP
+    status: SpanStatus = SpanStatus.RUNNING
+    start_ms: int = 0
+    end_ms: int | None = None
+    tags: dict[str, JSON] = attrs.Factory(dict)
+    logs: list[str] = attrs.Factory(list)
+    error: str = ""
+    step_key: str = ""
+    source_file: str = ""
+    source_line: int = 0
+    child_play_sid: str = ""
+    rpc_service: str = ""
+    rpc_method: str = ""

@@ -1,0 +1,1 @@
+"""Plugins: executor, span listener and stores, each found through entry points."""
