@@ -8,12 +8,12 @@ detail (for -32602 the list of bad fields).
 
     HeroLogicError                      (-32603 internal, the base: "it broke under you")
     ├── InvalidParams                   -32602  a parameter is missing, unknown or mistyped
+    │   └── InvalidFlowSource           -32602  a flow source has no @flow or does not parse
     ├── NotFound                        -32001  no record with that sid
     ├── WrongState                      -32002  the record exists but is in the wrong state
     ├── Conflict                        -32003  the request contradicts what is already stored
     ├── SandboxUnavailable              -32004  the configured sandbox tier cannot work here
     ├── StorageFull                     -32005  the store refused a write (disk or map full)
-    ├── InvalidFlowSource               -32006  a flow source has no @flow or does not parse
     ├── PluginNotFound                  -32007  no plugin of that name in an entry-point group
     ├── ConfigError                     -32008  a setting has a bad value
     └── ServiceClosed                   -32009  the service is shutting down ("you closed it")
@@ -108,10 +108,8 @@ class StorageFull(HeroLogicError):
     code = -32005
 
 
-class InvalidFlowSource(HeroLogicError):
-    """A flow source does not parse, or defines no ``@flow`` function."""
-
-    code = -32006
+class InvalidFlowSource(InvalidParams):
+    """A flow source does not parse, or defines no ``@flow`` function (a bad param value)."""
 
 
 class PluginNotFound(HeroLogicError):

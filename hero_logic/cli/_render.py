@@ -1,0 +1,103 @@
+"""Rendering plays and span trees for people, with rich."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+__all__ = ["format_duration", "play_table", "span_tree"]
+
+_STATUS_STYLE = {
+    "ok": "green",
+    "success": "green",
+    "running": "cyan",
+    "pending": "dim",
+    "awaiting_resume": "yellow",
+    "replayed": "blue",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "magenta",
+}
+
+
+def format_duration(ms: int | None) -> str:
+    """``850 ms``, ``2.41 s``, ``3 m 05 s``; ``-`` when unknown."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    return f"{minutes} m {seconds:02d} s"
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def _span_label(span: dict[str, Any]) -> Text:
+    label = Text()
+    label.append(span["name"], style="bold")
+    if span.get("kind") not in ("step", None):
+        label.append(f" [{span['kind']}]", style="dim")
+    label.append("  ")
+    label.append_text(_status(span["status"]))
+    end = span.get("end_ms")
+    if end is not None:
+        label.append(f"  {format_duration(end - span['start_ms'])}", style="dim")
+    if span.get("status") == "replayed":
+        label.append("  (from cache)", style="blue")
+    tags = span.get("tags") or {}
+    if tags:
+        shown = ", ".join(f"{k}={v!r}" for k, v in list(tags.items())[:6])
+        label.append(f"  {{{shown}}}", style="dim")
+    if span.get("child_play_sid"):
+        label.append(f"  → play {span['child_play_sid']}", style="cyan")
+    return label
+
+
+def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
+    """The play's spans as an indented tree with status, duration, tags, logs and errors."""
+    title = Text()
+    title.append(f"play {play['sid']}", style="bold")
+    title.append("  ")
+    title.append_text(_status(play["status"]))
+    title.append(f"  {format_duration(play.get('duration_ms'))}", style="dim")
+    tree = Tree(title)
+    nodes: dict[str, Tree] = {}
+    for span in spans:
+        parent = nodes.get(span.get("parent_id") or "", tree)
+        node = parent.add(_span_label(span))
+        for line in (span.get("logs") or [])[:20]:
+            node.add(Text(f"log: {line}", style="dim"))
+        if span.get("error"):
+            node.add(Text(span["error"].strip().splitlines()[-1][:300], style="red"))
+        nodes[span["span_id"]] = node
+    return tree
+
+
+def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
+    """A table of plays: sid, workflow, status, started, duration."""
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("play", "workflow", "status", "duration", "error"):
+        table.add_column(column)
+    for play in plays:
+        table.add_row(
+            play["sid"],
+            names.get(play["workflow_sid"], play["workflow_sid"]),
+            _status(play["status"]),
+            format_duration(play.get("duration_ms")),
+            (play.get("error_message") or "").strip().splitlines()[0][:60] if play.get("error_message") else "",
+        )
+    return table
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that degrades to plain text when not on a terminal."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)

@@ -1,0 +1,125 @@
+"""The slot interfaces the kernel drives: executor, sandbox tier and span listener.
+
+Each is declared as a Protocol; implementations are found by name through entry points
+(``hero_logic.executor``, ``hero_logic.sandbox``, ``hero_logic.span_listener``) and are built
+with ``from_config(config)``. The store slot is declared in :mod:`._store_api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import trio
+
+__all__ = [
+    "EventSink",
+    "ExitOutcome",
+    "Launch",
+    "ListenerStatistics",
+    "ProcessExecutorSlot",
+    "SandboxTier",
+    "SpanListenerSlot",
+]
+
+
+@attrs.frozen
+class Launch:
+    """Everything needed to start one flow process.
+
+    The runner builds it, the sandbox tier rewrites it (wrapping ``argv``, scrubbing ``env``,
+    adding limits) and the executor spawns it.
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: Path
+    play_sid: str
+    play_dir: Path
+    workdir: Path
+    span_socket: Path
+    sdk_dir: Path
+    allow_network: bool = False
+    preexec: Callable[[], None] | None = None
+    rlimits: Mapping[str, int] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ExitOutcome:
+    """How a flow process ended."""
+
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    stderr_tail: str = ""
+    stdout_tail: str = ""
+    spawn_error: str = ""
+
+
+@runtime_checkable
+class SandboxTier(Protocol):
+    """A sandbox tier (entry-point group ``hero_logic.sandbox``)."""
+
+    name: str
+    strength: int
+    """Higher is stronger; ``--sandbox auto`` picks the strongest tier whose check passes."""
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable if the tier cannot work on this machine (fail closed)."""
+        ...
+
+    def wrap(self, launch: Launch) -> Launch:
+        """The launch rewritten to run inside this tier."""
+        ...
+
+
+@runtime_checkable
+class ProcessExecutorSlot(Protocol):
+    """The executor slot (``hero_logic.executor``): spawns and supervises one flow process."""
+
+    async def run(self, launch: Launch, *, timeout_s: float, kill_grace_s: float) -> ExitOutcome:
+        """Run ``launch`` to its end. On timeout: TERM, grace, KILL → ``timed_out``. If the
+        caller is cancelled, the process group is killed the same way before Cancelled
+        propagates."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where a span listener delivers what a flow sends."""
+
+    async def apply(self, play_sid: str, events: Sequence[tuple[bytes, dict[str, Any]]]) -> None:
+        """Persist and publish decoded events (raw line, decoded object), in order."""
+        ...
+
+    async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Answer a ``request`` event; returns the ``response`` object to send back."""
+        ...
+
+
+@attrs.frozen
+class ListenerStatistics:
+    """Counters of one play's listener."""
+
+    lines: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    connections: int = 0
+
+
+@runtime_checkable
+class SpanListenerSlot(Protocol):
+    """The span listener slot (``hero_logic.span_listener``)."""
+
+    async def serve(
+        self,
+        play_sid: str,
+        socket_path: Path,
+        sink: EventSink,
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Bind ``socket_path`` (0600), report started, then serve flow connections until
+        cancelled."""
+        ...

@@ -1,0 +1,335 @@
+"""The Kernel: owns the plays' nursery, the plugin slots, the store and the event bus.
+
+Open one with :func:`open_kernel`; leaving the block cancels every running play (their
+processes are killed, their status stays ``running``) and closes the store. On the next start
+the kernel re-runs every play that was ``running`` or ``pending`` when the service stopped,
+up to :data:`MAX_RECOVERY_ATTEMPTS` times, after which the play fails with a reason that says so.
+
+Each play runs in its own task under its own cancel scope; at most ``max_running`` run at
+once, the rest wait as ``pending``. ``play_cancel`` cancels that scope: the flow's process
+group is killed and the play ends ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from ._bus import EventBus
+from ._config import Config
+from ._convert import to_json
+from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
+from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+from ._model import Play, PlayStatus, now_ms
+from ._plugins import installed_plugins, load_plugin
+from ._repo import Repo, event_key
+from ._runner import PlayRunner, RunState, map_outcome
+from ._store_api import Put, Store, Write
+
+__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tier"]
+
+log = logging.getLogger("hero_logic.kernel")
+
+MAX_RECOVERY_ATTEMPTS = 3
+"""Runs a play may start (first run included) before a service crash makes it fail."""
+
+RequestHandler = Any  # async (play_sid, event) -> response dict; set by the service layer
+
+
+@attrs.define(eq=False)
+class _PlayHandle:
+    """The kernel's grip on one play it is running or about to run."""
+
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    cancel_requested: bool = False
+    state: RunState | None = None
+    done: trio.Event = attrs.Factory(trio.Event)
+
+
+def select_sandbox_tier(config: Config) -> SandboxTier:
+    """The configured tier, checked; for ``auto`` the strongest tier whose check passes.
+
+    An explicitly named tier that cannot work here raises SandboxUnavailable: a tier is never
+    silently downgraded.
+    """
+    group = "hero_logic.sandbox"
+    if config.sandbox != "auto":
+        tier: SandboxTier = load_plugin(group, config.sandbox, required_attrs=("from_config",)).from_config(config)
+        tier.check()
+        return tier
+    candidates: list[SandboxTier] = []
+    for name in installed_plugins(group):
+        candidate = load_plugin(group, name, required_attrs=("from_config",)).from_config(config)
+        try:
+            candidate.check()
+        except SandboxUnavailable as exc:
+            log.info("sandbox tier %s is not available here: %s", name, exc)
+            continue
+        candidates.append(candidate)
+    if not candidates:
+        msg = "no sandbox tier can work on this machine: install bubblewrap or check the env_scrub tier"
+        raise SandboxUnavailable(msg)
+    return max(candidates, key=lambda t: t.strength)
+
+
+@attrs.define(eq=False)
+class Kernel:
+    """Supervises plays. Use :func:`open_kernel` to get a running one."""
+
+    config: Config
+    store: Store
+    repo: Repo
+    bus: EventBus
+    runner: PlayRunner
+    _nursery: trio.Nursery
+    _limiter: trio.CapacityLimiter
+    _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
+    _closed: bool = False
+    request_handler: RequestHandler = None
+
+    # -- submitting and controlling plays --------------------------------------------------------
+
+    async def create_play(self, play: Play) -> Play:
+        """Persist a new ``pending`` play and schedule it; returns once the record is durable."""
+        if self._closed:
+            msg = "the service is shutting down and starts no new plays: retry once it is back"
+            raise ServiceClosed(msg)
+        await self.repo.commit(self.repo.put_play(play, new=True))
+        self._schedule(play.sid)
+        return play
+
+    def _schedule(self, play_sid: str) -> None:
+        handle = self._handles.get(play_sid)
+        if handle is not None and not handle.done.is_set():
+            return  # already queued or running
+        self._handles[play_sid] = _PlayHandle()
+        self._nursery.start_soon(self._supervise, play_sid, name=f"play {play_sid}")
+
+    async def schedule_existing(self, play: Play) -> None:
+        """Run an existing play again (a resume or a recovery); it must not be running."""
+        if play.sid in self._handles and not self._handles[play.sid].done.is_set():
+            msg = f"play {play.sid} is already running"
+            raise WrongState(msg)
+        self._schedule(play.sid)
+
+    async def cancel(self, play_sid: str) -> Play:
+        """Cancel a pending, running or paused play; its process group is killed.
+
+        Cancelling a play that already ended is a WrongState error.
+        """
+        play = await self.repo.get_play(play_sid)
+        if play.status.is_terminal:
+            msg = f"play {play_sid} already ended ({play.status.value}); only unfinished plays can be cancelled"
+            raise WrongState(msg)
+        handle = self._handles.get(play_sid)
+        if handle is not None and not handle.done.is_set():
+            handle.cancel_requested = True
+            handle.scope.cancel()
+            await handle.done.wait()
+            return await self.repo.get_play(play_sid)
+        # Paused (no process) or not yet scheduled: end it here.
+        ended = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
+        await self._save_status(ended)
+        return ended
+
+    async def wait(self, play_sid: str, timeout_ms: int) -> Play:
+        """The play once it is terminal or awaiting resume, or as it stands when the wait times
+        out (``timeout_ms`` 0 waits forever)."""
+        async with self.bus.subscribe(play_sid, queue_size=64) as messages:
+            play = await self.repo.get_play(play_sid)
+            if _settled(play):
+                return play
+            with trio.move_on_after(timeout_ms / 1000 if timeout_ms > 0 else float("inf")):
+                async for message in messages:
+                    if message.get("type") == "status" and _settled_status(message["status"]):
+                        break
+                else:
+                    # Dropped as a slow subscriber: fall back to polling the record.
+                    while not _settled(await self.repo.get_play(play_sid)):
+                        await trio.sleep(0.05)
+        return await self.repo.get_play(play_sid)
+
+    def is_active(self, play_sid: str) -> bool:
+        """True while the kernel has the play queued or running."""
+        handle = self._handles.get(play_sid)
+        return handle is not None and not handle.done.is_set()
+
+    # -- the event sink the span listener feeds --------------------------------------------------
+
+    async def apply(self, play_sid: str, events: Sequence[tuple[bytes, dict[str, Any]]]) -> None:
+        """Persist a batch of a play's events in one commit, then publish them on the bus."""
+        handle = self._handles.get(play_sid)
+        state = handle.state if handle is not None else None
+        if state is None:  # span_push for a play that is not running
+            state = RunState(seq=await self.repo.last_event_seq(play_sid))
+        writes: list[Write] = []
+        for raw, event in events:
+            state.seq += 1
+            writes.append(Put("events", event_key(play_sid, state.seq), raw))
+            state.observe(event)
+        await self.repo.commit(writes)
+        for _, event in events:
+            self.bus.publish(play_sid, event)
+
+    async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Answer a flow's request (flow lookup, child plays) through the service layer."""
+        request_id = event.get("id")
+        if self.request_handler is None:
+            return _error_response(request_id, -32601, f"the service answers no {event.get('method')!r} requests")
+        try:
+            result = await self.request_handler(play_sid, event)
+        except HeroLogicError as exc:
+            return {"type": "response", "id": request_id, "error": exc.to_json()}
+        return {"type": "response", "id": request_id, "result": result}
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def _supervise(self, play_sid: str) -> None:
+        handle = self._handles[play_sid]
+        try:
+            with handle.scope:
+                await self._run(play_sid, handle)
+            if handle.scope.cancelled_caught and handle.cancel_requested:
+                play = await self.repo.get_play(play_sid)
+                if not play.status.is_terminal:
+                    await self._save_status(_ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel"))
+        except HeroLogicError as exc:
+            log.error("play %s could not run: %s", play_sid, exc)
+            play = await self.repo.get_play(play_sid)
+            if not play.status.is_terminal:
+                await self._save_status(_ended(play, PlayStatus.FAILED, f"the service could not run this play: {exc.message}"))
+        finally:
+            handle.done.set()
+            self._handles.pop(play_sid, None)
+
+    async def _run(self, play_sid: str, handle: _PlayHandle) -> None:
+        play = await self.repo.get_play(play_sid)
+        if play.status.is_terminal:
+            return
+        version = await self.repo.get_version(play.workflow_version_sid)
+        async with self._limiter:
+            if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
+                await self._save_status(_ended(
+                    play,
+                    PlayStatus.FAILED,
+                    f"the service stopped {play.attempts} times while this play was running; "
+                    f"gave up after {MAX_RECOVERY_ATTEMPTS} attempts (see the service log)",
+                ))
+                return
+            play = attrs.evolve(
+                play,
+                status=PlayStatus.RUNNING,
+                started_at=play.started_at or now_ms(),
+                attempts=play.attempts + 1,
+                sandbox_tier=self.runner.tier.name,
+            )
+            await self._save_status(play)
+            timeout_ms = play.timeout_ms or self.config.play_timeout_ms
+            handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
+            launch = self.runner.stage(play, version, None)
+            outcome = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+            play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+            final = map_outcome(play, outcome, handle.state, timeout_ms=timeout_ms)
+            await self._save_status(final)
+            if final.status.is_terminal:
+                _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+
+    async def _save_status(self, play: Play) -> None:
+        await self.repo.commit(self.repo.put_play(play))
+        self.bus.publish(play.sid, {"type": "status", "status": play.status.value, "play": to_json(play)})
+
+    async def _recover(self) -> None:
+        """Re-run plays left ``running`` or ``pending`` by a previous service instance."""
+        unfinished = await self.repo.list_plays(
+            statuses=(PlayStatus.RUNNING, PlayStatus.PENDING), limit=1_000_000
+        )
+        for play in reversed(unfinished):  # oldest first
+            log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
+            self._schedule(play.sid)
+
+
+def _settled_status(status: str) -> bool:
+    return status == PlayStatus.AWAITING_RESUME.value or PlayStatus(status).is_terminal
+
+
+def _settled(play: Play) -> bool:
+    return _settled_status(play.status.value)
+
+
+def _ended(play: Play, status: PlayStatus, reason: str) -> Play:
+    now = now_ms()
+    return attrs.evolve(
+        play,
+        status=status,
+        error_message=reason,
+        completed_at=now,
+        duration_ms=max(0, now - (play.started_at or play.created_at or now)),
+    )
+
+
+def _error_response(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"type": "response", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+@asynccontextmanager
+async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[Kernel]:
+    """Load the plugins, open the store, start supervising plays; close it all on exit."""
+    from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
+
+    tier = select_sandbox_tier(config)
+    log.info("sandbox tier: %s", tier.name)
+    store_cls = load_plugin("hero_logic.store", config.store, required_attrs=("from_config",))
+    executor: ProcessExecutorSlot = load_plugin(
+        "hero_logic.executor", "process", required_attrs=("from_config",)
+    ).from_config(config)
+    listener: SpanListenerSlot = load_plugin(
+        "hero_logic.span_listener", "unix", required_attrs=("from_config",)
+    ).from_config(config)
+    old = os.umask(0o077)
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    store: Store = store_cls.from_config(config)
+    try:
+        async with trio.open_nursery() as nursery:
+            kernel = Kernel(
+                config=config,
+                store=store,
+                repo=Repo(store),
+                bus=EventBus(),
+                runner=PlayRunner(
+                    config=config,
+                    executor=executor,
+                    tier=tier,
+                    listener=listener,
+                    sdk_dir=Path(SDK_DIR),
+                    boot_script=Path(BOOT_SCRIPT),
+                ),
+                nursery=nursery,
+                limiter=trio.CapacityLimiter(config.max_running),
+            )
+            if recover:
+                await kernel._recover()
+            try:
+                yield kernel
+            finally:
+                kernel._closed = True
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()

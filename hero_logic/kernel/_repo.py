@@ -1,0 +1,197 @@
+"""The typed layer over a store: records in, records out, with their indexes kept in step.
+
+Tables and keys (all values are compact JSON):
+
+==================  =================================  =========================================
+table               key                                value
+==================  =================================  =========================================
+``workflows``       workflow sid                       Workflow
+``wf_names``        workflow name                      workflow sid (unique-name index)
+``versions``        version sid                        WorkflowVersion
+``wf_versions``     ``{workflow_sid}/{version_sid}``   empty (versions of a workflow, oldest first)
+``plays``           play sid (sorts by creation time)  Play
+``wf_plays``        ``{workflow_sid}/{play_sid}``      empty (plays of a workflow)
+``events``          ``{play_sid}/{seq:010d}``          one wire event, exactly as received
+==================  =================================  =========================================
+
+Sids embed their creation time in hex, so key order is creation order and a reverse scan is
+newest first. Span records are not stored: a play's spans are folded from its events on read
+(:mod:`._spans`), which keeps the hot path to one append per event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from ._convert import dumps, from_json, to_json
+from ._errors import NotFound
+from ._model import Play, PlayStatus, Span, Workflow, WorkflowVersion
+from ._spans import fold_spans
+from ._store_api import Delete, Put, Store, Write
+
+__all__ = ["Repo", "event_key"]
+
+T = TypeVar("T")
+
+
+def event_key(play_sid: str, seq: int) -> str:
+    """The key of event number ``seq`` of a play."""
+    return f"{play_sid}/{seq:010d}"
+
+
+def _encode(record: Any) -> bytes:
+    return dumps(to_json(record))
+
+
+def _decode(cls: type[T], raw: bytes) -> T:
+    return from_json(cls, json.loads(raw))
+
+
+@attrs.define(eq=False)
+class Repo:
+    """Typed reads and write builders over a :class:`Store`."""
+
+    store: Store
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        """Commit ``writes`` atomically and durably."""
+        await self.store.commit(writes)
+
+    @staticmethod
+    def put_workflow(wf: Workflow, *, old_name: str = "") -> list[Write]:
+        """Writes that store ``wf`` and its name index (dropping ``old_name`` on rename)."""
+        writes: list[Write] = [
+            Put("workflows", wf.sid, _encode(wf)),
+            Put("wf_names", wf.name, wf.sid.encode()),
+        ]
+        if old_name and old_name != wf.name:
+            writes.append(Delete("wf_names", old_name))
+        return writes
+
+    @staticmethod
+    def put_version(version: WorkflowVersion) -> list[Write]:
+        """Writes that store ``version`` and index it under its workflow."""
+        return [
+            Put("versions", version.sid, _encode(version)),
+            Put("wf_versions", f"{version.workflow_sid}/{version.sid}", b""),
+        ]
+
+    @staticmethod
+    def put_play(play: Play, *, new: bool = False) -> list[Write]:
+        """Writes that store ``play`` (and, when ``new``, index it under its workflow)."""
+        writes: list[Write] = [Put("plays", play.sid, _encode(play))]
+        if new:
+            writes.append(Put("wf_plays", f"{play.workflow_sid}/{play.sid}", b""))
+        return writes
+
+    async def delete_workflow(self, wf: Workflow) -> None:
+        """Remove ``wf``, its versions, its plays and their events, in one transaction."""
+        writes: list[Write] = [Delete("workflows", wf.sid), Delete("wf_names", wf.name)]
+        for key, _ in await self.store.scan("wf_versions", f"{wf.sid}/"):
+            writes += [Delete("wf_versions", key), Delete("versions", key.split("/", 1)[1])]
+        for key, _ in await self.store.scan("wf_plays", f"{wf.sid}/"):
+            play_sid = key.split("/", 1)[1]
+            writes += [Delete("wf_plays", key), Delete("plays", play_sid)]
+            writes += [Delete("events", k) for k, _ in await self.store.scan("events", f"{play_sid}/")]
+        await self.store.commit(writes)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get_workflow(self, sid: str) -> Workflow:
+        """The workflow ``sid``; NotFound names it otherwise."""
+        raw = await self.store.get("workflows", sid) if sid else None
+        if raw is None:
+            msg = f"no workflow with sid {sid!r}: list them with workflow_list"
+            raise NotFound(msg)
+        return _decode(Workflow, raw)
+
+    async def find_workflow(self, name_or_sid: str) -> Workflow:
+        """The workflow whose sid or name is ``name_or_sid``."""
+        sid = await self.store.get("wf_names", name_or_sid)
+        if sid is not None:
+            return await self.get_workflow(sid.decode())
+        try:
+            return await self.get_workflow(name_or_sid)
+        except NotFound:
+            msg = f"no workflow named or with sid {name_or_sid!r}: list them with workflow_list"
+            raise NotFound(msg) from None
+
+    async def workflow_sid_by_name(self, name: str) -> str | None:
+        """The sid of the workflow called ``name``, if any."""
+        raw = await self.store.get("wf_names", name)
+        return raw.decode() if raw is not None else None
+
+    async def list_workflows(self, *, limit: int, offset: int = 0) -> list[Workflow]:
+        """Workflows, newest first."""
+        rows = await self.store.scan("workflows", reverse=True, limit=offset + limit)
+        return [_decode(Workflow, raw) for _, raw in rows[offset:]]
+
+    async def get_version(self, sid: str) -> WorkflowVersion:
+        """The version ``sid``; NotFound names it otherwise."""
+        raw = await self.store.get("versions", sid) if sid else None
+        if raw is None:
+            msg = f"no workflow version with sid {sid!r}: list them with workflow_version_list"
+            raise NotFound(msg)
+        return _decode(WorkflowVersion, raw)
+
+    async def list_versions(self, workflow_sid: str) -> list[WorkflowVersion]:
+        """Versions of a workflow, oldest first."""
+        keys = await self.store.scan("wf_versions", f"{workflow_sid}/")
+        return [await self.get_version(key.split("/", 1)[1]) for key, _ in keys]
+
+    async def get_play(self, sid: str) -> Play:
+        """The play ``sid``; NotFound names it otherwise."""
+        raw = await self.store.get("plays", sid) if sid else None
+        if raw is None:
+            msg = f"no play with sid {sid!r}: list them with play_list"
+            raise NotFound(msg)
+        return _decode(Play, raw)
+
+    async def list_plays(
+        self, *, workflow_sid: str = "", statuses: Iterable[PlayStatus] = (), limit: int = 50
+    ) -> list[Play]:
+        """Plays, newest first, optionally of one workflow and in some statuses."""
+        wanted = set(statuses)
+        out: list[Play] = []
+        if workflow_sid:
+            keys = await self.store.scan("wf_plays", f"{workflow_sid}/", reverse=True)
+            for key, _ in keys:
+                play = await self.get_play(key.split("/", 1)[1])
+                if not wanted or play.status in wanted:
+                    out.append(play)
+                    if len(out) >= limit:
+                        break
+            return out
+        after = ""
+        while len(out) < limit:
+            rows = await self.store.scan("plays", reverse=True, start_after=after, limit=256)
+            if not rows:
+                break
+            for key, raw in rows:
+                play = _decode(Play, raw)
+                if not wanted or play.status in wanted:
+                    out.append(play)
+                    if len(out) >= limit:
+                        break
+            after = rows[-1][0]
+        return out
+
+    async def read_events(self, play_sid: str) -> list[dict[str, Any]]:
+        """The wire events of a play, in arrival order."""
+        rows = await self.store.scan("events", f"{play_sid}/")
+        return [json.loads(raw) for _, raw in rows]
+
+    async def last_event_seq(self, play_sid: str) -> int:
+        """The sequence number of a play's last stored event, or -1."""
+        rows = await self.store.scan("events", f"{play_sid}/", reverse=True, limit=1)
+        return int(rows[0][0].rsplit("/", 1)[1]) if rows else -1
+
+    async def spans(self, play_sid: str) -> list[Span]:
+        """A play's span tree, folded from its stored events, in start order."""
+        return fold_spans(play_sid, await self.read_events(play_sid))

@@ -1,0 +1,226 @@
+"""PlayRunner: one run of one play, from staged files to its mapped outcome.
+
+A run stages the play's directory (source, inputs, replay caches), has the span listener bind
+the play's socket, has the sandbox tier wrap the launch and the executor run it, then maps
+the process outcome to a play status (CONTRACT.md §4):
+
+==========================  ==================  =============================================
+outcome                     status              error_message
+==========================  ==================  =============================================
+could not spawn             failed              the spawn error
+wall-clock timeout          timed_out           the limit that was exceeded
+exit 0                      success             (output_data = the entry flow's return value)
+exit 75                     awaiting_resume     (pending_resumes = the pauses it reached)
+exit 2                      failed              no @flow entry found + stderr tail
+any other exit / signal     failed              the flow's own reason, then the stderr tail
+==========================  ==================  =============================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from ._config import Config
+from ._convert import dumps
+from ._interfaces import ExitOutcome, Launch, ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+
+__all__ = [
+    "EXIT_AWAITING_RESUME",
+    "EXIT_NO_FLOW",
+    "PlayRunner",
+    "RunState",
+    "map_outcome",
+]
+
+EXIT_AWAITING_RESUME = 75
+EXIT_NO_FLOW = 2
+STDERR_IN_ERROR = 4000
+"""How many characters of stderr's tail go into a failed play's error_message."""
+
+_LISTENER_DRAIN_S = 2.0
+
+
+@attrs.define(eq=False)
+class RunState:
+    """What the kernel learns from one run's events while it is running."""
+
+    seq: int
+    output: Any = None
+    has_output: bool = False
+    root_span_ids: set[str] = attrs.Factory(set)
+    root_error: str = ""
+    pauses: list[dict[str, Any]] = attrs.Factory(list)
+    costs: dict[str, float] = attrs.Factory(dict)
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Update the run's state from one applied event (called for each, in order)."""
+        kind = event["type"]
+        if kind == "span_start":
+            if event.get("kind") == "flow_root":
+                self.root_span_ids.add(event["span_id"])
+            self._cost(event)
+        elif kind == "span_tag":
+            self._cost(event)
+        elif kind == "span_end":
+            if event["span_id"] in self.root_span_ids and event.get("error"):
+                self.root_error = str(event["error"])
+        elif kind == "output":
+            self.output = event.get("output")
+            self.has_output = True
+        elif kind == "pause":
+            self.pauses.append(event)
+
+    def _cost(self, event: dict[str, Any]) -> None:
+        tags = event.get("tags")
+        if isinstance(tags, dict):
+            cost = tags.get("cost_usd")
+            if isinstance(cost, int | float) and not isinstance(cost, bool):
+                self.costs[event["span_id"]] = float(cost)
+
+    @property
+    def total_cost_usd(self) -> float:
+        """The sum of the latest ``cost_usd`` tag of each span."""
+        return sum(self.costs.values())
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def map_outcome(play: Play, outcome: ExitOutcome, state: RunState, *, timeout_ms: int) -> Play:
+    """The play as it stands after a run that ended with ``outcome``."""
+    now = now_ms()
+    changes: dict[str, Any] = {"exit_code": outcome.exit_code}
+    if state.costs:
+        changes["total_cost_usd"] = round(play.total_cost_usd + state.total_cost_usd, 10)
+    tail = outcome.stderr_tail.strip()[-STDERR_IN_ERROR:]
+    if outcome.spawn_error:
+        changes.update(status=PlayStatus.FAILED, error_message=outcome.spawn_error)
+    elif outcome.timed_out:
+        changes.update(
+            status=PlayStatus.TIMED_OUT,
+            error_message=f"wall-clock timeout of {timeout_ms} ms exceeded: the flow was "
+            "stopped (TERM, then KILL after the grace period); raise timeout_ms if it needs longer",
+        )
+    elif outcome.exit_code == 0:
+        changes.update(status=PlayStatus.SUCCESS, output_data=state.output, error_message="")
+    elif outcome.exit_code == EXIT_AWAITING_RESUME and state.pauses:
+        asked = [
+            ResumeRequest(
+                id=str(p.get("resume_id", "")),
+                name=str(p.get("name", "")),
+                schema=p.get("schema"),
+                ui=p.get("ui"),
+                asked_at_span_id=str(p.get("span_id", "")),
+                asked_at=int(p.get("asked_at") or now),
+            )
+            for p in state.pauses
+        ]
+        known = {r.id for r in play.pending_resumes}
+        pending = list(play.pending_resumes) + [r for r in asked if r.id not in known]
+        return attrs.evolve(
+            play, status=PlayStatus.AWAITING_RESUME, pending_resumes=pending, **changes
+        )
+    elif outcome.exit_code == EXIT_NO_FLOW:
+        changes.update(
+            status=PlayStatus.FAILED,
+            error_message="no @flow entry found in the flow source (exit 2): decorate the "
+            f"entry function with @flow\n{tail}".rstrip(),
+        )
+    else:
+        if outcome.exit_code is not None and outcome.exit_code < 0:
+            reason = f"flow process was killed by {_signal_name(outcome.exit_code)}"
+        elif outcome.exit_code == EXIT_AWAITING_RESUME:
+            reason = "flow process exited 75 (awaiting resume) without reporting a pause"
+        else:
+            reason = state.root_error or f"flow process exited with code {outcome.exit_code}"
+        message = reason if not tail or tail in reason else f"{reason}\n--- stderr ---\n{tail}"
+        changes.update(status=PlayStatus.FAILED, error_message=message)
+    started = play.started_at or now
+    return attrs.evolve(play, completed_at=now, duration_ms=max(0, now - started), **changes)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+@attrs.define(eq=False)
+class PlayRunner:
+    """Runs plays: stages files, binds the span socket, spawns and supervises the flow."""
+
+    config: Config
+    executor: ProcessExecutorSlot
+    tier: SandboxTier
+    listener: SpanListenerSlot
+    sdk_dir: Path
+    boot_script: Path
+
+    def stage(self, play: Play, version: WorkflowVersion, replay: dict[str, Any] | None) -> Launch:
+        """Write the play's source, inputs and replay caches; return the unwrapped launch."""
+        play_dir = self.config.play_dir(play.sid)
+        workdir = self.config.play_workdir(play.sid)
+        old = os.umask(0o077)
+        try:
+            self.config.plays_dir.mkdir(parents=True, exist_ok=True)
+            play_dir.mkdir(exist_ok=True)
+            workdir.mkdir(exist_ok=True)
+        finally:
+            os.umask(old)
+        source = play_dir / "flow.py"
+        inputs = play_dir / "input.json"
+        _write_private(source, version.python_source.encode())
+        _write_private(inputs, dumps(play.input_data))
+        env = {
+            "HERO_FLOW_SPAN_SOCK": str(play_dir / "span.sock"),
+            "HERO_FLOW_PLAY_SID": play.sid,
+            "HERO_FLOW_VERSION_SID": version.sid,
+            "HERO_FLOW_SOURCE_FILE": str(source),
+            "HERO_FLOW_INPUT_FILE": str(inputs),
+        }
+        if version.entry_flow:
+            env["HERO_FLOW_ENTRY"] = version.entry_flow
+        if play.parent_span_id:
+            env["HERO_FLOW_PARENT_SPAN"] = play.parent_span_id
+        if replay:
+            replay_file = play_dir / "replay.json"
+            _write_private(replay_file, json.dumps(replay).encode())
+            env["HERO_FLOW_REPLAY_FILE"] = str(replay_file)
+        return Launch(
+            argv=(self.config.python, "-I", "-S", str(self.boot_script)),
+            env=env,
+            cwd=workdir,
+            play_sid=play.sid,
+            play_dir=play_dir,
+            workdir=workdir,
+            span_socket=play_dir / "span.sock",
+            sdk_dir=self.sdk_dir,
+        )
+
+    async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> ExitOutcome:
+        """Bind the span socket, run the wrapped launch, drain the socket; the process outcome."""
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(
+                self.listener.serve, launch.play_sid, launch.span_socket, sink
+            )
+            outcome = await self.executor.run(
+                self.tier.wrap(launch),
+                timeout_s=timeout_ms / 1000,
+                kill_grace_s=self.config.kill_grace_ms / 1000,
+            )
+            with trio.move_on_after(_LISTENER_DRAIN_S):
+                await handle.wait_idle()
+            nursery.cancel_scope.cancel()
+        return outcome

@@ -1,0 +1,92 @@
+"""Folding a play's wire events into its span tree (pure functions, no I/O).
+
+The store keeps the events a flow streamed, as they arrived; a span record is what those
+events add up to. ``span_start`` opens a span (a repeat with the same id updates it),
+``span_tag`` merges tags, ``span_log`` appends a line, ``span_end`` closes it. An unknown span
+status is recorded as ``failed``, never silently ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._model import Span, SpanKind, SpanStatus
+
+__all__ = ["fold_spans", "span_status", "total_cost_usd"]
+
+_KINDS = {k.value: k for k in SpanKind}
+_STATUSES = {s.value: s for s in SpanStatus}
+MAX_LOGS_PER_SPAN = 1000
+
+
+def span_status(raw: Any) -> SpanStatus:
+    """The SpanStatus named by ``raw``; anything unrecognised is ``failed``."""
+    return _STATUSES.get(raw, SpanStatus.FAILED) if isinstance(raw, str) else SpanStatus.FAILED
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
+    """The spans described by ``events``, in start order."""
+    spans: dict[str, dict[str, Any]] = {}
+    for event in events:
+        kind = event.get("type")
+        span_id = event.get("span_id")
+        if not isinstance(span_id, str):
+            continue
+        if kind == "span_start":
+            fields = spans.get(span_id)
+            if fields is None:
+                fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
+            fields.update(
+                name=_str(event.get("name")) or "?",
+                parent_id=_str(event.get("parent_id")),
+                kind=_KINDS.get(event.get("kind"), SpanKind.OTHER),  # type: ignore[arg-type]
+                status=span_status(event.get("status", "running")),
+                start_ms=_int(event.get("start_ms")),
+                step_key=_str(event.get("step_key")),
+                source_file=_str(event.get("source_file")),
+                source_line=_int(event.get("source_line")),
+                child_play_sid=_str(event.get("child_play_sid")),
+                rpc_service=_str(event.get("rpc_service")),
+                rpc_method=_str(event.get("rpc_method")),
+            )
+            tags = event.get("tags")
+            if isinstance(tags, dict):
+                fields["tags"].update(tags)
+            continue
+        fields = spans.get(span_id)
+        if fields is None:
+            continue
+        if kind == "span_tag":
+            tags = event.get("tags")
+            if isinstance(tags, dict):
+                fields["tags"].update(tags)
+                child = tags.get("child_play_sid")
+                if isinstance(child, str):
+                    fields["child_play_sid"] = child
+        elif kind == "span_log":
+            if len(fields["logs"]) < MAX_LOGS_PER_SPAN:
+                fields["logs"].append(_str(event.get("text")))
+        elif kind == "span_end":
+            fields["status"] = span_status(event.get("status"))
+            fields["end_ms"] = _int(event.get("end_ms")) or None
+            fields["error"] = _str(event.get("error"))
+    return [Span(span_id=sid, play_sid=play_sid, **fields) for sid, fields in spans.items()]
+
+
+def total_cost_usd(spans: Iterable[Span]) -> float:
+    """The sum of the numeric ``cost_usd`` tags of ``spans``."""
+    total = 0.0
+    for span in spans:
+        cost = span.tags.get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            total += float(cost)
+    return total

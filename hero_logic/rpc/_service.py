@@ -1,0 +1,475 @@
+"""LogicService: the methods of the JSON-RPC API (CONTRACT.md §3), over a running Kernel.
+
+Each public coroutine marked ``@rpc_method`` is one RPC method; its signature is the method's
+parameter list (names, order, types, defaults) and its docstring's first line the summary in
+the OpenRPC document. Every method validates what it is given and raises a
+:class:`~hero_logic.kernel.HeroLogicError` with a stable code when it cannot comply.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from hero_logic.kernel import (
+    Conflict,
+    FieldType,
+    FlowField,
+    InvalidFlowSource,
+    InvalidParams,
+    Kernel,
+    NotFound,
+    Play,
+    PlayStatus,
+    Span,
+    Workflow,
+    WorkflowVersion,
+    WrongState,
+    check_inputs,
+    new_sid,
+    now_ms,
+)
+from hero_logic.sdk import FlowSourceError, decode_event, read_flow_signature
+
+from ._methods import rpc_method
+
+__all__ = ["LogicService"]
+
+MAX_NAME_LENGTH = 200
+MAX_LIST_LIMIT = 10_000
+
+
+def _fields(raw: list[dict[str, Any]]) -> list[FlowField]:
+    return [
+        FlowField(
+            name=f["name"],
+            field_type=FieldType(f.get("field_type", "string")),
+            description=f.get("description", ""),
+            required=bool(f.get("required", False)),
+            default=f.get("default"),
+        )
+        for f in raw
+    ]
+
+
+def _bad(field: str, error: str, *, context: str) -> InvalidParams:
+    return InvalidParams.fields([{"field": field, "error": error}], context=context)
+
+
+def _check_name(name: str, *, context: str) -> str:
+    stripped = name.strip()
+    if not stripped:
+        raise _bad("name", "must not be empty: give the workflow a name", context=context)
+    if len(stripped) > MAX_NAME_LENGTH or "\n" in stripped:
+        raise _bad("name", f"must be one line of at most {MAX_NAME_LENGTH} characters", context=context)
+    return stripped
+
+
+def _check_limit(limit: int, *, context: str) -> None:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise _bad("limit", f"must be between 1 and {MAX_LIST_LIMIT}, got {limit}", context=context)
+
+
+@attrs.define(eq=False)
+class LogicService:
+    """The RPC methods of hero_logic."""
+
+    kernel: Kernel
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _parse_source(self, source: str, *, context: str) -> WorkflowVersion:
+        """A version template (signature only) read statically from ``source``."""
+        try:
+            sig = read_flow_signature(source)
+        except FlowSourceError as exc:
+            where = f"line {exc.line}: " if exc.line else ""
+            problem = {"field": "python_source", "error": f"{where}{exc.reason}"}
+            raise InvalidFlowSource(
+                f"{context}: python_source is not a usable flow: {where}{exc.reason}",
+                data=[{**problem, "line": exc.line}],
+            ) from None
+        return WorkflowVersion(
+            sid="",
+            workflow_sid="",
+            python_source=source,
+            entry_flow=sig.entry_flow,
+            inputs=_fields(sig.inputs),
+            outputs=_fields(sig.outputs),
+        )
+
+    def _new_version(
+        self, workflow_sid: str, source: str, *, label: str, notes: str, context: str
+    ) -> WorkflowVersion:
+        template = self._parse_source(source, context=context)
+        return attrs.evolve(
+            template,
+            sid=new_sid("ver"),
+            workflow_sid=workflow_sid,
+            version_label=label,
+            notes=notes,
+            created_at=now_ms(),
+        )
+
+    async def _version_for(self, wf: Workflow, version_sid: str, *, context: str) -> WorkflowVersion:
+        sid = version_sid or wf.current_version_sid
+        if not sid:
+            msg = (
+                f"{context}: workflow {wf.name!r} ({wf.sid}) has no version yet: "
+                "add one with workflow_create_version"
+            )
+            raise WrongState(msg)
+        version = await self.kernel.repo.get_version(sid)
+        if version.workflow_sid != wf.sid:
+            raise _bad(
+                "version_sid",
+                f"version {sid} belongs to workflow {version.workflow_sid}, not {wf.sid}",
+                context=context,
+            )
+        if not version.python_source.strip():
+            msg = (
+                f"{context}: version {version.sid} of workflow {wf.name!r} has no python_source "
+                "to run: create a version with source (workflow_create_version)"
+            )
+            raise WrongState(msg)
+        return version
+
+    async def _start(
+        self,
+        *,
+        context: str,
+        workflow_sid: str,
+        input_data: dict[str, Any],
+        version_sid: str = "",
+        name: str = "",
+        parent_span_id: str = "",
+        parent_play_sid: str = "",
+        prefill_resumes: dict[str, Any] | None = None,
+        timeout_ms: int = 0,
+    ) -> Play:
+        if timeout_ms < 0:
+            raise _bad("timeout_ms", f"must be 0 (the default limit) or positive, got {timeout_ms}", context=context)
+        wf = await self.kernel.repo.get_workflow(workflow_sid)
+        version = await self._version_for(wf, version_sid, context=context)
+        inputs = check_inputs(version.inputs, input_data, flow_name=version.entry_flow or wf.name)
+        play = Play(
+            sid=new_sid("play"),
+            workflow_sid=wf.sid,
+            workflow_version_sid=version.sid,
+            name=name,
+            input_data=inputs,
+            parent_span_id=parent_span_id,
+            parent_play_sid=parent_play_sid,
+            prefill_resumes=dict(prefill_resumes or {}),
+            timeout_ms=timeout_ms,
+            created_at=now_ms(),
+        )
+        return await self.kernel.create_play(play)
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    @rpc_method()
+    async def workflow_create(
+        self, name: str, description: str = "", python_source: str = "", tags: list[str] | None = None
+    ) -> Workflow:
+        """Create a workflow; with source, also its first version (inputs read from @flow)."""
+        context = "workflow_create"
+        name = _check_name(name, context=context)
+        repo = self.kernel.repo
+        if await repo.workflow_sid_by_name(name) is not None:
+            msg = f"{context}: a workflow named {name!r} already exists: pick another name or update it"
+            raise Conflict(msg)
+        now = now_ms()
+        wf = Workflow(
+            sid=new_sid("wf"), name=name, description=description, tags=list(tags or []),
+            created_at=now, updated_at=now,
+        )
+        writes = []
+        if python_source.strip():
+            version = self._new_version(wf.sid, python_source, label="v1", notes="", context=context)
+            wf = attrs.evolve(
+                wf, current_version_sid=version.sid, inputs=version.inputs, outputs=version.outputs
+            )
+            writes += repo.put_version(version)
+        writes += repo.put_workflow(wf)
+        await repo.commit(writes)
+        return wf
+
+    @rpc_method()
+    async def workflow_get(self, sid: str) -> Workflow:
+        """The workflow with this sid."""
+        return await self.kernel.repo.get_workflow(sid)
+
+    @rpc_method()
+    async def workflow_list(self, limit: int = 100, offset: int = 0) -> list[Workflow]:
+        """Workflows, newest first."""
+        _check_limit(limit, context="workflow_list")
+        if offset < 0:
+            raise _bad("offset", f"must be 0 or more, got {offset}", context="workflow_list")
+        return await self.kernel.repo.list_workflows(limit=limit, offset=offset)
+
+    @rpc_method()
+    async def workflow_update(
+        self,
+        sid: str,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Workflow:
+        """Change a workflow's name, description or tags (omitted ones are kept)."""
+        context = "workflow_update"
+        repo = self.kernel.repo
+        wf = await repo.get_workflow(sid)
+        changes: dict[str, Any] = {"updated_at": now_ms()}
+        if name is not None:
+            name = _check_name(name, context=context)
+            other = await repo.workflow_sid_by_name(name)
+            if other is not None and other != sid:
+                msg = f"{context}: a workflow named {name!r} already exists ({other})"
+                raise Conflict(msg)
+            changes["name"] = name
+        if description is not None:
+            changes["description"] = description
+        if tags is not None:
+            changes["tags"] = list(tags)
+        updated = attrs.evolve(wf, **changes)
+        await repo.commit(repo.put_workflow(updated, old_name=wf.name))
+        return updated
+
+    @rpc_method()
+    async def workflow_delete(self, sid: str) -> bool:
+        """Delete a workflow with its versions and finished plays; refused while any play of it
+        is pending, running or awaiting resume."""
+        repo = self.kernel.repo
+        wf = await repo.get_workflow(sid)
+        busy = await repo.list_plays(
+            workflow_sid=sid,
+            statuses=(PlayStatus.PENDING, PlayStatus.RUNNING, PlayStatus.AWAITING_RESUME),
+            limit=5,
+        )
+        if busy:
+            listed = ", ".join(f"{p.sid} ({p.status.value})" for p in busy)
+            msg = (
+                f"workflow_delete: workflow {wf.name!r} has unfinished plays: {listed}; "
+                "cancel them (play_cancel) or let them finish first"
+            )
+            raise WrongState(msg)
+        await repo.delete_workflow(wf)
+        return True
+
+    # -- versions --------------------------------------------------------------------------------
+
+    @rpc_method()
+    async def workflow_create_version(
+        self,
+        workflow_sid: str,
+        python_source: str,
+        version_label: str = "",
+        notes: str = "",
+        make_current: bool = True,
+    ) -> WorkflowVersion:
+        """Save a new version of a workflow's source (refused if it has no @flow or does not
+        parse); by default it becomes the current version."""
+        context = "workflow_create_version"
+        repo = self.kernel.repo
+        wf = await repo.get_workflow(workflow_sid)
+        count = len(await repo.list_versions(wf.sid))
+        version = self._new_version(
+            wf.sid, python_source, label=version_label or f"v{count + 1}", notes=notes, context=context
+        )
+        writes = repo.put_version(version)
+        if make_current:
+            wf = attrs.evolve(
+                wf, current_version_sid=version.sid, inputs=version.inputs,
+                outputs=version.outputs, updated_at=now_ms(),
+            )
+            writes += repo.put_workflow(wf)
+        await repo.commit(writes)
+        return version
+
+    @rpc_method()
+    async def workflow_set_current_version(self, workflow_sid: str, version_sid: str) -> Workflow:
+        """Make a version the one plays run when they name none."""
+        repo = self.kernel.repo
+        wf = await repo.get_workflow(workflow_sid)
+        version = await repo.get_version(version_sid)
+        if version.workflow_sid != wf.sid:
+            raise _bad(
+                "version_sid",
+                f"version {version_sid} belongs to workflow {version.workflow_sid}, not {wf.sid}",
+                context="workflow_set_current_version",
+            )
+        wf = attrs.evolve(
+            wf, current_version_sid=version.sid, inputs=version.inputs, outputs=version.outputs,
+            updated_at=now_ms(),
+        )
+        await repo.commit(repo.put_workflow(wf))
+        return wf
+
+    @rpc_method()
+    async def workflow_version_fetch(self, version_sid: str) -> WorkflowVersion:
+        """One version, with its source."""
+        return await self.kernel.repo.get_version(version_sid)
+
+    @rpc_method()
+    async def workflow_version_list(self, workflow_sid: str) -> list[WorkflowVersion]:
+        """The versions of a workflow, oldest first."""
+        await self.kernel.repo.get_workflow(workflow_sid)
+        return await self.kernel.repo.list_versions(workflow_sid)
+
+    # -- plays -----------------------------------------------------------------------------------
+
+    @rpc_method()
+    async def play_start(
+        self,
+        workflow_sid: str,
+        input_data: dict[str, Any] | None = None,
+        version_sid: str = "",
+        name: str = "",
+        example_sid: str = "",
+        prefill_resumes: dict[str, Any] | None = None,
+        timeout_ms: int = 0,
+    ) -> str:
+        """Start a play of a workflow (its current version unless version_sid is given);
+        returns the play sid at once."""
+        if example_sid:
+            msg = (
+                "play_start: example_sid is not supported by this build yet (presets arrive with "
+                "the library work); pass input_data instead"
+            )
+            raise WrongState(msg)
+        play = await self._start(
+            context="play_start",
+            workflow_sid=workflow_sid,
+            input_data=input_data or {},
+            version_sid=version_sid,
+            name=name,
+            prefill_resumes=prefill_resumes,
+            timeout_ms=timeout_ms,
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_run_async(
+        self, workflow_sid: str, input_data: dict[str, Any], parent_span_id: str = ""
+    ) -> str:
+        """Start a play of the workflow's current version without waiting; parent_span_id
+        becomes the parent of its root span. Rejects versions without python_source."""
+        play = await self._start(
+            context="play_run_async",
+            workflow_sid=workflow_sid,
+            input_data=input_data,
+            parent_span_id=parent_span_id,
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_status(self, play_sid: str) -> Play:
+        """The play as it stands."""
+        return await self.kernel.repo.get_play(play_sid)
+
+    @rpc_method()
+    async def play_wait(self, play_sid: str, timeout_ms: int = 0) -> Play:
+        """The play once it is terminal or awaiting resume, or when timeout_ms (0 = forever)
+        runs out."""
+        if timeout_ms < 0:
+            raise _bad("timeout_ms", f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
+        return await self.kernel.wait(play_sid, timeout_ms)
+
+    @rpc_method()
+    async def play_cancel(self, play_sid: str) -> Play:
+        """Cancel an unfinished play; its process group is killed. Returns the cancelled play."""
+        return await self.kernel.cancel(play_sid)
+
+    @rpc_method()
+    async def play_retry(self, play_sid: str) -> str:
+        """Start a new play with the same inputs on the same version; returns its sid. It runs
+        every step afresh (it does not reuse the old play's finished steps)."""
+        old = await self.kernel.repo.get_play(play_sid)
+        if not old.status.is_terminal:
+            msg = f"play_retry: play {play_sid} has not ended ({old.status.value}); wait for it or cancel it first"
+            raise WrongState(msg)
+        play = await self._start(
+            context="play_retry",
+            workflow_sid=old.workflow_sid,
+            input_data=old.input_data,
+            version_sid=old.workflow_version_sid,
+            name=old.name,
+            prefill_resumes=old.prefill_resumes,
+            timeout_ms=old.timeout_ms,
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
+        """Plays, newest first, optionally of one workflow and/or in one status."""
+        _check_limit(limit, context="play_list")
+        statuses: tuple[PlayStatus, ...] = ()
+        if status:
+            try:
+                statuses = (PlayStatus(status),)
+            except ValueError:
+                allowed = ", ".join(s.value for s in PlayStatus)
+                raise _bad("status", f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
+        if workflow_sid:
+            await self.kernel.repo.get_workflow(workflow_sid)
+        return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+
+    @rpc_method()
+    async def play_spans(self, play_sid: str) -> list[Span]:
+        """The play's spans in start order (parent links in parent_id)."""
+        await self.kernel.repo.get_play(play_sid)
+        return await self.kernel.repo.spans(play_sid)
+
+    @rpc_method()
+    async def span_push(self, play_sid: str, event_json: dict[str, Any]) -> bool:
+        """Apply one wire event to a play through the same path as its span socket (for tests
+        and tools); malformed events are rejected with -32602."""
+        await self.kernel.repo.get_play(play_sid)
+        raw = json.dumps(event_json, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            event = decode_event(raw)
+        except ValueError as exc:
+            raise _bad("event_json", str(exc), context="span_push") from None
+        if event["type"] == "request":
+            raise _bad("event_json", "requests are only answered on a play's own span socket", context="span_push")
+        await self.kernel.apply(play_sid, [(raw, event)])
+        return True
+
+    # -- requests from flows (over their span socket, never over rpc.sock) -----------------------
+
+    async def answer_flow_request(self, play_sid: str, event: dict[str, Any]) -> Any:
+        """Answer a ``request`` line a running flow sent on its span socket."""
+        method = event.get("method")
+        params = event.get("params") if isinstance(event.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        if method == "flow_source":
+            wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
+            version = await self._version_for(wf, str(params.get("version_sid") or ""), context="flow.invoke")
+            return {"source": version.python_source, "version_sid": version.sid, "entry_flow": version.entry_flow}
+        if method == "start_child_play":
+            wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
+            inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
+            assert isinstance(inputs, dict)
+            child = await self._start(
+                context="flow.invoke(spawn=True)",
+                workflow_sid=wf.sid,
+                input_data=inputs,
+                version_sid=str(params.get("version_sid") or ""),
+                parent_span_id=str(params.get("parent_span_id") or ""),
+                parent_play_sid=play_sid,
+            )
+            parent = await self.kernel.repo.get_play(play_sid)
+            linked = attrs.evolve(parent, child_play_sids=[*parent.child_play_sids, child.sid])
+            await self.kernel.repo.commit(self.kernel.repo.put_play(linked))
+            return {"play_sid": child.sid}
+        if method == "wait_child_play":
+            child = await self.kernel.wait(str(params.get("play_sid", "")), 0)
+            if child.parent_play_sid != play_sid:
+                msg = f"play {child.sid} is not a child of play {play_sid}"
+                raise NotFound(msg)
+            return {"status": child.status.value, "output": child.output_data, "error": child.error_message}
+        msg = f"unknown flow request method {method!r}: the SDK and the service disagree on the protocol"
+        raise NotFound(msg)

@@ -1,0 +1,90 @@
+"""Assembling the service: kernel + LogicService + JSON-RPC server on ``rpc.sock``.
+
+:func:`serve` is what ``hero_logic_server`` and ``hero_logic serve`` run, and what the tests
+start in a nursery: it reports ``started`` (with the socket path) once the socket accepts
+connections, and runs until cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hero_logic import __version__
+from hero_logic.kernel import Config, ConfigError, open_kernel
+from hero_logic.rpc import MethodTable, RpcApp, serve_rpc
+from hero_logic.rpc._service import LogicService
+
+__all__ = ["load_service_toml", "manifest", "serve", "service_toml_text"]
+
+log = logging.getLogger("hero_logic")
+
+
+def service_toml_text() -> str:
+    """The text of the packaged ``service.toml``."""
+    return (files("hero_logic") / "service.toml").read_text()
+
+
+def load_service_toml() -> dict[str, Any]:
+    """``service.toml``, parsed and checked: it must list the three binaries and PATH_ROOT."""
+    try:
+        data = tomllib.loads(service_toml_text())
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"the packaged service.toml does not parse: {exc}; reinstall hero-logic"
+        raise ConfigError(msg) from None
+    names = {b.get("name") for b in data.get("binaries", [])}
+    missing = {"hero_logic", "hero_logic_server", "hero_logic_admin"} - names
+    envs = {e.get("name") for e in data.get("env", [])}
+    if missing or "PATH_ROOT" not in envs:
+        msg = f"service.toml is incomplete: missing binaries {sorted(missing)} or [[env]] PATH_ROOT"
+        raise ConfigError(msg)
+    return data
+
+
+def manifest(config: Config) -> dict[str, Any]:
+    """The ``/.well-known/heroservice.json`` document."""
+    return {
+        "name": "hero_logic",
+        "version": __version__,
+        "protocol": "jsonrpc-2.0",
+        "openrpc": "/openrpc.json",
+        "sockets": {"rpc": str(config.rpc_socket), "admin": str(config.admin_socket)},
+        "socket": "rpc",
+    }
+
+
+def banner(config: Config, tier: str) -> str:
+    """The one-line start-up banner."""
+    return (
+        f"hero_logic {__version__} serving on {config.rpc_socket} "
+        f"(store={config.store}, sandbox={tier}, root={config.root})"
+    )
+
+
+async def serve(config: Config, *, task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run kernel and RPC server until cancelled; ``started`` once rpc.sock accepts."""
+    load_service_toml()
+    async with open_kernel(config) as kernel:
+        service = LogicService(kernel)
+        kernel.request_handler = service.answer_flow_request
+        table = MethodTable.from_service(service)
+
+        def health() -> dict[str, Any]:
+            return {
+                "version": __version__,
+                "running_plays": sum(1 for _ in kernel._handles),
+                "sandbox": kernel.runner.tier.name,
+                "store": config.store,
+            }
+
+        app = RpcApp(table, max_body_bytes=config.max_body_bytes, manifest=manifest(config), health=health)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_rpc, app, config.rpc_socket)
+            log.info("%s", banner(config, kernel.runner.tier.name))
+            task_status.started(config.rpc_socket)
+            await trio.sleep_forever()

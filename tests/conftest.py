@@ -1,0 +1,65 @@
+"""Fixtures: a real service (kernel + RPC server on a real Unix socket) per test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from hero_logic.kernel import Config
+from hero_logic.rpc import AsyncClient
+from hero_logic.server import serve
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """A short, private PATH_ROOT (AF_UNIX paths must stay under 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def make_config(root: Path, **overrides: Any) -> Config:
+    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_KILL_GRACE_MS": "500"}
+    return attrs.evolve(Config.load(environ=env), **overrides)
+
+
+@attrs.define
+class Service:
+    """A running service and an async client connected to it."""
+
+    config: Config
+    client: AsyncClient
+
+    async def call(self, method: str, /, **params: Any) -> Any:
+        return await self.client.call(method, params)
+
+    async def push(self, source: str, name: str = "", **extra: Any) -> dict[str, Any]:
+        """Create a workflow from dedented ``source``; returns the Workflow."""
+        source = textwrap.dedent(source)
+        wf: dict[str, Any] = await self.call(
+            "workflow_create", name=name or f"flow-{trio.current_time():.6f}", python_source=source, **extra
+        )
+        return wf
+
+    async def run(self, wf: dict[str, Any], timeout_ms: int = 30000, **inputs: Any) -> dict[str, Any]:
+        """Start a play of ``wf`` with ``inputs`` and wait for it to settle."""
+        sid = await self.call("play_start", workflow_sid=wf["sid"], input_data=inputs)
+        play: dict[str, Any] = await self.call("play_wait", play_sid=sid, timeout_ms=timeout_ms)
+        return play
+
+
+@pytest.fixture
+async def service(root: Path, nursery: trio.Nursery) -> AsyncIterator[Service]:
+    config = make_config(root)
+    await nursery.start(serve, config)
+    async with AsyncClient(config.rpc_socket) as client:
+        yield Service(config, client)
+    nursery.cancel_scope.cancel()
