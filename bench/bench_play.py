@@ -7,9 +7,9 @@ Run: ``make bench`` or ``.venv/bin/python bench/bench_play.py [--runs N]``.
   ``success`` for a trivial flow, through the RPC socket of a real service (LMDB store,
   env_scrub tier).
 * P1 floor: a child process that ``json.dumps`` + ``sendall``s two ~200-byte events per step to a
-  reader that ``json.loads`` each line. P1: (1000-step play − empty play) / 1000, end to end.
+  reader that ``json.loads`` each line. P1: (1000-step play - empty play) / 1000, end to end.
 
-Medians of ``--runs`` after one warm-up, min–max beside them. The machine is shared and noisy:
+Medians of ``--runs`` after one warm-up, min-max beside them. The machine is shared and noisy:
 read the ratios, not the absolute times.
 """
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from hero_logic.rpc import RpcError
 
-from .conftest import Service
+if TYPE_CHECKING:
+    from .conftest import Service
 
 TRIVIAL = """
 from hero_tracing import flow
@@ -57,21 +58,26 @@ def _raw_post(service: Service, body: bytes) -> tuple[int, bytes]:
 
 async def test_socket_is_private(service: Service) -> None:
     mode = service.config.rpc_socket.stat().st_mode
-    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
     assert stat.S_IMODE(service.config.socket_dir.stat().st_mode) == 0o700
 
 
 async def test_workflow_crud_and_versions(service: Service) -> None:
     wf = await service.call("workflow_create", name="greeter", description="says hello", python_source=TRIVIAL, tags=["demo"])
-    assert wf["current_version_sid"] and [f["name"] for f in wf["inputs"]] == ["who", "times"]
+    assert wf["current_version_sid"]
+    assert [f["name"] for f in wf["inputs"]] == ["who", "times"]
     assert wf["inputs"][0] == {"name": "who", "field_type": "string", "description": "", "required": True, "default": None}
     assert (await service.call("workflow_get", sid=wf["sid"]))["name"] == "greeter"
     assert [w["sid"] for w in await service.call("workflow_list")] == [wf["sid"]]
     updated = await service.call("workflow_update", sid=wf["sid"], description="greets", tags=["a", "b"])
-    assert updated["description"] == "greets" and updated["name"] == "greeter" and updated["tags"] == ["a", "b"]
+    assert updated["description"] == "greets"
+    assert updated["name"] == "greeter"
+    assert updated["tags"] == ["a", "b"]
 
     v2 = await service.call("workflow_create_version", workflow_sid=wf["sid"], python_source=TRIVIAL.replace("hello {who}", "hi {who}"), notes="shorter", make_current=False)
-    assert v2["version_label"] == "v2" and v2["notes"] == "shorter"
+    assert v2["version_label"] == "v2"
+    assert v2["notes"] == "shorter"
     versions = await service.call("workflow_version_list", workflow_sid=wf["sid"])
     assert [v["sid"] for v in versions] == [wf["current_version_sid"], v2["sid"]]
     assert (await service.call("workflow_version_fetch", version_sid=v2["sid"]))["python_source"].count("hi {who}") == 1
@@ -106,17 +112,21 @@ async def test_delete_refused_while_a_play_runs(service: Service) -> None:
     """)
     sid = await service.call("play_start", workflow_sid=wf["sid"])
     err = await _error(service, "workflow_delete", sid=wf["sid"])
-    assert err.code == -32002 and sid in err.message
+    assert err.code == -32002
+    assert sid in err.message
     await service.call("play_cancel", play_sid=sid)
     assert await service.call("workflow_delete", sid=wf["sid"]) is True
 
 
 async def test_bad_sources_are_refused_with_line_and_reason(service: Service) -> None:
     err = await _error(service, "workflow_create", name="broken", python_source="from hero_tracing import flow\n@flow\ndef main(:\n  pass\n")
-    assert err.code == -32602 and "line 3" in err.message
-    assert err.data[0]["field"] == "python_source" and err.data[0]["line"] == 3
+    assert err.code == -32602
+    assert "line 3" in err.message
+    assert err.data[0]["field"] == "python_source"
+    assert err.data[0]["line"] == 3
     err = await _error(service, "workflow_create", name="noflow", python_source="def main():\n    return 1\n")
-    assert err.code == -32602 and "@flow" in err.message
+    assert err.code == -32602
+    assert "@flow" in err.message
     wf = await service.call("workflow_create", name="empty")
     err = await _error(service, "workflow_create_version", workflow_sid=wf["sid"], python_source="x = (")
     assert err.code == -32602
@@ -130,7 +140,8 @@ async def test_duplicate_workflow_name_is_a_conflict(service: Service) -> None:
 async def test_play_run_async_rejects_a_workflow_without_source(service: Service) -> None:
     wf = await service.call("workflow_create", name="sourceless")
     err = await _error(service, "play_run_async", workflow_sid=wf["sid"], input_data={})
-    assert err.code == -32002 and "workflow_create_version" in err.message
+    assert err.code == -32002
+    assert "workflow_create_version" in err.message
     assert (await _error(service, "play_start", workflow_sid=wf["sid"])).code == -32002
 
 
@@ -138,7 +149,8 @@ async def test_play_run_async_links_parent_span(service: Service) -> None:
     wf = await service.call("workflow_create", name="greeter", python_source=TRIVIAL)
     sid = await service.call("play_run_async", workflow_sid=wf["sid"], input_data={"who": "x"}, parent_span_id="abc123")
     play = await service.call("play_wait", play_sid=sid)
-    assert play["status"] == "success" and play["parent_span_id"] == "abc123"
+    assert play["status"] == "success"
+    assert play["parent_span_id"] == "abc123"
     (root,) = await service.call("play_spans", play_sid=sid)
     assert root["parent_id"] == "abc123"
 
@@ -149,7 +161,8 @@ async def test_inputs_are_checked_against_declared_fields(service: Service) -> N
     assert err.code == -32602
     fields = {d["field"]: d["error"] for d in err.data}
     assert set(fields) == {"input_data.times", "input_data.extra", "input_data.who"}
-    assert "integer" in fields["input_data.times"] and "'twice'" in fields["input_data.times"]
+    assert "integer" in fields["input_data.times"]
+    assert "'twice'" in fields["input_data.times"]
     assert "missing" in fields["input_data.who"]
 
 
@@ -203,15 +216,18 @@ async def test_span_push_goes_through_the_listener_path(service: Service) -> Non
     end = {"type": "span_end", "span_id": "pushed1", "end_ms": 5, "status": "weird"}
     assert await service.call("span_push", play_sid=sid, event_json=end) is True
     pushed = [s for s in await service.call("play_spans", play_sid=sid) if s["span_id"] == "pushed1"]
-    assert pushed[0]["tags"] == {"k": "v"} and pushed[0]["status"] == "failed"  # unknown status → failed
+    assert pushed[0]["tags"] == {"k": "v"}
+    assert pushed[0]["status"] == "failed"
     for bad in [{"no": "type"}, {"type": "span_start"}, {"type": "bogus", "span_id": "x"}, {"type": "span_tag", "span_id": 7, "tags": {}}]:
         err = await _error(service, "span_push", play_sid=sid, event_json=bad)
-        assert err.code == -32602 and err.data[0]["field"] == "event_json", bad
+        assert err.code == -32602, bad
+        assert err.data[0]["field"] == "event_json", bad
 
 
 async def test_protocol_errors_over_raw_http(service: Service) -> None:
     status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": "nope"}')
-    assert status == 200 and json.loads(body)["error"]["code"] == -32601
+    assert status == 200
+    assert json.loads(body)["error"]["code"] == -32601
     status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": ')
     assert json.loads(body)["error"]["code"] == -32700
     status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": "system.ping", "params": [NaN]}')
@@ -226,7 +242,8 @@ async def test_protocol_errors_over_raw_http(service: Service) -> None:
     ]
     status, body = _raw_post(service, json.dumps(batch).encode())
     answers = json.loads(body)
-    assert status == 200 and len(answers) == 5
+    assert status == 200
+    assert len(answers) == 5
     by_id = {a.get("id"): a for a in answers}
     assert by_id[1]["result"] == "pong"
     assert by_id[2]["error"]["code"] == -32001
@@ -234,7 +251,8 @@ async def test_protocol_errors_over_raw_http(service: Service) -> None:
     assert by_id[None]["error"]["code"] == -32600
     assert by_id[4]["result"] == []
     status, body = _raw_post(service, json.dumps([{"jsonrpc": "2.0", "method": "system.ping"}]).encode())
-    assert status == 204 and body == b""
+    assert status == 204
+    assert body == b""
 
 
 async def test_discovery_documents(service: Service) -> None:

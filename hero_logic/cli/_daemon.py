@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.kernel import Config
+if TYPE_CHECKING:
+    from hero_logic.kernel import Config
 
 __all__ = ["run_foreground", "start", "status", "stop"]
 
@@ -71,7 +73,7 @@ def start(config: Config, argv: list[str]) -> int:
         return 0
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     passthrough = [a for a in argv if a != "--start"]
-    log_file = open(config.log_file, "ab")  # noqa: SIM115 - handed to the child, closed below
+    log_file = open(config.log_file, "ab")
     with log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hero_logic.cli", *passthrough, "serve"],

@@ -130,7 +130,8 @@ def _resolve_workflow(client: Any, name_or_sid: str) -> dict[str, Any]:
         if name_or_sid in (wf["name"], wf["sid"]):
             return dict(wf)
     msg = f"no workflow named or with sid {name_or_sid!r}: push one with 'hero_logic flow push FILE'"
-    raise SystemExit(f"error: {msg}")
+    msg_0 = f"error: {msg}"
+    raise SystemExit(msg_0)
 
 
 def _parse_inputs(pairs: list[str], fields: list[dict[str, Any]], raw_json: str | None) -> dict[str, Any]:
@@ -139,20 +140,23 @@ def _parse_inputs(pairs: list[str], fields: list[dict[str, Any]], raw_json: str 
         text = Path(raw_json[1:]).read_text() if raw_json.startswith("@") else raw_json
         loaded = json.loads(text)
         if not isinstance(loaded, dict):
-            raise SystemExit("error: --input-json must be a JSON object")
+            msg = "error: --input-json must be a JSON object"
+            raise SystemExit(msg)
         values.update(loaded)
     types = {f["name"]: f["field_type"] for f in fields}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"error: -i expects name=value, got {pair!r}")
+            msg = f"error: -i expects name=value, got {pair!r}"
+            raise SystemExit(msg)
         if types.get(key, "string") == "string":
             values[key] = value
         else:
             try:
                 values[key] = json.loads(value)
             except json.JSONDecodeError:
-                raise SystemExit(f"error: input {key!r} is declared {types[key]}; {value!r} is not valid JSON") from None
+                msg = f"error: input {key!r} is declared {types[key]}; {value!r} is not valid JSON"
+                raise SystemExit(msg) from None
     return values
 
 
@@ -324,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         if getattr(exc, "data", None) and args.verbose:
             print(json.dumps(exc.data, indent=2), file=sys.stderr)
+        return 1
+    except ConnectionError as exc:  # the client's ServiceUnavailable says where and how to start
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

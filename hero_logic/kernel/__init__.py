@@ -1,5 +1,7 @@
 """The kernel: config, model, errors, plugin loading, the event bus and the play supervisor."""
 
+from ._bus import BusStatistics as BusStatistics
+from ._bus import EventBus as EventBus
 from ._config import SETTINGS as SETTINGS
 from ._config import Config as Config
 from ._config import Setting as Setting
@@ -19,6 +21,17 @@ from ._errors import SandboxUnavailable as SandboxUnavailable
 from ._errors import ServiceClosed as ServiceClosed
 from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
+from ._interfaces import EventSink as EventSink
+from ._interfaces import ExitOutcome as ExitOutcome
+from ._interfaces import Launch as Launch
+from ._interfaces import ListenerStatistics as ListenerStatistics
+from ._interfaces import ProcessExecutorSlot as ProcessExecutorSlot
+from ._interfaces import SandboxTier as SandboxTier
+from ._interfaces import SpanListenerSlot as SpanListenerSlot
+from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
+from ._kernel import Kernel as Kernel
+from ._kernel import open_kernel as open_kernel
+from ._kernel import select_sandbox_tier as select_sandbox_tier
 from ._model import TERMINAL_PLAY_STATUSES as TERMINAL_PLAY_STATUSES
 from ._model import FieldType as FieldType
 from ._model import FlowField as FlowField
@@ -32,26 +45,13 @@ from ._model import Workflow as Workflow
 from ._model import WorkflowVersion as WorkflowVersion
 from ._model import new_sid as new_sid
 from ._model import now_ms as now_ms
+from ._plugins import installed_plugins as installed_plugins
+from ._plugins import load_plugin as load_plugin
+from ._repo import Repo as Repo
+from ._spans import fold_spans as fold_spans
 from ._store_api import Delete as Delete
 from ._store_api import Put as Put
 from ._store_api import Store as Store
 from ._store_api import StoreStatistics as StoreStatistics
 from ._store_api import Write as Write
-from ._bus import BusStatistics as BusStatistics
-from ._bus import EventBus as EventBus
-from ._interfaces import EventSink as EventSink
-from ._interfaces import ExitOutcome as ExitOutcome
-from ._interfaces import Launch as Launch
-from ._interfaces import ListenerStatistics as ListenerStatistics
-from ._interfaces import ProcessExecutorSlot as ProcessExecutorSlot
-from ._interfaces import SandboxTier as SandboxTier
-from ._interfaces import SpanListenerSlot as SpanListenerSlot
-from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
-from ._kernel import Kernel as Kernel
-from ._kernel import open_kernel as open_kernel
-from ._kernel import select_sandbox_tier as select_sandbox_tier
-from ._plugins import installed_plugins as installed_plugins
-from ._plugins import load_plugin as load_plugin
-from ._repo import Repo as Repo
-from ._spans import fold_spans as fold_spans
 from ._validate import check_inputs as check_inputs

@@ -7,12 +7,14 @@ sids; a subscriber to ``None`` receives the messages of every play.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["BusStatistics", "EventBus"]
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "Conflict",
     "ConfigError",
+    "Conflict",
     "HeroLogicError",
     "InvalidFlowSource",
     "InvalidParams",

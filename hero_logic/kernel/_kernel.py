@@ -14,24 +14,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from ._bus import EventBus
-from ._config import Config
 from ._convert import to_json
-from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
-from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+from ._errors import HeroLogicError, SandboxUnavailable, ServiceClosed, WrongState
 from ._model import Play, PlayStatus, now_ms
 from ._plugins import installed_plugins, load_plugin
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
 from ._store_api import Put, Store, Write
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from ._config import Config
+    from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tier"]
 
@@ -152,7 +155,7 @@ class Kernel:
                         break
                 else:
                     # Dropped as a slow subscriber: fall back to polling the record.
-                    while not _settled(await self.repo.get_play(play_sid)):
+                    while not _settled(await self.repo.get_play(play_sid)):  # noqa: ASYNC110 - rare fallback after the bus dropped us
                         await trio.sleep(0.05)
         return await self.repo.get_play(play_sid)
 

@@ -22,8 +22,7 @@ newest first. Span records are not stored: a play's spans are folded from its ev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -32,6 +31,9 @@ from ._errors import NotFound
 from ._model import Play, PlayStatus, Span, Workflow, WorkflowVersion
 from ._spans import fold_spans
 from ._store_api import Delete, Put, Store, Write
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["Repo", "event_key"]
 
@@ -173,7 +175,7 @@ class Repo:
             rows = await self.store.scan("plays", reverse=True, start_after=after, limit=256)
             if not rows:
                 break
-            for key, raw in rows:
+            for _key, raw in rows:
                 play = _decode(Play, raw)
                 if not wanted or play.status in wanted:
                     out.append(play)

@@ -21,16 +21,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from ._config import Config
 from ._convert import dumps
 from ._interfaces import ExitOutcome, Launch, ProcessExecutorSlot, SandboxTier, SpanListenerSlot
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._config import Config
 
 __all__ = [
     "EXIT_AWAITING_RESUME",

@@ -8,10 +8,12 @@ status is recorded as ``failed``, never silently ``ok``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._model import Span, SpanKind, SpanStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["fold_spans", "span_status", "total_cost_usd"]
 

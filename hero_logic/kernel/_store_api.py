@@ -23,10 +23,12 @@ Guarantees every implementation gives:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Delete", "Put", "Store", "StoreStatistics", "Write"]
 

@@ -6,11 +6,13 @@ every bad field at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidParams
 from ._model import FieldType, FlowField
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["check_inputs", "json_type_name", "matches_type"]
 

@@ -61,15 +61,18 @@ def _bad(field: str, error: str, *, context: str) -> InvalidParams:
 def _check_name(name: str, *, context: str) -> str:
     stripped = name.strip()
     if not stripped:
-        raise _bad("name", "must not be empty: give the workflow a name", context=context)
+        msg = "name"
+        raise _bad(msg, "must not be empty: give the workflow a name", context=context)
     if len(stripped) > MAX_NAME_LENGTH or "\n" in stripped:
-        raise _bad("name", f"must be one line of at most {MAX_NAME_LENGTH} characters", context=context)
+        msg = "name"
+        raise _bad(msg, f"must be one line of at most {MAX_NAME_LENGTH} characters", context=context)
     return stripped
 
 
 def _check_limit(limit: int, *, context: str) -> None:
     if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise _bad("limit", f"must be between 1 and {MAX_LIST_LIMIT}, got {limit}", context=context)
+        msg = "limit"
+        raise _bad(msg, f"must be between 1 and {MAX_LIST_LIMIT}, got {limit}", context=context)
 
 
 @attrs.define(eq=False)
@@ -87,8 +90,9 @@ class LogicService:
         except FlowSourceError as exc:
             where = f"line {exc.line}: " if exc.line else ""
             problem = {"field": "python_source", "error": f"{where}{exc.reason}"}
+            msg = f"{context}: python_source is not a usable flow: {where}{exc.reason}"
             raise InvalidFlowSource(
-                f"{context}: python_source is not a usable flow: {where}{exc.reason}",
+                msg,
                 data=[{**problem, "line": exc.line}],
             ) from None
         return WorkflowVersion(
@@ -123,8 +127,9 @@ class LogicService:
             raise WrongState(msg)
         version = await self.kernel.repo.get_version(sid)
         if version.workflow_sid != wf.sid:
+            msg_0 = "version_sid"
             raise _bad(
-                "version_sid",
+                msg_0,
                 f"version {sid} belongs to workflow {version.workflow_sid}, not {wf.sid}",
                 context=context,
             )
@@ -150,7 +155,8 @@ class LogicService:
         timeout_ms: int = 0,
     ) -> Play:
         if timeout_ms < 0:
-            raise _bad("timeout_ms", f"must be 0 (the default limit) or positive, got {timeout_ms}", context=context)
+            msg = "timeout_ms"
+            raise _bad(msg, f"must be 0 (the default limit) or positive, got {timeout_ms}", context=context)
         wf = await self.kernel.repo.get_workflow(workflow_sid)
         version = await self._version_for(wf, version_sid, context=context)
         inputs = check_inputs(version.inputs, input_data, flow_name=version.entry_flow or wf.name)
@@ -207,7 +213,8 @@ class LogicService:
         """Workflows, newest first."""
         _check_limit(limit, context="workflow_list")
         if offset < 0:
-            raise _bad("offset", f"must be 0 or more, got {offset}", context="workflow_list")
+            msg = "offset"
+            raise _bad(msg, f"must be 0 or more, got {offset}", context="workflow_list")
         return await self.kernel.repo.list_workflows(limit=limit, offset=offset)
 
     @rpc_method()
@@ -296,8 +303,9 @@ class LogicService:
         wf = await repo.get_workflow(workflow_sid)
         version = await repo.get_version(version_sid)
         if version.workflow_sid != wf.sid:
+            msg = "version_sid"
             raise _bad(
-                "version_sid",
+                msg,
                 f"version {version_sid} belongs to workflow {version.workflow_sid}, not {wf.sid}",
                 context="workflow_set_current_version",
             )
@@ -375,7 +383,8 @@ class LogicService:
         """The play once it is terminal or awaiting resume, or when timeout_ms (0 = forever)
         runs out."""
         if timeout_ms < 0:
-            raise _bad("timeout_ms", f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
+            msg = "timeout_ms"
+            raise _bad(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
         return await self.kernel.wait(play_sid, timeout_ms)
 
     @rpc_method()
@@ -412,7 +421,8 @@ class LogicService:
                 statuses = (PlayStatus(status),)
             except ValueError:
                 allowed = ", ".join(s.value for s in PlayStatus)
-                raise _bad("status", f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
+                msg = "status"
+                raise _bad(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
         if workflow_sid:
             await self.kernel.repo.get_workflow(workflow_sid)
         return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
@@ -432,9 +442,11 @@ class LogicService:
         try:
             event = decode_event(raw)
         except ValueError as exc:
-            raise _bad("event_json", str(exc), context="span_push") from None
+            msg = "event_json"
+            raise _bad(msg, str(exc), context="span_push") from None
         if event["type"] == "request":
-            raise _bad("event_json", "requests are only answered on a play's own span socket", context="span_push")
+            msg = "event_json"
+            raise _bad(msg, "requests are only answered on a play's own span socket", context="span_push")
         await self.kernel.apply(play_sid, [(raw, event)])
         return True
 

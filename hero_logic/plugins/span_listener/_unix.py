@@ -13,15 +13,18 @@ import json
 import logging
 import os
 import socket
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from hero_logic.kernel import Config
 from hero_logic.kernel._interfaces import EventSink, ListenerStatistics
 from hero_logic.sdk import decode_event
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hero_logic.kernel import Config
 
 __all__ = ["MAX_LINE_BYTES", "ListenerHandle", "UnixSpanListener"]
 
@@ -118,7 +121,7 @@ class UnixSpanListener:
         finally:
             await listener.aclose()
             try:
-                socket_path.unlink()
+                socket_path.unlink()  # noqa: ASYNC240 - one unlink of our own socket on teardown
             except FileNotFoundError:
                 pass
 

@@ -1,0 +1,292 @@
+"""JSON-RPC 2.0 framing, sans-IO: bytes in, bytes out, no sockets and no trio.
+
+The server hands a request body to :func:`handle_body` together with a ``dispatch`` coroutine
+function (``await dispatch(method, params)``); it gets back the response body, or ``None`` when
+nothing is to be answered (a notification, or a batch of only notifications: HTTP 204). The
+client builds requests with :func:`encode_request` and reads answers with
+:func:`decode_response`. Both sides share :func:`loads_strict`.
+
+What is strict JSON here (CONTRACT.md §3): UTF-8 only; no ``NaN``/``Infinity``/``-Infinity``
+and no number too large for a float; no lone UTF-16 surrogate (``"\\ud800"``) in any string or
+key; nesting no deeper than :data:`MAX_DEPTH`. Duplicate keys are allowed (the last one wins).
+Anything else is a -32700 parse error answered with ``"id": null``.
+
+Error codes of the framing (the application codes live in :mod:`hero_logic.kernel._errors`)::
+
+    -32700  ParseError      the body is not strict JSON
+    -32600  InvalidRequest  not a JSON-RPC 2.0 request object, or an empty batch
+    -32601  MethodNotFound  no method of that name
+    -32602  InvalidParams   (kernel) a parameter is missing, unknown or mistyped
+    -32603  internal        any other failure; the traceback goes to the log, never the wire
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hero_logic.kernel import HeroLogicError
+
+__all__ = [
+    "MAX_DEPTH",
+    "Dispatch",
+    "InvalidRequest",
+    "MethodNotFound",
+    "ParseError",
+    "decode_response",
+    "encode_request",
+    "handle_body",
+    "loads_strict",
+    "request_object",
+    "response_outcome",
+]
+
+logger = logging.getLogger("hero_logic.rpc")
+
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects a request may have."""
+
+Params = dict[str, Any] | list[Any] | None
+Dispatch = Callable[[str, Params], Awaitable[Any]]
+"""``await dispatch(method, params)`` → the JSON-shaped result; raises HeroLogicError."""
+
+
+class ParseError(HeroLogicError):
+    """The request body is not strict JSON (NaN, lone surrogates, deep nesting, bad UTF-8)."""
+
+    code = -32700
+
+
+class InvalidRequest(HeroLogicError):
+    """The JSON is not a JSON-RPC 2.0 request object (or is an empty batch)."""
+
+    code = -32600
+
+
+class MethodNotFound(HeroLogicError):
+    """No method of that name; ``rpc.discover`` lists them all."""
+
+    code = -32601
+
+
+# -- strict JSON ---------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not JSON: send finite numbers only"
+    raise ValueError(msg)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        msg = f"number {text[:40]} is too large for a float"
+        raise ValueError(msg)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_tree(value: Any, check_strings: bool) -> str | None:
+    """Walk a decoded document; return why it is not acceptable, or None."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                return f"nesting deeper than {MAX_DEPTH} levels"
+            for key, item in node.items():
+                if check_strings and _SURROGATE.search(key):
+                    return f"lone surrogate in key {key[:40]!a}"
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                return f"nesting deeper than {MAX_DEPTH} levels"
+            stack.extend((item, depth + 1) for item in node)
+        elif check_strings and isinstance(node, str) and _SURROGATE.search(node):
+            return f"lone surrogate in string {node[:40]!a}: \\u escapes of surrogates must come in pairs"
+    return None
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Decode strict JSON (see the module docstring), or raise :class:`ParseError`."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        msg = f"parse error: body is not valid UTF-8 (byte {exc.start})"
+        raise ParseError(msg) from None
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        msg = f"parse error: nesting deeper than {MAX_DEPTH} levels"
+        raise ParseError(msg) from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge ints and floats
+        msg = f"parse error: {exc}"
+        raise ParseError(msg) from None
+    # Both checks are skipped, at C speed, for the usual small request.
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    escapes = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+    if deep or escapes:
+        why = _check_tree(value, escapes)
+        if why is not None:
+            msg = f"parse error: {why}"
+            raise ParseError(msg)
+    return value
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+# -- the server side -----------------------------------------------------------------------------
+
+_NULL_ID = b"null"
+
+
+def _error_bytes(id_json: bytes, error: dict[str, Any]) -> bytes:
+    try:
+        body = _dumps(error)
+    except (TypeError, ValueError):
+        logger.exception("error object %r is not JSON; answering a bare internal error", error)
+        body = b'{"code":-32603,"message":"internal error: the error detail was not JSON"}'
+    return b'{"jsonrpc":"2.0","id":' + id_json + b',"error":' + body + b"}"
+
+
+def _invalid(id_json: bytes, why: str) -> bytes:
+    return _error_bytes(id_json, {"code": InvalidRequest.code, "message": f"invalid request: {why}"})
+
+
+def _id_json(message: dict[str, Any]) -> bytes | None:
+    """The request's id as JSON bytes; None when the id is present but of the wrong type."""
+    request_id = message.get("id")
+    if request_id is None:
+        return _NULL_ID
+    if isinstance(request_id, str | int | float) and not isinstance(request_id, bool):
+        return _dumps(request_id)
+    return None
+
+
+def _unwrap_group(exc: BaseException) -> BaseException:
+    """A single HeroLogicError inside (nested) exception groups, from a method's nursery."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _answer(message: Any, dispatch: Dispatch) -> bytes | None:
+    """The response bytes for one request object, or None for a notification."""
+    if not isinstance(message, dict):
+        return _invalid(_NULL_ID, f"expected a request object, got {_json_type(message)}")
+    id_json = _id_json(message)
+    if id_json is None:
+        return _invalid(_NULL_ID, "'id' must be a string, a number or null")
+    if message.get("jsonrpc") != "2.0":
+        return _invalid(id_json, "'jsonrpc' must be \"2.0\"")
+    method = message.get("method")
+    if not isinstance(method, str):
+        return _invalid(id_json, f"'method' must be a string, got {_json_type(method)}")
+    params = message.get("params")
+    if "params" in message and not isinstance(params, dict | list):
+        return _invalid(id_json, f"'params' must be an object or an array, got {_json_type(params)}")
+    is_notification = "id" not in message
+    try:
+        result = await dispatch(method, params)
+        if is_notification:
+            return None
+        return b'{"jsonrpc":"2.0","id":' + id_json + b',"result":' + _dumps(result) + b"}"
+    except Exception as raw:
+        exc = _unwrap_group(raw)
+        if isinstance(exc, HeroLogicError):
+            if exc.code == HeroLogicError.code:
+                logger.error("method %s failed: %s", method, exc.message, exc_info=raw)
+            error = exc.to_json()
+        else:
+            logger.error("method %s failed", method, exc_info=raw)
+            error = {
+                "code": HeroLogicError.code,
+                "message": f"internal error in {method}: {type(exc).__name__}; the service log has the details",
+            }
+        return None if is_notification else _error_bytes(id_json, error)
+
+
+async def handle_body(body: bytes, dispatch: Dispatch) -> bytes | None:
+    """Answer one HTTP body (a request or a batch); None means "no content" (HTTP 204).
+
+    Batch elements are answered one after the other, in order. ``dispatch`` must raise
+    :class:`MethodNotFound` for an unknown method and InvalidParams for bad params; any other
+    exception is logged with its traceback and answered as a bare -32603.
+    """
+    try:
+        message = loads_strict(body)
+    except ParseError as exc:
+        return _error_bytes(_NULL_ID, exc.to_json())
+    if isinstance(message, list):
+        if not message:
+            return _invalid(_NULL_ID, "empty batch: send at least one request")
+        parts = []
+        for item in message:
+            part = await _answer(item, dispatch)
+            if part is not None:
+                parts.append(part)
+        return b"[" + b",".join(parts) + b"]" if parts else None
+    return await _answer(message, dispatch)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# -- the client side -----------------------------------------------------------------------------
+
+
+def encode_request(method: str, params: Params = None, request_id: int | str | None = None) -> bytes:
+    """A request object; with ``request_id=None`` a notification (no ``id`` at all)."""
+    return _dumps(request_object(method, params, request_id))
+
+
+def request_object(method: str, params: Params = None, request_id: int | str | None = None) -> dict[str, Any]:
+    """The request as a dict, to send alone or inside a batch list."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    if request_id is not None:
+        message["id"] = request_id
+    return message
+
+
+def decode_response(body: bytes) -> tuple[Any, dict[str, Any] | None]:
+    """``(result, None)`` or ``(None, error object)`` from one response object's bytes."""
+    return response_outcome(json.loads(body))
+
+
+def response_outcome(message: Any) -> tuple[Any, dict[str, Any] | None]:
+    """``(result, None)`` or ``(None, error object)`` from one decoded response object."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return None, {"code": HeroLogicError.code, "message": f"not a JSON-RPC 2.0 response: {str(message)[:200]}"}
+    error = message.get("error")
+    if error is not None:
+        if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+            return None, {"code": HeroLogicError.code, "message": f"malformed error object: {str(error)[:200]}"}
+        return None, error
+    return message.get("result"), None
