@@ -8,6 +8,7 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trio
 
 from hero_logic.rpc import RpcError
 
@@ -225,12 +226,12 @@ async def test_span_push_goes_through_the_listener_path(service: Service) -> Non
 
 
 async def test_protocol_errors_over_raw_http(service: Service) -> None:
-    status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": "nope"}')
+    status, body = await trio.to_thread.run_sync(_raw_post, service, b'{"jsonrpc": "2.0", "id": 1, "method": "nope"}')
     assert status == 200
     assert json.loads(body)["error"]["code"] == -32601
-    status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": ')
+    status, body = await trio.to_thread.run_sync(_raw_post, service, b'{"jsonrpc": "2.0", "id": 1, "method": ')
     assert json.loads(body)["error"]["code"] == -32700
-    status, body = _raw_post(service, b'{"jsonrpc": "2.0", "id": 1, "method": "system.ping", "params": [NaN]}')
+    status, body = await trio.to_thread.run_sync(_raw_post, service, b'{"jsonrpc": "2.0", "id": 1, "method": "system.ping", "params": [NaN]}')
     assert json.loads(body)["error"]["code"] == -32700
     batch = [
         {"jsonrpc": "2.0", "id": 1, "method": "system.ping"},
@@ -240,7 +241,7 @@ async def test_protocol_errors_over_raw_http(service: Service) -> None:
         {"foo": "bar"},
         {"jsonrpc": "2.0", "id": 4, "method": "workflow_list", "params": [5, 0]},
     ]
-    status, body = _raw_post(service, json.dumps(batch).encode())
+    status, body = await trio.to_thread.run_sync(_raw_post, service, json.dumps(batch).encode())
     answers = json.loads(body)
     assert status == 200
     assert len(answers) == 5
@@ -250,7 +251,7 @@ async def test_protocol_errors_over_raw_http(service: Service) -> None:
     assert by_id[3]["error"]["code"] == -32601
     assert by_id[None]["error"]["code"] == -32600
     assert by_id[4]["result"] == []
-    status, body = _raw_post(service, json.dumps([{"jsonrpc": "2.0", "method": "system.ping"}]).encode())
+    status, body = await trio.to_thread.run_sync(_raw_post, service, json.dumps([{"jsonrpc": "2.0", "method": "system.ping"}]).encode())
     assert status == 204
     assert body == b""
 

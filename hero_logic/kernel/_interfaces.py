@@ -43,6 +43,9 @@ class Launch:
     workdir: Path
     span_socket: Path
     sdk_dir: Path
+    pid_file: Path | None = None
+    """Where the executor records ``"<pid> <start time>"`` of the process it spawns, so a
+    restarted service can kill a flow its dead predecessor left behind."""
     allow_network: bool = False
     preexec: Callable[[], None] | None = None
     rlimits: Mapping[str, int] = attrs.Factory(dict)
@@ -80,6 +83,10 @@ class SandboxTier(Protocol):
 @runtime_checkable
 class ProcessExecutorSlot(Protocol):
     """The executor slot (``hero_logic.executor``): spawns and supervises one flow process."""
+
+    def kill_leftover(self, pid_file: Path) -> bool:
+        """Kill the process recorded in ``pid_file`` if it still runs (after a crash)."""
+        ...
 
     async def run(self, launch: Launch, *, timeout_s: float, kill_grace_s: float) -> ExitOutcome:
         """Run ``launch`` to its end. On timeout: TERM, grace, KILL → ``timed_out``. If the

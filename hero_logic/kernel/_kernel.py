@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from ._bus import EventBus
-from ._convert import to_json
+from ._convert import dumps, to_json
 from ._errors import HeroLogicError, SandboxUnavailable, ServiceClosed, WrongState
 from ._model import Play, PlayStatus, now_ms
 from ._plugins import installed_plugins, load_plugin
@@ -53,6 +53,8 @@ class _PlayHandle:
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     cancel_requested: bool = False
     state: RunState | None = None
+    settled: Play | None = None
+    """The play as this run left it (None while running, or if the service stopped)."""
     done: trio.Event = attrs.Factory(trio.Event)
 
 
@@ -202,15 +204,26 @@ class Kernel:
             if handle.scope.cancelled_caught and handle.cancel_requested:
                 play = await self.repo.get_play(play_sid)
                 if not play.status.is_terminal:
-                    await self._save_status(_ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel"))
+                    if handle.state is not None:
+                        await self._close_open_spans(play_sid, handle.state, PlayStatus.CANCELLED)
+                    handle.settled = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
+                    await self._save_status(handle.settled)
+            if handle.settled is not None:
+                self._release(play_sid, handle)
+                await self._after_settle(handle.settled)
         except HeroLogicError as exc:
             log.error("play %s could not run: %s", play_sid, exc)
             play = await self.repo.get_play(play_sid)
             if not play.status.is_terminal:
                 await self._save_status(_ended(play, PlayStatus.FAILED, f"the service could not run this play: {exc.message}"))
         finally:
-            handle.done.set()
-            self._handles.pop(play_sid, None)
+            self._release(play_sid, handle)
+
+    def _release(self, play_sid: str, handle: _PlayHandle) -> None:
+        """Forget a finished run (but never a newer run of the same play)."""
+        handle.done.set()
+        if self._handles.get(play_sid) is handle:
+            del self._handles[play_sid]
 
     async def _run(self, play_sid: str, handle: _PlayHandle) -> None:
         play = await self.repo.get_play(play_sid)
@@ -235,14 +248,86 @@ class Kernel:
             )
             await self._save_status(play)
             timeout_ms = play.timeout_ms or self.config.play_timeout_ms
+            replay = await self._replay_for(play)
             handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
-            launch = self.runner.stage(play, version, None)
+            launch = self.runner.stage(play, version, replay)
             outcome = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
             play = await self.repo.get_play(play_sid)  # requests may have linked child plays
-            final = map_outcome(play, outcome, handle.state, timeout_ms=timeout_ms)
+            children_waiting = await self._children_waiting(play)
+            final = map_outcome(
+                play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
+            )
+            await self._close_open_spans(play_sid, handle.state, final.status)
             await self._save_status(final)
             if final.status.is_terminal:
                 _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+            handle.settled = final
+
+    async def _replay_for(self, play: Play) -> dict[str, Any] | None:
+        """The replay caches of a play's next run: finished steps, answers, prefills."""
+        steps: dict[str, Any] = {}
+        for sid in (play.reuse_steps_of, play.sid):
+            if not sid:
+                continue
+            for event in await self.repo.read_events(sid):
+                if event.get("type") == "step_output":
+                    steps[event["step_key"]] = event.get("output")
+        resumes = {r.id: r.payload for r in play.received_resumes}
+        if not (steps or resumes or play.prefill_resumes):
+            return None
+        replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
+        if play.prefill_resumes:
+            replay["prefill"] = play.prefill_resumes
+            replay["prefill_only"] = True
+        return replay
+
+    async def _children_waiting(self, play: Play) -> bool:
+        for child_sid in play.child_play_sids:
+            try:
+                child = await self.repo.get_play(child_sid)
+            except NotFound:
+                continue
+            if child.status is PlayStatus.AWAITING_RESUME:
+                return True
+        return False
+
+    async def _close_open_spans(self, play_sid: str, state: RunState, status: PlayStatus) -> None:
+        """End the spans a run left open: ``pending`` for a pause, else the play's end state."""
+        if not state.open_spans:
+            return
+        span_status = {
+            PlayStatus.AWAITING_RESUME: "pending",
+            PlayStatus.TIMED_OUT: "timed_out",
+            PlayStatus.CANCELLED: "cancelled",
+        }.get(status, "failed")
+        now = now_ms()
+        events = [
+            {"type": "span_end", "span_id": span_id, "end_ms": now, "status": span_status}
+            for span_id in list(state.open_spans)
+        ]
+        await self.apply(play_sid, [(dumps(e), e) for e in events])
+
+    async def _after_settle(self, play: Play) -> None:
+        """What a play reaching ``play.status`` sets in motion: a re-run if an answer arrived
+        while it ran, or the wake-up of a parent waiting for this child."""
+        if not play.parent_play_sid:
+            return
+        try:
+            parent = await self.repo.get_play(play.parent_play_sid)
+        except NotFound:
+            return
+        if self.is_active(parent.sid):
+            return  # its run waits for this child itself (wait_child_play)
+        if play.status.is_terminal and parent.status in (PlayStatus.AWAITING_RESUME, PlayStatus.RUNNING):
+            self._schedule(parent.sid)  # the child it waited for is done: continue the parent
+        elif play.status is PlayStatus.AWAITING_RESUME and parent.status is PlayStatus.RUNNING:
+            waiting = attrs.evolve(parent, status=PlayStatus.AWAITING_RESUME)
+            await self._save_status(waiting)
+            await self._after_settle(waiting)
+
+    async def save_status(self, play: Play) -> None:
+        """Persist ``play`` and publish its status; for the service layer's state changes."""
+        await self._save_status(play)
 
     async def _save_status(self, play: Play) -> None:
         await self.repo.commit(self.repo.put_play(play))
@@ -254,6 +339,8 @@ class Kernel:
             statuses=(PlayStatus.RUNNING, PlayStatus.PENDING), limit=1_000_000
         )
         for play in reversed(unfinished):  # oldest first
+            if self.runner.executor.kill_leftover(self.config.play_dir(play.sid) / "flow.pid"):
+                log.warning("killed the flow process of play %s left by the previous service", play.sid)
             log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
             self._schedule(play.sid)
 

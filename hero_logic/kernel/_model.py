@@ -158,6 +158,8 @@ class ResumeRequest:
     asked_at: int = 0
     payload: JSON = None
     resumed_at: int | None = None
+    play_sid: str = ""
+    """The play that asked (for a parent listing the open pauses of its child plays)."""
 
 
 @attrs.frozen
@@ -178,6 +180,8 @@ class Play:
     pending_resumes: list[ResumeRequest] = attrs.Factory(list)
     received_resumes: list[ResumeRequest] = attrs.Factory(list)
     prefill_resumes: dict[str, JSON] = attrs.Factory(dict)
+    reuse_steps_of: str = ""
+    """A play whose finished steps this play replays (``play_retry(reuse_steps=True)``)."""
     total_cost_usd: float = 0.0
     timeout_ms: int = 0
     sandbox_tier: str = ""

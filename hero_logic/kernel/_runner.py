@@ -62,6 +62,8 @@ class RunState:
     root_error: str = ""
     pauses: list[dict[str, Any]] = attrs.Factory(list)
     costs: dict[str, float] = attrs.Factory(dict)
+    open_spans: dict[str, None] = attrs.Factory(dict)
+    """Spans this run started and has not ended, in start order."""
 
     def observe(self, event: dict[str, Any]) -> None:
         """Update the run's state from one applied event (called for each, in order)."""
@@ -69,10 +71,13 @@ class RunState:
         if kind == "span_start":
             if event.get("kind") == "flow_root":
                 self.root_span_ids.add(event["span_id"])
+            if event.get("status", "running") == "running":
+                self.open_spans[event["span_id"]] = None
             self._cost(event)
         elif kind == "span_tag":
             self._cost(event)
         elif kind == "span_end":
+            self.open_spans.pop(event["span_id"], None)
             if event["span_id"] in self.root_span_ids and event.get("error"):
                 self.root_error = str(event["error"])
         elif kind == "output":
@@ -101,8 +106,20 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def map_outcome(play: Play, outcome: ExitOutcome, state: RunState, *, timeout_ms: int) -> Play:
-    """The play as it stands after a run that ended with ``outcome``."""
+def map_outcome(
+    play: Play,
+    outcome: ExitOutcome,
+    state: RunState,
+    *,
+    timeout_ms: int,
+    children_waiting: bool = False,
+) -> Play:
+    """The play as it stands after a run that ended with ``outcome``.
+
+    Exit 75 means awaiting resume when the run reported pauses, or when a child play it
+    waits for is itself awaiting resume (``children_waiting``). The pending resumes are the
+    pauses this run reached that have no answer yet.
+    """
     now = now_ms()
     changes: dict[str, Any] = {"exit_code": outcome.exit_code}
     if state.costs:
@@ -118,22 +135,27 @@ def map_outcome(play: Play, outcome: ExitOutcome, state: RunState, *, timeout_ms
         )
     elif outcome.exit_code == 0:
         changes.update(status=PlayStatus.SUCCESS, output_data=state.output, error_message="")
-    elif outcome.exit_code == EXIT_AWAITING_RESUME and state.pauses:
-        asked = [
-            ResumeRequest(
-                id=str(p.get("resume_id", "")),
+    elif outcome.exit_code == EXIT_AWAITING_RESUME and (state.pauses or children_waiting):
+        answered = {r.id for r in play.received_resumes}
+        pending: dict[str, ResumeRequest] = {}
+        for p in state.pauses:
+            rid = str(p.get("resume_id", ""))
+            if rid in answered or rid in pending:
+                continue
+            pending[rid] = ResumeRequest(
+                id=rid,
                 name=str(p.get("name", "")),
                 schema=p.get("schema"),
                 ui=p.get("ui"),
                 asked_at_span_id=str(p.get("span_id", "")),
                 asked_at=int(p.get("asked_at") or now),
+                play_sid=play.sid,
             )
-            for p in state.pauses
-        ]
-        known = {r.id for r in play.pending_resumes}
-        pending = list(play.pending_resumes) + [r for r in asked if r.id not in known]
         return attrs.evolve(
-            play, status=PlayStatus.AWAITING_RESUME, pending_resumes=pending, **changes
+            play,
+            status=PlayStatus.AWAITING_RESUME,
+            pending_resumes=list(pending.values()),
+            **changes,
         )
     elif outcome.exit_code == EXIT_NO_FLOW:
         changes.update(
@@ -197,10 +219,12 @@ class PlayRunner:
             env["HERO_FLOW_ENTRY"] = version.entry_flow
         if play.parent_span_id:
             env["HERO_FLOW_PARENT_SPAN"] = play.parent_span_id
+        replay_file = play_dir / "replay.json"
         if replay:
-            replay_file = play_dir / "replay.json"
             _write_private(replay_file, json.dumps(replay).encode())
             env["HERO_FLOW_REPLAY_FILE"] = str(replay_file)
+        else:
+            replay_file.unlink(missing_ok=True)
         return Launch(
             argv=(self.config.python, "-I", "-S", str(self.boot_script)),
             env=env,
@@ -210,6 +234,7 @@ class PlayRunner:
             workdir=workdir,
             span_socket=play_dir / "span.sock",
             sdk_dir=self.sdk_dir,
+            pid_file=play_dir / "flow.pid",
         )
 
     async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> ExitOutcome:

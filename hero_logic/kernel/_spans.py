@@ -1,7 +1,8 @@
 """Folding a play's wire events into its span tree (pure functions, no I/O).
 
 The store keeps the events a flow streamed, as they arrived; a span record is what those
-events add up to. ``span_start`` opens a span (a repeat with the same id updates it),
+events add up to. ``span_start`` opens a span (a repeat with the same id updates it; a
+``replayed`` repeat of a finished span only marks it replayed, keeping its first run's record),
 ``span_tag`` merges tags, ``span_log`` appends a line, ``span_end`` closes it. An unknown span
 status is recorded as ``failed``, never silently ``ok``.
 """
@@ -45,6 +46,10 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
             continue
         if kind == "span_start":
             fields = spans.get(span_id)
+            if fields is not None and fields["end_ms"] is not None and event.get("status") == "replayed":
+                # A later run replayed this finished step: keep what its first run recorded.
+                fields["status"] = SpanStatus.REPLAYED
+                continue
             if fields is None:
                 fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
             fields.update(
@@ -78,6 +83,8 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
             if len(fields["logs"]) < MAX_LOGS_PER_SPAN:
                 fields["logs"].append(_str(event.get("text")))
         elif kind == "span_end":
+            if fields["status"] is SpanStatus.REPLAYED and fields["end_ms"] is not None:
+                continue
             fields["status"] = span_status(event.get("status"))
             fields["end_ms"] = _int(event.get("end_ms")) or None
             fields["error"] = _str(event.get("error"))

@@ -23,6 +23,8 @@ from hero_logic.kernel import (
     NotFound,
     Play,
     PlayStatus,
+    Put,
+    ResumeRequest,
     Span,
     Workflow,
     WorkflowVersion,
@@ -63,10 +65,37 @@ def _check_name(name: str, *, context: str) -> str:
     if not stripped:
         msg = "name"
         raise _bad(msg, "must not be empty: give the workflow a name", context=context)
-    if len(stripped) > MAX_NAME_LENGTH or "\n" in stripped:
+    if len(stripped) > MAX_NAME_LENGTH or len(stripped.encode()) > 2 * MAX_NAME_LENGTH or "\n" in stripped:
         msg = "name"
         raise _bad(msg, f"must be one line of at most {MAX_NAME_LENGTH} characters", context=context)
     return stripped
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_payload(request: ResumeRequest, payload: Any, *, context: str) -> None:
+    """Raise InvalidParams naming each way ``payload`` breaks the pause's JSON schema."""
+    if not isinstance(request.schema, dict) or not request.schema:
+        return
+    import jsonschema  # ~70 ms to import: only when a resume needs it
+
+    validator_cls = jsonschema.validators.validator_for(request.schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator_cls.check_schema(request.schema)
+    except jsonschema.SchemaError as exc:
+        msg = f"{context}: pause {request.name!r} declares an invalid JSON schema ({exc.message}); fix the flow's pause(schema=...)"
+        raise WrongState(msg) from None
+    problems = [
+        {
+            "field": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path),
+            "error": error.message,
+        }
+        for error in validator_cls(request.schema).iter_errors(payload)
+    ]
+    if problems:
+        raise InvalidParams.fields(problems, context=f"{context}: the answer to pause {request.name!r} does not match its schema")
 
 
 def _check_limit(limit: int, *, context: str) -> None:
@@ -153,6 +182,7 @@ class LogicService:
         parent_play_sid: str = "",
         prefill_resumes: dict[str, Any] | None = None,
         timeout_ms: int = 0,
+        reuse_steps_of: str = "",
     ) -> Play:
         if timeout_ms < 0:
             msg = "timeout_ms"
@@ -169,6 +199,7 @@ class LogicService:
             parent_span_id=parent_span_id,
             parent_play_sid=parent_play_sid,
             prefill_resumes=dict(prefill_resumes or {}),
+            reuse_steps_of=reuse_steps_of,
             timeout_ms=timeout_ms,
             created_at=now_ms(),
         )
@@ -393,9 +424,12 @@ class LogicService:
         return await self.kernel.cancel(play_sid)
 
     @rpc_method()
-    async def play_retry(self, play_sid: str) -> str:
-        """Start a new play with the same inputs on the same version; returns its sid. It runs
-        every step afresh (it does not reuse the old play's finished steps)."""
+    async def play_retry(self, play_sid: str, reuse_steps: bool = False) -> str:
+        """Start a new play with the same inputs on the same version; returns its sid.
+
+        By default every step runs afresh. With reuse_steps=true the new play replays the
+        steps the old one finished (same version, same step keys) and runs from the step that
+        failed: "retry from the failed step"."""
         old = await self.kernel.repo.get_play(play_sid)
         if not old.status.is_terminal:
             msg = f"play_retry: play {play_sid} has not ended ({old.status.value}); wait for it or cancel it first"
@@ -408,8 +442,89 @@ class LogicService:
             name=old.name,
             prefill_resumes=old.prefill_resumes,
             timeout_ms=old.timeout_ms,
+            reuse_steps_of=old.sid if reuse_steps else "",
         )
         return play.sid
+
+    # -- pauses and resumes ----------------------------------------------------------------------
+
+    async def _open_pauses(self, play: Play) -> list[ResumeRequest]:
+        """The unanswered pauses of ``play`` and of the child plays it waits for, recursively."""
+        out = [attrs.evolve(r, play_sid=r.play_sid or play.sid) for r in play.pending_resumes]
+        if play.status in (PlayStatus.AWAITING_RESUME, PlayStatus.RUNNING):
+            for child_sid in play.child_play_sids:
+                try:
+                    child = await self.kernel.repo.get_play(child_sid)
+                except NotFound:
+                    continue
+                if child.status is PlayStatus.AWAITING_RESUME:
+                    out += await self._open_pauses(child)
+        return out
+
+    @rpc_method()
+    async def play_pending_resumes(self, play_sid: str) -> list[ResumeRequest]:
+        """The open pauses of a play, including those of child plays it waits for (each
+        names its play in play_sid)."""
+        return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
+
+    @rpc_method()
+    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
+        """Answer a pause (by resume id, or by pause name when that is unambiguous) and
+        continue the play from where it paused.
+
+        The payload is checked against the pause's JSON schema. Idempotent: the same payload
+        again returns the first answer and runs nothing; a different payload for an answered
+        pause is a conflict. A pause of a child play can be answered through its parent."""
+        context = "play_resume"
+        play = await self.kernel.repo.get_play(play_sid)
+        for answered in play.received_resumes:
+            if resume_id in (answered.id, answered.name):
+                if _canonical(answered.payload) == _canonical(payload):
+                    return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
+                msg = (
+                    f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
+                    f"answered with {_canonical(answered.payload)[:200]}; a different answer cannot replace it"
+                )
+                raise Conflict(msg)
+        opened = await self._open_pauses(play)
+        matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
+        if not matches:
+            if play.status is not PlayStatus.AWAITING_RESUME:
+                msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
+                raise WrongState(msg)
+            listed = ", ".join(f"{r.id} ({r.name!r})" for r in opened) or "none"
+            raise _bad("resume_id", f"play {play.sid} has no open pause {resume_id!r}; open: {listed}", context=context)
+        if len(matches) > 1:
+            listed = ", ".join(r.id for r in matches)
+            raise _bad("resume_id", f"{resume_id!r} names several open pauses ({listed}): pass the resume id", context=context)
+        request = matches[0]
+        if request.play_sid != play.sid:
+            return await self.play_resume(request.play_sid, request.id, payload)
+        _check_payload(request, payload, context=context)
+        if self.kernel.is_active(play.sid) or play.status is not PlayStatus.AWAITING_RESUME:
+            msg = f"{context}: play {play.sid} is {play.status.value}; answers are taken once it awaits resume"
+            raise WrongState(msg)
+        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
+        resumed = attrs.evolve(
+            play,
+            status=PlayStatus.RUNNING,
+            pending_resumes=[r for r in play.pending_resumes if r.id != request.id],
+            received_resumes=[*play.received_resumes, answered],
+        )
+        await self.kernel.save_status(resumed)  # durable before we answer
+        await self._mark_ancestors_running(resumed)
+        await self.kernel.schedule_existing(resumed)
+        return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": request.id}
+
+    async def _mark_ancestors_running(self, play: Play) -> None:
+        """A resumed child makes its waiting parents running again (they continue once it ends)."""
+        sid = play.parent_play_sid
+        while sid:
+            parent = await self.kernel.repo.get_play(sid)
+            if parent.status is not PlayStatus.AWAITING_RESUME:
+                return
+            await self.kernel.save_status(attrs.evolve(parent, status=PlayStatus.RUNNING))
+            sid = parent.parent_play_sid
 
     @rpc_method()
     async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
@@ -462,6 +577,11 @@ class LogicService:
             version = await self._version_for(wf, str(params.get("version_sid") or ""), context="flow.invoke")
             return {"source": version.python_source, "version_sid": version.sid, "entry_flow": version.entry_flow}
         if method == "start_child_play":
+            step = str(params.get("step_key") or "")
+            if step:  # a re-run of the parent asks again for the child it already started
+                known = await self.kernel.store.get("children", f"{play_sid}/{step}")
+                if known is not None:
+                    return {"play_sid": known.decode()}
             wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
             inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
             assert isinstance(inputs, dict)
@@ -475,7 +595,10 @@ class LogicService:
             )
             parent = await self.kernel.repo.get_play(play_sid)
             linked = attrs.evolve(parent, child_play_sids=[*parent.child_play_sids, child.sid])
-            await self.kernel.repo.commit(self.kernel.repo.put_play(linked))
+            writes = self.kernel.repo.put_play(linked)
+            if step:
+                writes.append(Put("children", f"{play_sid}/{step}", child.sid.encode()))
+            await self.kernel.repo.commit(writes)
             return {"play_sid": child.sid}
         if method == "wait_child_play":
             child = await self.kernel.wait(str(params.get("play_sid", "")), 0)

@@ -20,14 +20,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from hero_logic.kernel import Config
 from hero_logic.kernel._interfaces import ExitOutcome, Launch
 
-__all__ = ["TAIL_BYTES", "ProcessExecutor"]
+if TYPE_CHECKING:
+    from hero_logic.kernel import Config
+
+__all__ = ["TAIL_BYTES", "ProcessExecutor", "kill_recorded_process", "process_start_time"]
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of stdout and stderr is kept."""
@@ -65,6 +69,40 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
+def process_start_time(pid: int) -> str:
+    """The kernel's start time of process ``pid`` (clock ticks since boot), or ""."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    return stat.rsplit(b")", 1)[-1].split()[19].decode()
+
+
+def _record_pid(path: Path, pid: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{pid} {process_start_time(pid)}\n")
+
+
+def kill_recorded_process(path: Path) -> bool:
+    """Kill the process group recorded in ``path`` if that very process still runs.
+
+    The start time recorded beside the pid guards against killing an unrelated process that
+    reused the pid. Returns True if something was killed.
+    """
+    try:
+        pid_text, _, started = path.read_text().strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    if not started or process_start_time(pid) != started:
+        return False
+    _kill_group(pid, signal.SIGKILL)
+    return True
+
+
 async def _terminate(proc: trio.Process, grace_s: float) -> None:
     """TERM the process group, wait up to ``grace_s``, then KILL it; returns once reaped."""
     _kill_group(proc.pid, signal.SIGTERM)
@@ -82,6 +120,11 @@ class ProcessExecutor:
     def from_config(cls, config: Config) -> ProcessExecutor:
         """The executor; it needs no settings."""
         return cls()
+
+    def kill_leftover(self, pid_file: Path) -> bool:
+        """Kill a flow process a previous service instance left running (see
+        :func:`kill_recorded_process`)."""
+        return kill_recorded_process(pid_file)
 
     async def run(self, launch: Launch, *, timeout_s: float, kill_grace_s: float) -> ExitOutcome:
         """Run ``launch`` to its end; see the module docstring for the four ways it ends."""
@@ -101,6 +144,8 @@ class ProcessExecutor:
             return ExitOutcome(
                 exit_code=None, spawn_error=f"could not start {launch.argv[0]!r}: {exc}"
             )
+        if launch.pid_file is not None:
+            _record_pid(launch.pid_file, proc.pid)
         stdout, stderr = _Tail(), _Tail()
         timed_out = False
         try:

@@ -125,16 +125,33 @@ class UnixSpanListener:
             except FileNotFoundError:
                 pass
 
+    async def _answer(
+        self,
+        handle: ListenerHandle,
+        stream: trio.SocketStream,
+        lock: trio.Lock,
+        sink: EventSink,
+        event: dict[str, Any],
+    ) -> None:
+        answer = await sink.request(handle.play_sid, event)
+        async with lock:
+            try:
+                await stream.send_all(_encode_line(answer))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the flow is gone; nobody is left to read the answer
+
     async def _serve_connection(
         self, handle: ListenerHandle, stream: trio.SocketStream, sink: EventSink
     ) -> None:
         buffer = b""
         skipping = False  # inside an oversized line, dropping bytes until its newline
+        send_lock = trio.Lock()
         try:
-            async with stream:
+            async with stream, trio.open_nursery() as requests:
                 while True:
                     chunk = await stream.receive_some(_READ_SIZE)
                     if not chunk:
+                        requests.cancel_scope.cancel()  # the flow hung up: nobody reads answers
                         break
                     data = buffer + chunk if buffer else chunk
                     lines = data.split(b"\n")
@@ -166,8 +183,9 @@ class UnixSpanListener:
                             if batch:
                                 await sink.apply(handle.play_sid, batch)
                                 batch = []
-                            answer = await sink.request(handle.play_sid, event)
-                            await stream.send_all(_encode_line(answer))
+                            # Answered in its own task: a request may wait long (a child
+                            # play), and the flow's other events must keep flowing meanwhile.
+                            requests.start_soon(self._answer, handle, stream, send_lock, sink, event)
                         else:
                             batch.append((line, event))
                     if batch:

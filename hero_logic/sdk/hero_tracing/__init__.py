@@ -1,0 +1,132 @@
+"""hero_tracing: write durable, observable flows as plain Python.
+
+::
+
+    from hero_tracing import ask_user, flow, instrument
+
+    @flow(inputs={"topic": "string"}, outputs={"summary": "string"})
+    def summarise(topic):
+        with flow.step("search", topic=topic):
+            pages = search(topic)            # re-runs on replay: not memoized
+        text = draft(pages)                  # a @flow call: memoized
+        if not ask_user.confirm(f"Publish {topic!r}?"):
+            raise flow.Failed("the editor said no")
+        return {"summary": text}
+
+Inside a play every ``@flow`` call is a span and a memoized step; outside one (``python
+my_flow.py``) everything passes through and the functions just run. Standard library only,
+cheap to import. The rest of this docstring is the wire protocol between a flow process and
+the hero_logic service, and it is the source of truth for both sides.
+
+Wire protocol
+=============
+
+Transport. The executor binds a Unix stream socket per play before starting the flow
+process, and passes its path in ``HERO_FLOW_SPAN_SOCK``. The flow process opens one
+connection (lazily, on its first event) and keeps it for its whole life. Every message, both
+ways, is one JSON object of UTF-8 text on one line, ending with ``\\n``; strict JSON only
+(no NaN or Infinity, no lone surrogates). Each has a ``type``. Times are integers,
+milliseconds since the epoch. The flow sends; the service only ever answers ``request``
+lines. The service skips lines that are malformed or longer than 1 MiB (1,048,576 bytes
+before the newline), so the SDK keeps every line below that: it truncates log text, error
+text and oversized tag values, and turns a step output that is too big into a failure of
+that step.
+
+Flow → service events:
+
+``span_start``
+    ``span_id`` (str, unique across every run of the play: 16 hex digits random per
+    process, then a hex counter), ``parent_id`` (``""`` or a span id; the root span's parent
+    is ``HERO_FLOW_PARENT_SPAN``), ``name``, ``kind`` (``flow_root`` | ``step`` | ``rpc`` |
+    ``subflow`` | ``other``), ``start_ms``. Optional: ``tags`` {}, ``source_file``,
+    ``source_line``, ``step_key`` (on ``@flow`` calls and invocations), ``rpc_service``,
+    ``rpc_method`` (on ``rpc`` spans), ``child_play_sid``, ``status`` (``"running"`` when
+    absent; ``"replayed"`` for a step answered from the cache).
+``span_tag``
+    ``span_id``, ``tags`` {} — merged into the span's tags. A ``child_play_sid`` tag also
+    sets the span's ``child_play_sid``.
+``span_log``
+    ``span_id``, ``text`` (at most 64 KiB).
+``span_end``
+    ``span_id``, ``end_ms``, ``status`` (``ok`` | ``failed`` | ``cancelled`` | ``timed_out``
+    | ``replayed``); optional ``error``: the reason given to ``flow.Failed``, or
+    ``"ExcType: message\\n<traceback>"`` for any other exception (at most 64 KiB). A span
+    that a pause unwinds through gets no ``span_end``: it is still open when the process
+    exits with status 75.
+``step_output``
+    ``span_id``, ``step_key``, ``output`` (any JSON) — sent when a ``@flow`` call returns,
+    just before its ``span_end``, so a step whose span ended ``ok`` has its output stored.
+``output``
+    ``output`` — the entry flow's return value, sent by the boot stub just before exit 0.
+``pause``
+    ``resume_id``, ``name``, ``schema`` (JSON schema of the answer, or null), ``ui`` (a form
+    hint such as ``{"kind": "choice", "prompt": ..., "options": [...]}``, or null),
+    ``span_id`` (the span that asked), ``asked_at``. The process then exits with status 75.
+    Several pauses may be sent by one run (parallel branches each ask).
+``request``
+    ``id`` (int, increasing per connection), ``method``, ``params`` {}. The service answers
+    on the same connection with a ``response`` line, ``{"type": "response", "id": n,
+    "result": ...}`` or ``{"type": "response", "id": n, "error": {"code": int, "message":
+    str}}``. The SDK files answers by id, so the service may answer concurrent requests in
+    any order.
+
+Request methods:
+
+``flow_source`` {``name``, ``version_sid``}
+    → {``source``, ``version_sid``, ``entry_flow``}: the source of a library flow (its
+    current version when ``version_sid`` is ``""``), for an in-process ``flow.invoke``.
+``start_child_play`` {``name``, ``version_sid``, ``inputs``, ``parent_span_id``, ``step_key``}
+    → {``play_sid``}: start a child play for ``flow.invoke(spawn=True)``. ``step_key``
+    identifies the invocation across re-runs of the parent, so a service can hand back the
+    child it already started for it instead of starting another.
+``wait_child_play`` {``play_sid``}
+    → {``status``, ``output``, ``error``} once the child is terminal or ``awaiting_resume``.
+
+Replay
+======
+
+The executor may pass ``HERO_FLOW_REPLAY_FILE``, a JSON object ``{"steps": {step_key:
+output}, "resumes": {resume_id: payload}, "prefill": {resume_id or pause name: payload},
+"prefill_only": bool}`` (every key optional).
+
+``step_key = sha1(version_sid|parent_path|flow_name|canonical_json(kwargs)|ordinal)`` in hex,
+where ``kwargs`` are the call's arguments by parameter name (a method's ``self``/``cls``
+left out, extra positionals under ``"*args"``), ``canonical_json`` is ``json.dumps`` with
+sorted keys, ``(",", ":")`` separators and ``ensure_ascii=False``, ``parent_path`` is ``""``
+for the outermost call and the enclosing call's own ``step_key`` otherwise (inside an
+in-process ``flow.invoke``: the invocation's key, ``@``, and the version that ran), and
+``ordinal`` counts earlier calls with the same name and arguments under the same parent (0
+first). A call in a thread with no open span counts as under the play's root call. A step
+found in ``steps`` does not run: its span is sent ``replayed`` and its cached output
+returned. ``flow.step`` / ``flow.span`` blocks and ``instrument`` spans are not memoized and
+do not change the parent path. ``flow.invoke(name, ...)`` is memoized as a step named
+``invoke:<name>`` whose arguments are ``{"inputs": ..., "spawn": ..., "version_sid": ...}``.
+
+``resume_id = sha1(version_sid|parent_path|pause:name|ordinal)``, the ordinal counting
+earlier pauses of that name under the same parent. A pause returns ``resumes[resume_id]``
+when present, else ``prefill[resume_id]``, else ``prefill[name]``; else, when
+``prefill_only`` is true, it fails the flow naming the pause; else it sends ``pause`` and
+the process exits with status 75. A pause answered from the file gets a zero-length span
+``pause:<name>`` (kind ``other``, tag ``resume_id``): status ``replayed`` for a resume,
+``ok`` with tag ``prefilled: true`` for a prefill.
+
+Environment
+===========
+
+``HERO_FLOW_SPAN_SOCK`` (unset: pass-through mode), ``HERO_FLOW_PLAY_SID``,
+``HERO_FLOW_VERSION_SID``, ``HERO_FLOW_PARENT_SPAN``, ``HERO_FLOW_SOURCE_FILE``,
+``HERO_FLOW_INPUT_FILE`` (a JSON object of inputs), ``HERO_FLOW_ENTRY`` (the entry flow's
+name; otherwise the only ``@flow`` in the file, else the one named ``main``, else the last),
+``HERO_FLOW_REPLAY_FILE``. Exit statuses: 0 success, 75 awaiting resume, 2 no ``@flow``
+entry, 1 failed (the reason on stderr).
+"""
+
+from __future__ import annotations
+
+from ._flow import flow as flow
+from ._instrument import instrument as instrument
+from ._pause import ask_user as ask_user
+
+__all__ = ["ask_user", "flow", "instrument"]
+
+__version__ = "0.1.0"

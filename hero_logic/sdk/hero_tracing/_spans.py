@@ -1,0 +1,232 @@
+"""Span handles, the current-span context variable, and the two exceptions flows meet.
+
+Cheap to import: nothing here touches a socket or JSON. A :class:`Span` forwards its tags and
+logs to the play's runtime, which encodes and sends them.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextvars import ContextVar
+
+from . import _state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+
+    from ._play import Runtime
+
+__all__ = [
+    "CURRENT",
+    "NULL_SPAN",
+    "AwaitingResume",
+    "Failed",
+    "NullSpan",
+    "Span",
+    "SpanBlock",
+    "current_span",
+    "outcome",
+]
+
+
+class Failed(Exception):
+    """Fail the current span and the flow with a clean reason, no traceback.
+
+    Raise ``flow.Failed("the invoice total is negative")`` from a flow or step: every span it
+    passes through ends ``failed`` with that reason, and the play fails with it unless some
+    caller catches it.
+    """
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(reason)
+        self.reason = str(reason)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class AwaitingResume(BaseException):
+    """The play waits for an answer: unwind everything and exit with status 75.
+
+    A ``BaseException`` so that ``except Exception`` in user code cannot swallow it. Spans it
+    passes through stay open; the service closes them when the play resumes or ends.
+    """
+
+    def __init__(self, resume_id: str, name: str) -> None:
+        super().__init__(f"awaiting an answer to pause {name!r} ({resume_id})")
+        self.resume_id = resume_id
+        self.name = name
+
+
+def _is_pause(exc: BaseException) -> bool:
+    if isinstance(exc, AwaitingResume):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_pause(inner) for inner in exc.exceptions)
+    return False
+
+
+def outcome(exc: BaseException) -> tuple[str, str] | None:
+    """``(status, error)`` for a span an exception leaves; ``None`` when the play is pausing.
+
+    :class:`Failed` gives its reason, other exceptions ``"Type: message"`` and the traceback,
+    and a ``BaseException`` that is not an ``Exception`` (cancellation, interrupt, exit)
+    gives ``cancelled``.
+    """
+    if isinstance(exc, Failed):
+        return "failed", exc.reason
+    if _is_pause(exc):
+        return None
+    if isinstance(exc, Exception | BaseExceptionGroup):
+        return "failed", describe(exc)
+    message = str(exc)
+    return "cancelled", f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: message"``, a newline, then the formatted traceback (clipped to 64 KiB)."""
+    import traceback  # only on the failure path: it is slow to import
+
+    head = f"{type(exc).__name__}: {exc}"
+    text = head + "\n" + "".join(traceback.format_exception(exc))
+    limit = 64 * 1024
+    if len(text) > limit // 4:
+        raw = text.encode("utf-8", "replace")
+        if len(raw) > limit:
+            keep_head, keep_tail = raw[: 4 * 1024], raw[-(limit - 5 * 1024) :]
+            cut = len(raw) - len(keep_head) - len(keep_tail)
+            text = (
+                keep_head.decode("utf-8", "ignore")
+                + f"\n… [{cut} bytes of traceback cut] …\n"
+                + keep_tail.decode("utf-8", "ignore")
+            )
+    return text
+
+
+class Span:
+    """An open span of the running play: tag it, log to it.
+
+    ``path`` and ``counts`` identify the enclosing ``@flow`` call for replay keys: a
+    ``flow.step`` block shares them with the call it sits in, so only ``@flow`` calls deepen
+    the path.
+    """
+
+    __slots__ = ("counts", "kind", "name", "path", "runtime", "span_id")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        span_id: str,
+        name: str,
+        kind: str,
+        path: str,
+        counts: dict[object, Any],
+    ) -> None:
+        self.runtime = runtime
+        self.span_id = span_id
+        self.name = name
+        self.kind = kind
+        self.path = path
+        self.counts = counts
+
+    def tag(self, **tags: Any) -> None:
+        """Merge ``tags`` (JSON values; anything else is sent as its repr) into the span."""
+        if tags:
+            self.runtime.send({"type": "span_tag", "span_id": self.span_id, "tags": tags})
+
+    def log(self, text: object) -> None:
+        """Append one log entry (truncated to 64 KiB) to the span."""
+        self.runtime.send_log(self.span_id, str(text))
+
+    def __repr__(self) -> str:
+        return f"<Span {self.kind} {self.name!r} {self.span_id}>"
+
+
+class NullSpan:
+    """What ``flow.current_span`` is when no span is open: every method does nothing."""
+
+    __slots__ = ()
+    span_id = ""
+    name = ""
+    kind = ""
+
+    def tag(self, **tags: Any) -> None:
+        """Do nothing (no span is open)."""
+
+    def log(self, text: object) -> None:
+        """Do nothing (no span is open)."""
+
+    def __repr__(self) -> str:
+        return "<NullSpan>"
+
+
+NULL_SPAN = NullSpan()
+
+CURRENT: ContextVar[Span | None] = ContextVar("hero_tracing_current_span", default=None)
+"""The innermost open span of this task or thread (``None``: the play's root span, if any)."""
+
+
+def current_span() -> Span | NullSpan:
+    """The innermost open span here, else the play's root span, else the null span."""
+    runtime = _state.get()
+    if runtime is None:
+        return NULL_SPAN
+    return CURRENT.get() or runtime.root or NULL_SPAN
+
+
+class SpanBlock:
+    """``with flow.step(...)`` / ``with flow.span(...)``: a span around a block (not memoized)."""
+
+    __slots__ = ("_kind", "_name", "_span", "_tags", "_token")
+
+    def __init__(self, name: str, kind: str, tags: dict[str, Any]) -> None:
+        self._name = name
+        self._kind = kind
+        self._tags = tags
+        self._span: Span | None = None
+
+    def __enter__(self) -> Span | NullSpan:
+        return self._enter(2)
+
+    def _enter(self, depth: int) -> Span | NullSpan:
+        runtime = _state.get()
+        if runtime is None:
+            return NULL_SPAN
+        caller = sys._getframe(depth)
+        span = runtime.open_span(
+            self._name, self._kind, self._tags, caller.f_code.co_filename, caller.f_lineno
+        )
+        self._span = span
+        self._token = CURRENT.set(span)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if span is None:
+            return
+        self._span = None
+        CURRENT.reset(self._token)
+        if exc is None:
+            span.runtime.end_span(span.span_id, "ok")
+        else:
+            ended = outcome(exc)
+            if ended is not None:
+                span.runtime.end_span(span.span_id, *ended)
+
+    async def __aenter__(self) -> Span | NullSpan:
+        return self._enter(2)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

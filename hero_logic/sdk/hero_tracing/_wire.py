@@ -1,0 +1,378 @@
+"""The span wire protocol and the replay keys, as pure functions (no sockets, no threads).
+
+Shared by the SDK inside the flow process and by the service that listens on the per-play
+socket; the protocol itself is described in the :mod:`hero_tracing` package docstring.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from hashlib import sha1 as _new_sha1
+    from typing import Any
+else:
+    try:  # CPython's own SHA-1: loading hashlib's OpenSSL costs a cold flow process ~2-3 ms
+        from _sha1 import sha1 as _new_sha1
+    except ImportError:  # an interpreter without it
+        from hashlib import sha1 as _new_sha1
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_LINE_BYTES",
+    "MAX_TEXT_BYTES",
+    "SPAN_END_STATUSES",
+    "SPAN_KINDS",
+    "canonical_json",
+    "decode_event",
+    "decode_response",
+    "encode_event",
+    "encode_response",
+    "resume_id",
+    "step_key",
+    "step_material",
+    "truncate_text",
+]
+
+EVENT_TYPES = frozenset(
+    {"span_start", "span_tag", "span_log", "span_end", "step_output", "output", "pause", "request"}
+)
+"""Every ``type`` a flow process may send (``response`` travels the other way)."""
+
+SPAN_KINDS = frozenset({"flow_root", "step", "rpc", "subflow", "other"})
+SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
+_START_STATUSES = frozenset({"running", "replayed"})
+
+MAX_LINE_BYTES = 1024 * 1024
+"""Longest line the service accepts; the SDK keeps every line it sends below this."""
+
+MAX_TEXT_BYTES = 64 * 1024
+"""Longest log line, error text or single tag value the SDK sends (UTF-8 bytes)."""
+
+_STR = (str,)
+_INT = (int,)
+_DICT = (dict,)
+# Required fields per event type and the types they must have (bool is rejected as an int).
+_REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
+    "span_start": (
+        ("span_id", _STR),
+        ("parent_id", _STR),
+        ("name", _STR),
+        ("kind", _STR),
+        ("start_ms", _INT),
+    ),
+    "span_tag": (("span_id", _STR), ("tags", _DICT)),
+    "span_log": (("span_id", _STR), ("text", _STR)),
+    "span_end": (("span_id", _STR), ("end_ms", _INT), ("status", _STR)),
+    "step_output": (("span_id", _STR), ("step_key", _STR)),
+    "output": (),
+    "pause": (("resume_id", _STR), ("name", _STR), ("span_id", _STR), ("asked_at", _INT)),
+    "request": (("id", _INT), ("method", _STR), ("params", _DICT)),
+}
+_REQUIRED_PRESENT = {"step_output": ("output",), "output": ("output",)}
+
+
+# --- replay keys -------------------------------------------------------------------------
+
+
+def _canonical_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:
+            return sorted(repr(v) for v in value)
+    return repr(value)
+
+
+def _make_encoder(
+    default: Callable[[Any], Any], *, sort_keys: bool, allow_nan: bool
+) -> Callable[[Any], str]:
+    """A compact, UTF-8-keeping JSON encoder function, built once.
+
+    ``json.dumps`` builds its C encoder anew on every call; on the SDK's hot path that is
+    most of the cost, so build the C encoder once (no circular-reference bookkeeping: a
+    circular value raises RecursionError, which callers handle).
+    """
+    if c_make_encoder is not None:
+        encoder = c_make_encoder(
+            None, default, encode_basestring, None, ":", ",", sort_keys, False, allow_nan
+        )
+
+        def encode(value: Any) -> str:
+            return "".join(encoder(value, 0))
+
+        return encode
+    fallback = json.JSONEncoder(
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=default,
+        sort_keys=sort_keys,
+        allow_nan=allow_nan,
+        check_circular=False,
+    )
+    return fallback.encode
+
+
+_canonical = _make_encoder(_canonical_default, sort_keys=True, allow_nan=True)
+
+
+def _not_json(value: Any) -> Any:
+    msg = f"Object of type {type(value).__name__} is not JSON serializable"
+    raise TypeError(msg)
+
+
+strict_json = _make_encoder(_not_json, sort_keys=False, allow_nan=False)
+"""Compact JSON of plain JSON data; TypeError, ValueError (NaN) or RecursionError otherwise."""
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is.
+
+    The same text as ``json.dumps(value, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)``. Values JSON cannot hold are written as their ``repr`` (sets as
+    sorted lists), so a key built from them is stable when the repr is, and merely misses
+    the cache when it is not.
+    """
+    try:
+        return _canonical(value)
+    except (TypeError, ValueError, RecursionError):  # mixed-type dict keys, circular values
+        return _safe.encode(repr(value))
+
+
+def step_material(
+    version_sid: str, parent_path: str, flow_name: str, kwargs: Mapping[str, Any]
+) -> str:
+    """What identifies a call before its ordinal: ``version|parent_path|name|canonical_json``."""
+    return f"{version_sid}|{parent_path}|{flow_name}|{canonical_json(kwargs)}"
+
+
+def _sha1(text: str) -> str:
+    return _new_sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def step_key(
+    version_sid: str, parent_path: str, flow_name: str, kwargs: Mapping[str, Any], ordinal: int = 0
+) -> str:
+    """The cache key of one ``@flow`` call (hex SHA-1).
+
+    ``parent_path`` is ``""`` for the outermost call and the enclosing call's own step key
+    otherwise; ``ordinal`` counts earlier calls with the same name and arguments under the same
+    parent, so a loop of identical calls keeps one cached output per iteration.
+    """
+    return _sha1(f"{step_material(version_sid, parent_path, flow_name, kwargs)}|{ordinal}")
+
+
+def resume_id(version_sid: str, parent_path: str, name: str, ordinal: int = 0) -> str:
+    """The id of a pause (hex SHA-1); ``ordinal`` counts earlier pauses of ``name`` under the parent."""
+    return _sha1(f"{version_sid}|{parent_path}|pause:{name}|{ordinal}")
+
+
+# --- encoding ----------------------------------------------------------------------------
+
+
+def _lenient_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
+
+
+_fast = _make_encoder(_lenient_default, sort_keys=False, allow_nan=False)
+_safe = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_lenient_default, allow_nan=False
+)
+
+
+def _encode(value: Any) -> str:
+    """Compact JSON of ``value``, whatever it holds (see :func:`encode_event`)."""
+    try:
+        return _fast(value)
+    except (ValueError, RecursionError):  # NaN or infinity; a circular value
+        return _safe.encode(_plain(value))
+
+
+def truncate_text(text: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, with a note saying how much was dropped."""
+    if len(text) * 4 <= limit:
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text
+    note = f"… [truncated {len(raw) - limit + 64} bytes]"
+    return raw[: limit - 64].decode("utf-8", "ignore") + note
+
+
+def _to_bytes(line: str) -> bytes:
+    try:
+        return line.encode()
+    except UnicodeEncodeError:  # a lone surrogate in user text: make it U+FFFD
+        return line.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain JSON data: NaN and infinities as their names, other values as reprs.
+
+    Nesting deeper than 100 levels (a circular value, say) is cut off as a repr.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
+        )
+    if depth >= 100:
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v, depth + 1) for v in value]
+    return repr(value)
+
+
+def _shrink(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``event`` whose free-form parts are cut down to fit in one line."""
+    small = dict(event)
+    for key in ("text", "error"):
+        if isinstance(small.get(key), str):
+            small[key] = truncate_text(small[key])
+    for key in ("tags", "schema", "ui"):
+        value = small.get(key)
+        if isinstance(value, dict):
+            cut = {}
+            for name, item in value.items():
+                text = _encode(item)
+                cut[name] = item if len(text) <= 4096 else truncate_text(text, 4096)
+            small[key] = cut
+    return small
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """One event as a compact JSON line (with its newline), always shorter than the line cap.
+
+    Values JSON cannot hold become their ``repr``, NaN and infinities become strings, lone
+    surrogates become U+FFFD, and oversized text, errors and tag values are truncated. An
+    event that still does not fit (only a huge ``output`` can) raises ``ValueError``.
+    """
+    data = _to_bytes(_encode(event))
+    if len(data) < MAX_LINE_BYTES:
+        return data + b"\n"
+    data = _to_bytes(_encode(_shrink(dict(event))))
+    if len(data) < MAX_LINE_BYTES:
+        return data + b"\n"
+    msg = f"{event.get('type')} event is {len(data)} bytes of JSON, over the {MAX_LINE_BYTES}-byte line cap"
+    raise ValueError(msg)
+
+
+def encode_response(
+    request_id: int, result: Any = None, error: tuple[int, str] | None = None
+) -> bytes:
+    """The service's answer to a ``request`` line, as a JSON line."""
+    answer: dict[str, Any] = {"type": "response", "id": request_id}
+    if error is None:
+        answer["result"] = result
+    else:
+        answer["error"] = {"code": error[0], "message": error[1]}
+    return _to_bytes(_encode(answer)) + b"\n"
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _loads(line: bytes | str) -> Any:
+    if isinstance(line, bytes | bytearray):
+        try:
+            text = line.decode()
+        except UnicodeDecodeError as exc:
+            msg = f"line is not UTF-8: {exc}"
+            raise ValueError(msg) from None
+    else:
+        text = line
+    try:
+        value = _decode(text)
+    except RecursionError:
+        msg = "JSON nested too deeply"
+        raise ValueError(msg) from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        msg = f"not JSON: {exc}"
+        raise ValueError(msg) from None
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
+        msg = "JSON holds a lone surrogate (\\ud800-\\udfff escape)"
+        raise ValueError(msg)
+    return value
+
+
+def decode_event(line: bytes | str) -> dict[str, Any]:
+    """The event on one line, checked: a JSON object with a known ``type`` and its fields.
+
+    Raises ``ValueError`` saying what is wrong. Strict JSON only: NaN, Infinity and lone
+    surrogates are refused. Optional fields are not checked; readers take them leniently.
+    Unknown span kinds and statuses pass (the service records them as ``other`` / ``failed``).
+    """
+    event = _loads(line)
+    if not isinstance(event, dict):
+        msg = f"event is a JSON {type(event).__name__}, not an object"
+        raise ValueError(msg)
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        msg = f"unknown event type {kind!r}; expected one of {', '.join(sorted(EVENT_TYPES))}"
+        raise ValueError(msg)
+    for field, types in _REQUIRED[kind]:
+        value = event.get(field)
+        if not isinstance(value, types) or value is True or value is False:
+            msg = f"{kind} event needs {field!r} ({types[0].__name__}), got {value!r}"
+            raise ValueError(msg)
+    for field in _REQUIRED_PRESENT.get(kind, ()):
+        if field not in event:
+            msg = f"{kind} event needs {field!r}"
+            raise ValueError(msg)
+    # Kinds and statuses are not refused here: the service stores an unknown kind as "other"
+    # and an unknown status as "failed" (never silently "ok"), so a newer SDK talking to an
+    # older service degrades visibly instead of losing the event.
+    return event
+
+
+def decode_response(line: bytes | str) -> tuple[int, Any, tuple[int, str] | None]:
+    """``(id, result, error)`` from a ``response`` line; ``error`` is ``(code, message)`` or None."""
+    answer = _loads(line)
+    if not isinstance(answer, dict) or answer.get("type") != "response":
+        msg = f"expected a response line, got {str(line)[:200]!r}"
+        raise ValueError(msg)
+    request_id = answer.get("id")
+    if not isinstance(request_id, int):
+        msg = f"response without an integer id: {str(line)[:200]!r}"
+        raise ValueError(msg)
+    error = answer.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            return request_id, None, (-32603, repr(error))
+        code = error.get("code")
+        return (
+            request_id,
+            None,
+            (code if isinstance(code, int) else -32603, str(error.get("message", ""))),
+        )
+    return request_id, answer.get("result"), None
