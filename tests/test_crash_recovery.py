@@ -1,0 +1,102 @@
+"""kill -9 of the service mid-play: nothing acknowledged is lost, no finished step runs twice,
+and the orphaned flow process of the dead service is killed before the play runs again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from hero_logic.kernel import Config
+from hero_logic.rpc import AsyncClient
+
+FLOW = """
+import os, time
+from hero_tracing import flow
+
+def effect(text):
+    with open("effects.txt", "a") as f:
+        f.write(text + "\\n")
+
+@flow
+def first():
+    effect("first")
+    return 1
+
+@flow
+def slow():
+    flow.current_span.tag(pid=os.getpid())
+    time.sleep(3)
+    effect(f"slow by {os.getpid()}")
+    return 2
+
+@flow(name="crashy")
+def main():
+    return first() + slow()
+"""
+
+
+async def _start_service(root: Path) -> tuple[subprocess.Popen[bytes], Config]:
+    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hero_logic.cli", "serve"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    config = Config.load(environ=env)
+    with trio.fail_after(20):
+        while True:
+            try:
+                async with AsyncClient(config.rpc_socket, timeout=2) as client:
+                    if (await client.health())["status"] == "ok":
+                        return proc, config
+            except (ConnectionError, OSError):
+                pass
+            await trio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_kill_9_mid_play_recovers_without_repeating_finished_steps(root: Path) -> None:
+    service, config = await _start_service(root)
+    try:
+        async with AsyncClient(config.rpc_socket) as client:
+            wf = await client.call("workflow_create", {"name": "crashy", "python_source": FLOW})
+            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
+            with trio.fail_after(20):
+                while True:
+                    spans = await client.call("play_spans", {"play_sid": play_sid})
+                    slow = [s for s in spans if s["name"] == "slow" and "pid" in s["tags"]]
+                    if slow:
+                        break
+                    await trio.sleep(0.02)
+        orphan = slow[0]["tags"]["pid"]
+        service.send_signal(signal.SIGKILL)
+        service.wait()
+        assert _alive(orphan)  # env_scrub: the flow outlives the dead service...
+
+        service, config = await _start_service(root)
+        with trio.fail_after(5):
+            while _alive(orphan):  # ...until the restarted service kills it
+                await trio.sleep(0.02)
+        async with AsyncClient(config.rpc_socket) as client:
+            play = await client.call("play_wait", {"play_sid": play_sid, "timeout_ms": 30000})
+        assert play["status"] == "success", play["error_message"]
+        assert play["output_data"] == 3
+        assert play["attempts"] == 2
+        effects = (config.play_workdir(play_sid) / "effects.txt").read_text().splitlines()
+        assert effects[0] == "first" and effects.count("first") == 1
+        assert len(effects) == 2 and effects[1].startswith("slow by") and str(orphan) not in effects[1]
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=20)
