@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
-from .conftest import Service
+if TYPE_CHECKING:
+    from .conftest import Service
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "hello.py"
 
@@ -31,16 +33,22 @@ async def test_push_run_list_and_show_a_tree(service: Service) -> None:
     assert "new version v2" in out
     _, out = await _cli(service, "run", "hello", "-i", "who=Ada", "-i", "times=2")
     assert "hello Ada! hello Ada!" in out
-    assert "warm-up" in out and "double" in out and "success" in out
+    assert "warm-up" in out
+    assert "double" in out
+    assert "success" in out
     play_sid = (await service.call("play_list", limit=1))[0]["sid"]
     _, out = await _cli(service, "plays")
-    assert play_sid in out and "hello" in out
+    assert play_sid in out
+    assert "hello" in out
     _, out = await _cli(service, "tree", play_sid)
-    assert "double" in out and "doubled=" in out
+    assert "double" in out
+    assert "doubled=" in out
     code, out = await _cli(service, "run", "hello", "-i", "who=  ", check=False)
-    assert code == 1 and "nobody to greet" in out
+    assert code == 1
+    assert "nobody to greet" in out
     code, out = await _cli(service, "run", "hello", "-i", "times=many", check=False)
-    assert code != 0 and "times" in out
+    assert code != 0
+    assert "times" in out
 
 
 async def test_resume_validates_the_answer_before_sending(service: Service) -> None:
@@ -57,10 +65,12 @@ async def test_resume_validates_the_answer_before_sending(service: Service) -> N
     play = await service.run(wf)
     assert play["status"] == "awaiting_resume"
     code, out = await _cli(service, "resume", play["sid"], "--answer", "XL", check=False)
-    assert code == 1 and "does not fit" in out
+    assert code == 1
+    assert "does not fit" in out
     assert (await service.call("play_status", play_sid=play["sid"]))["status"] == "awaiting_resume"
     _, out = await _cli(service, "resume", play["sid"], "--answer", "2", "--wait")
-    assert "Which size?" in out and '"M"' in out
+    assert "Which size?" in out
+    assert '"M"' in out
     assert (await service.call("play_status", play_sid=play["sid"]))["output_data"] == {"size": "M"}
 
 
@@ -83,19 +93,25 @@ async def test_background_service_start_status_stop(root: Path) -> None:
         return result.returncode, (result.stdout + result.stderr).decode()
 
     code, out = await cli("--status")
-    assert code == 3 and "not running" in out
+    assert code == 3
+    assert "not running" in out
     code, out = await cli("--start")
     assert code == 0, out
     try:
         pid = int((root / "var" / "hero_logic" / "hero_logic.pid").read_text())
         code, out = await cli("--status")
-        assert code == 0 and str(pid) in out
+        assert code == 0
+        assert str(pid) in out
         code, out = await cli("--start")
-        assert code == 0 and "already running" in out
+        assert code == 0
+        assert "already running" in out
     finally:
         code, out = await cli("--stop")
-    assert code == 0 and "stopped" in out
+    assert code == 0
+    assert "stopped" in out
     code, _ = await cli("--status")
     assert code == 3
     code, out = await cli("--info")
-    assert code == 0 and "hero_logic_server" in out and "PATH_ROOT" in out
+    assert code == 0
+    assert "hero_logic_server" in out
+    assert "PATH_ROOT" in out

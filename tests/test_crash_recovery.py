@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FLOW = """
 import os, time
@@ -40,9 +43,9 @@ def main():
 """
 
 
-async def _start_service(root: Path) -> tuple[subprocess.Popen[bytes], Config]:
+async def _start_service(root: Path) -> tuple[trio.Process, Config]:
     env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"}
-    proc = subprocess.Popen(
+    proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "hero_logic.cli", "serve"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -82,7 +85,7 @@ async def test_kill_9_mid_play_recovers_without_repeating_finished_steps(root: P
                     await trio.sleep(0.02)
         orphan = slow[0]["tags"]["pid"]
         service.send_signal(signal.SIGKILL)
-        service.wait()
+        await service.wait()
         assert _alive(orphan)  # env_scrub: the flow outlives the dead service...
 
         service, config = await _start_service(root)
@@ -95,8 +98,12 @@ async def test_kill_9_mid_play_recovers_without_repeating_finished_steps(root: P
         assert play["output_data"] == 3
         assert play["attempts"] == 2
         effects = (config.play_workdir(play_sid) / "effects.txt").read_text().splitlines()
-        assert effects[0] == "first" and effects.count("first") == 1
-        assert len(effects) == 2 and effects[1].startswith("slow by") and str(orphan) not in effects[1]
+        assert effects[0] == "first"
+        assert effects.count("first") == 1
+        assert len(effects) == 2
+        assert effects[1].startswith("slow by")
+        assert str(orphan) not in effects[1]
     finally:
         service.send_signal(signal.SIGTERM)
-        service.wait(timeout=20)
+        with trio.fail_after(20):
+            await service.wait()

@@ -6,8 +6,7 @@ step body really ran.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -16,6 +15,9 @@ from hero_logic.rpc import AsyncClient, RpcError
 from hero_logic.server import serve
 
 from .conftest import Service, make_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APPROVAL = """
 from hero_tracing import ask_user, flow
@@ -60,18 +62,22 @@ async def test_pause_resume_runs_every_step_body_exactly_once(service: Service) 
     wf = await service.push(APPROVAL, name="approval")
     play = await service.run(wf)
     assert play["status"] == "awaiting_resume"
-    assert play["completed_at"] is None and play["duration_ms"] is None
+    assert play["completed_at"] is None
+    assert play["duration_ms"] is None
     (pending,) = await service.call("play_pending_resumes", play_sid=play["sid"])
-    assert pending["name"] == "Ship it?" and pending["ui"]["kind"] == "confirm"
+    assert pending["name"] == "Ship it?"
+    assert pending["ui"]["kind"] == "confirm"
     assert pending["schema"]["type"] == "boolean"
     assert _effects(service, play["sid"]) == ["fetch 1"] * 3  # a loop of identical calls: 3 steps
 
     answer = await service.call("play_resume", play_sid=play["sid"], resume_id=pending["id"], payload=True)
-    assert answer["ok"] is True and answer["resumed_at"] > 0
+    assert answer["ok"] is True
+    assert answer["resumed_at"] > 0
     play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
     assert play["status"] == "awaiting_resume"
     (size,) = play["pending_resumes"]
-    assert size["name"] == "size" and size["ui"]["options"] == ["S", "M", "L"]
+    assert size["name"] == "size"
+    assert size["ui"]["options"] == ["S", "M", "L"]
 
     # by pause name instead of id works when unambiguous
     await service.call("play_resume", play_sid=play["sid"], resume_id="size", payload="M")
@@ -86,7 +92,8 @@ async def test_pause_resume_runs_every_step_body_exactly_once(service: Service) 
     assert len(fetches) == 3  # each step once in the tree, not once per run
     assert all(s["status"] == "replayed" for s in fetches)
     roots = [s for s in spans if s["kind"] == "flow_root"]
-    assert len(roots) == 1 and roots[0]["status"] == "ok"
+    assert len(roots) == 1
+    assert roots[0]["status"] == "ok"
 
 
 async def test_double_resume_same_payload_is_idempotent_and_different_is_conflict(service: Service) -> None:
@@ -112,14 +119,17 @@ async def test_resume_payload_must_match_the_pause_schema(service: Service) -> N
     play = await service.run(wf, n=0)
     (pending,) = play["pending_resumes"]
     err = await _error(service, "play_resume", play_sid=play["sid"], resume_id=pending["id"], payload="yes")
-    assert err.code == -32602 and err.data[0]["field"] == "payload"
+    assert err.code == -32602
+    assert err.data[0]["field"] == "payload"
     assert "boolean" in err.data[0]["error"]
     err = await _error(service, "play_resume", play_sid=play["sid"], resume_id="nope", payload=True)
-    assert err.code == -32602 and err.data[0]["field"] == "resume_id"
+    assert err.code == -32602
+    assert err.data[0]["field"] == "resume_id"
     await service.call("play_resume", play_sid=play["sid"], resume_id=pending["id"], payload=False)
     play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
     err = await _error(service, "play_resume", play_sid=play["sid"], resume_id="size", payload="XL")
-    assert err.code == -32602 and "XL" in err.data[0]["error"]
+    assert err.code == -32602
+    assert "XL" in err.data[0]["error"]
 
 
 async def test_prefill_by_name_and_by_id_never_waits(service: Service) -> None:
@@ -139,7 +149,8 @@ async def test_prefill_missing_an_answer_fails_fast_naming_the_pause(service: Se
     sid = await service.call("play_start", workflow_sid=wf["sid"], input_data={"n": 1}, prefill_resumes={"Ship it?": True})
     play = await service.call("play_wait", play_sid=sid, timeout_ms=20000)
     assert play["status"] == "failed"
-    assert "size" in play["error_message"] and "prefill" in play["error_message"]
+    assert "size" in play["error_message"]
+    assert "prefill" in play["error_message"]
 
 
 async def test_asyncio_gather_replays_deterministically(service: Service) -> None:
@@ -238,9 +249,11 @@ async def test_pause_inside_a_spawned_child_play_pauses_and_resumes_the_parent(s
     assert parent["status"] == "awaiting_resume", parent["error_message"]
     (child_sid,) = parent["child_play_sids"]
     child = await service.call("play_status", play_sid=child_sid)
-    assert child["status"] == "awaiting_resume" and child["parent_play_sid"] == parent["sid"]
+    assert child["status"] == "awaiting_resume"
+    assert child["parent_play_sid"] == parent["sid"]
     (pending,) = await service.call("play_pending_resumes", play_sid=parent["sid"])
-    assert pending["play_sid"] == child_sid and pending["name"] == "verdict"
+    assert pending["play_sid"] == child_sid
+    assert pending["name"] == "verdict"
     subflow = [s for s in await service.call("play_spans", play_sid=parent["sid"]) if s["kind"] == "subflow"]
     assert subflow[0]["child_play_sid"] == child_sid
     (child_root,) = [s for s in await service.call("play_spans", play_sid=child_sid) if s["kind"] == "flow_root"]
@@ -287,10 +300,12 @@ async def test_retry_from_the_failed_step_reuses_finished_steps(service: Service
         name="retrying",
     )
     failed = await service.run(wf, marker=str(marker))
-    assert failed["status"] == "failed" and "upstream API is down" in failed["error_message"]
+    assert failed["status"] == "failed"
+    assert "upstream API is down" in failed["error_message"]
     marker.write_text("")
     fresh = await service.call("play_wait", play_sid=await service.call("play_retry", play_sid=failed["sid"]))
-    assert fresh["status"] == "success" and _effects(service, fresh["sid"]) == ["expensive"]
+    assert fresh["status"] == "success"
+    assert _effects(service, fresh["sid"]) == ["expensive"]
     reused_sid = await service.call("play_retry", play_sid=failed["sid"], reuse_steps=True)
     reused = await service.call("play_wait", play_sid=reused_sid)
     assert reused["status"] == "success"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import trio
 
 from hero_logic.kernel import (
     Config,
@@ -54,7 +53,9 @@ def test_unknown_plugin_lists_installed_ones() -> None:
     with pytest.raises(PluginNotFound) as info:
         load_plugin("hero_logic.store", "postgres")
     message = str(info.value)
-    assert "'postgres'" in message and "lmdb" in message and "memory" in message
+    assert "'postgres'" in message
+    assert "lmdb" in message
+    assert "memory" in message
     assert "entry-points" in message
     assert load_plugin("hero_logic.store", "memory").__name__ == "MemoryStore"
 
@@ -88,9 +89,13 @@ def test_fold_spans_builds_the_tree_and_marks_unknown_status_failed() -> None:
         {"type": "span_tag", "span_id": "ghost", "tags": {}},
     ]
     root, step = fold_spans("p", events)
-    assert root.kind is SpanKind.FLOW_ROOT and root.status is SpanStatus.FAILED
-    assert step.parent_id == "a" and step.tags == {"x": 1, "y": 2} and step.logs == ["hi"]
-    assert step.status is SpanStatus.OK and step.end_ms == 3
+    assert root.kind is SpanKind.FLOW_ROOT
+    assert root.status is SpanStatus.FAILED
+    assert step.parent_id == "a"
+    assert step.tags == {"x": 1, "y": 2}
+    assert step.logs == ["hi"]
+    assert step.status is SpanStatus.OK
+    assert step.end_ms == 3
 
 
 def test_check_inputs_fills_defaults_and_names_every_bad_field() -> None:
@@ -130,7 +135,8 @@ def test_outcome_mapping(outcome: ExitOutcome, status: PlayStatus, fragment: str
     play = map_outcome(_play(), outcome, state, timeout_ms=1234)
     assert play.status is status
     assert fragment in play.error_message
-    assert play.completed_at is not None and play.duration_ms is not None
+    assert play.completed_at is not None
+    assert play.duration_ms is not None
     if status is PlayStatus.SUCCESS:
         assert play.output_data == {"ok": True}
 
@@ -140,7 +146,8 @@ def test_pause_outcome_is_awaiting_resume_without_completion() -> None:
     state.observe({"type": "pause", "resume_id": "r1", "name": "approve", "schema": {"type": "boolean"}, "ui": None, "span_id": "s", "asked_at": 5})
     play = map_outcome(_play(), ExitOutcome(exit_code=75), state, timeout_ms=1)
     assert play.status is PlayStatus.AWAITING_RESUME
-    assert play.completed_at is None and play.duration_ms is None
+    assert play.completed_at is None
+    assert play.duration_ms is None
     assert [(r.id, r.name) for r in play.pending_resumes] == [("r1", "approve")]
 
 

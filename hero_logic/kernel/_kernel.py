@@ -23,7 +23,7 @@ import trio
 
 from ._bus import EventBus
 from ._convert import dumps, to_json
-from ._errors import HeroLogicError, SandboxUnavailable, ServiceClosed, WrongState
+from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
 from ._model import Play, PlayStatus, now_ms
 from ._plugins import installed_plugins, load_plugin
 from ._repo import Repo, event_key
@@ -160,6 +160,26 @@ class Kernel:
                     while not _settled(await self.repo.get_play(play_sid)):  # noqa: ASYNC110 - rare fallback after the bus dropped us
                         await trio.sleep(0.05)
         return await self.repo.get_play(play_sid)
+
+    def start_system_task(self, fn: Any, *args: Any, name: str) -> None:
+        """Run ``await fn(*args)`` in the kernel's nursery (e.g. a benchmark driving plays).
+
+        The task is supervised like a play: it is cancelled when the kernel closes. It must
+        handle its own errors; one that escapes is logged and does not stop the kernel.
+        """
+        if self._closed:
+            msg = "the service is shutting down and starts no new work: retry once it is back"
+            raise ServiceClosed(msg)
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except HeroLogicError as exc:
+                log.error("system task %s failed: %s", name, exc)
+            except Exception:  # a bug in a system task must not take the kernel down
+                log.exception("system task %s crashed", name)
+
+        self._nursery.start_soon(guarded, name=name)
 
     def is_active(self, play_sid: str) -> bool:
         """True while the kernel has the play queued or running."""

@@ -493,10 +493,14 @@ class LogicService:
                 msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
                 raise WrongState(msg)
             listed = ", ".join(f"{r.id} ({r.name!r})" for r in opened) or "none"
-            raise _bad("resume_id", f"play {play.sid} has no open pause {resume_id!r}; open: {listed}", context=context)
+            why = f"play {play.sid} has no open pause {resume_id!r}; open: {listed}"
+            msg_0 = "resume_id"
+            raise _bad(msg_0, why, context=context)
         if len(matches) > 1:
             listed = ", ".join(r.id for r in matches)
-            raise _bad("resume_id", f"{resume_id!r} names several open pauses ({listed}): pass the resume id", context=context)
+            why = f"{resume_id!r} names several open pauses ({listed}): pass the resume id"
+            msg_0 = "resume_id"
+            raise _bad(msg_0, why, context=context)
         request = matches[0]
         if request.play_sid != play.sid:
             return await self.play_resume(request.play_sid, request.id, payload)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -29,6 +28,8 @@ import trio
 from hero_logic.kernel._interfaces import ExitOutcome, Launch
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hero_logic.kernel import Config
 
 __all__ = ["TAIL_BYTES", "ProcessExecutor", "kill_recorded_process", "process_start_time"]
@@ -45,7 +46,7 @@ class _Tail:
     def __init__(self) -> None:
         self.data = bytearray()
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | bytearray) -> None:
         self.data += chunk
         if len(self.data) > 2 * TAIL_BYTES:
             del self.data[:-TAIL_BYTES]
