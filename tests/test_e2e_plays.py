@@ -53,19 +53,25 @@ async def test_success_returns_output_and_full_span_tree(service: Service) -> No
     for span in spans:
         by_name.setdefault(span["name"], []).append(span)
     root = by_name["nested"][0]
-    assert root["kind"] == "flow_root" and root["parent_id"] == "" and root["status"] == "ok"
+    assert root["kind"] == "flow_root"
+    assert root["parent_id"] == ""
+    assert root["status"] == "ok"
     assert root["logs"] == ["starting for Ghent"]
-    assert root["source_file"].endswith("flow.py") and root["source_line"] > 0
+    assert root["source_file"].endswith("flow.py")
+    assert root["source_line"] > 0
     fan = by_name["fan-out"][0]
-    assert fan["parent_id"] == root["span_id"] and fan["tags"] == {"width": 3}
+    assert fan["parent_id"] == root["span_id"]
+    assert fan["tags"] == {"width": 3}
     doubles = by_name["double"]
     assert len(doubles) == 3
     assert all(d["parent_id"] == fan["span_id"] and d["kind"] == "step" for d in doubles)
     assert [d["tags"]["doubled"] for d in doubles] == [0, 2, 4]
     assert len({d["step_key"] for d in doubles}) == 3
     rpc = [s for s in spans if s["kind"] == "rpc"]
-    assert len(rpc) == 1 and rpc[0]["parent_id"] == root["span_id"]
-    assert rpc[0]["rpc_method"] == "forecast" and rpc[0]["status"] == "ok"
+    assert len(rpc) == 1
+    assert rpc[0]["parent_id"] == root["span_id"]
+    assert rpc[0]["rpc_method"] == "forecast"
+    assert rpc[0]["status"] == "ok"
     assert all(s["end_ms"] >= s["start_ms"] for s in spans)
     assert spans == sorted(spans, key=lambda s: s["start_ms"])
 
@@ -104,9 +110,11 @@ async def test_flow_failed_gives_failed_with_the_clean_reason(service: Service) 
     play = await service.run(wf)
     assert play["status"] == "failed"
     assert play["error_message"].startswith("the invoice has no total")
-    assert play["completed_at"] is not None and play["duration_ms"] is not None
+    assert play["completed_at"] is not None
+    assert play["duration_ms"] is not None
     (root,) = await service.call("play_spans", play_sid=play["sid"])
-    assert root["status"] == "failed" and root["error"] == "the invoice has no total"
+    assert root["status"] == "failed"
+    assert root["error"] == "the invoice has no total"
 
 
 async def test_uncaught_exception_keeps_traceback_and_stderr_tail(service: Service) -> None:
@@ -126,7 +134,8 @@ async def test_uncaught_exception_keeps_traceback_and_stderr_tail(service: Servi
     assert "ZeroDivisionError" in play["error_message"]
     assert "about to divide" in play["error_message"]  # the stderr tail
     (root,) = await service.call("play_spans", play_sid=play["sid"])
-    assert "Traceback" in root["error"] and "ZeroDivisionError" in root["error"]
+    assert "Traceback" in root["error"]
+    assert "ZeroDivisionError" in root["error"]
 
 
 async def test_source_whose_flow_vanishes_at_runtime_exits_2(service: Service) -> None:
@@ -320,7 +329,8 @@ async def test_flow_inherits_no_file_descriptors_but_stdio_and_its_socket(servic
     assert play["status"] == "success", play["error_message"]
     fds = play["output_data"]
     # 0-2 stdio, the span socket, and the fd listdir itself holds open
-    assert fds[:3] == [0, 1, 2] and len(fds) <= 5
+    assert fds[:3] == [0, 1, 2]
+    assert len(fds) <= 5
 
 
 async def test_service_shutdown_kills_running_flow(root: Any) -> None:
@@ -358,3 +368,33 @@ async def test_service_shutdown_kills_running_flow(root: Any) -> None:
             except ProcessLookupError:
                 break
             await trio.sleep(0.05)
+
+
+async def test_malformed_and_oversized_span_lines_are_counted_and_skipped(service: Service) -> None:
+    wf = await service.push(
+        """
+        import os, socket
+        from hero_tracing import flow
+
+        @flow
+        def inner():
+            return 1
+
+        @flow
+        def main():
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+            s.sendall(b"this is not json\\n")
+            s.sendall(b'{"type": "span_tag"}\\n')
+            s.sendall(b'{"type": "span_log", "span_id": "x", "text": "' + b"y" * (2 * 1024 * 1024) + b'"}\\n')
+            s.sendall(b'[1, 2, 3]\\n')
+            s.close()
+            return inner() + 1
+        """
+    )
+    play = await service.run(wf)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == 2
+    assert play["skipped_span_lines"] == 4
+    names = sorted(s["name"] for s in await service.call("play_spans", play_sid=play["sid"]))
+    assert names == ["inner", "main"]

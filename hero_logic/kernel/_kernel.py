@@ -271,8 +271,11 @@ class Kernel:
             replay = await self._replay_for(play)
             handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
             launch = self.runner.stage(play, version, replay)
-            outcome = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+            outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
             play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+            if skipped:
+                log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
+                play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
             children_waiting = await self._children_waiting(play)
             final = map_outcome(
                 play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting

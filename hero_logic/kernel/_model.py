@@ -187,6 +187,8 @@ class Play:
     sandbox_tier: str = ""
     exit_code: int | None = None
     attempts: int = 0
+    skipped_span_lines: int = 0
+    """Span socket lines the listener dropped as malformed or oversized (the play went on)."""
     created_at: int = 0
     started_at: int | None = None
     completed_at: int | None = None

@@ -237,8 +237,11 @@ class PlayRunner:
             pid_file=play_dir / "flow.pid",
         )
 
-    async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> ExitOutcome:
-        """Bind the span socket, run the wrapped launch, drain the socket; the process outcome."""
+    async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, int]:
+        """Bind the span socket, run the wrapped launch, drain the socket.
+
+        Returns the process outcome and the number of span lines the listener skipped
+        (malformed or oversized)."""
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
@@ -251,4 +254,5 @@ class PlayRunner:
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
             nursery.cancel_scope.cancel()
-        return outcome
+        stats = handle.statistics()
+        return outcome, stats.malformed + stats.oversized
