@@ -398,3 +398,25 @@ async def test_malformed_and_oversized_span_lines_are_counted_and_skipped(servic
     assert play["skipped_span_lines"] == 4
     names = sorted(s["name"] for s in await service.call("play_spans", play_sid=play["sid"]))
     assert names == ["inner", "main"]
+
+
+async def test_a_flow_process_loads_neither_json_nor_re_nor_socket(service: Service) -> None:
+    """The SDK's cold start stays lean: those imports cost every play milliseconds."""
+    wf = await service.push(
+        """
+        import sys
+        from hero_tracing import flow
+
+        @flow
+        def step():
+            return 1
+
+        @flow
+        def main():
+            step()
+            return sorted(m for m in ("json", "re", "socket", "asyncio", "typing") if m in sys.modules)
+        """
+    )
+    play = await service.run(wf)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == []

@@ -398,6 +398,15 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
+def _compile_sdk(sdk_dir: Path) -> None:
+    import compileall
+
+    try:
+        compileall.compile_dir(sdk_dir, quiet=2)
+    except OSError as exc:  # a read-only install: flows compile in memory instead
+        log.info("could not precompile the SDK in %s: %s", sdk_dir, exc)
+
+
 @asynccontextmanager
 async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[Kernel]:
     """Load the plugins, open the store, start supervising plays; close it all on exit."""
@@ -417,6 +426,9 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
         config.state_dir.mkdir(parents=True, exist_ok=True)
     finally:
         os.umask(old)
+    # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile the
+    # SDK once here so no play pays for compiling it.
+    await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
     store: Store = store_cls.from_config(config)
     try:
         async with trio.open_nursery() as nursery:

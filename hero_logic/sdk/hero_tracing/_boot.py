@@ -47,10 +47,10 @@ def main() -> NoReturn:
 
 
 def _read_inputs(path: str) -> dict[str, Any]:
-    import json
+    from ._jsoncodec import loads
 
     with open(path, "rb") as file:
-        inputs = json.loads(file.read())
+        inputs = loads(file.read())
     if not isinstance(inputs, dict):
         msg = f"the input file {path!r} holds a JSON {type(inputs).__name__}, not an object"
         raise ValueError(msg)

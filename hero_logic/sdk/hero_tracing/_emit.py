@@ -12,16 +12,16 @@ several threads may be in flight at once and may be answered in any order.
 
 from __future__ import annotations
 
+import _socket
 import _thread
 import itertools
-import socket
 import sys
 
 from ._wire import decode_response, encode_event
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from typing import Any
 
 __all__ = ["RequestError", "ServiceLost", "Writer"]
 
@@ -46,17 +46,18 @@ class Writer:
     def __init__(self, path: str) -> None:
         self.path = path
         self.dead = False
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._lock = _thread.allocate_lock()
         self._request_ids = itertools.count(1)
-        self._reader: BinaryIO | None = None
+        self._buffer = b""
         self._answers: dict[int, tuple[Any, tuple[int, str] | None]] = {}
         self._reading = False
         self._answers_changed: Any = None  # a threading.Condition, made on the first request
         self._why_dead = ""
 
-    def _connect(self) -> socket.socket | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _connect(self) -> _socket.socket | None:
+        # The C module: ``socket`` would cost a cold flow process enum, selectors and more.
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.connect(self.path)
         except OSError as exc:
@@ -123,9 +124,7 @@ class Writer:
                 self._reading = True
             line = b""
             try:
-                if self._reader is None:
-                    self._reader = sock.makefile("rb")
-                line = self._reader.readline()
+                line = self._readline(sock)
             except (OSError, ValueError):
                 pass
             with changed:
@@ -141,6 +140,16 @@ class Writer:
                     self._die("the service closed the span socket")
                 changed.notify_all()
 
+    def _readline(self, sock: _socket.socket) -> bytes:
+        """The next line the service sent (with its newline), or b"" once it hung up."""
+        while b"\n" not in self._buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
     def close(self) -> None:
         """Close the connection; later events are dropped."""
         with self._lock:
@@ -149,7 +158,7 @@ class Writer:
             self._why_dead = self._why_dead or "the span socket was closed"
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_WR)
+                sock.shutdown(_socket.SHUT_WR)
             except OSError:
                 pass
             sock.close()

@@ -9,14 +9,14 @@ can, and otherwise runs the body and reports its output before closing its span.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
-from json.encoder import encode_basestring as _quote
 
 from . import _wire
 from ._emit import Writer
 from ._fields import check_value, type_name
+from ._jsoncodec import encode_basestring as _quote
+from ._jsoncodec import loads as _loads
 from ._spans import CURRENT, AwaitingResume, Failed, Span, outcome
 
 TYPE_CHECKING = False
@@ -55,7 +55,7 @@ def _short(value: Any, limit: int = 200) -> str:
 def _load_replay(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as file:
-            data = json.loads(file.read())
+            data = _loads(file.read())
     except (OSError, ValueError) as exc:
         msg = f"cannot read the replay file {path!r}: {exc}"
         raise ReplayFileError(msg) from None

@@ -6,12 +6,12 @@ socket; the protocol itself is described in the :mod:`hero_tracing` package docs
 
 from __future__ import annotations
 
-import json
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from ._jsoncodec import loads as _strict_loads
+from ._jsoncodec import make_encoder as _c_make_encoder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from hashlib import sha1 as _new_sha1
     from typing import Any
 else:
@@ -87,33 +87,27 @@ def _canonical_default(value: Any) -> Any:
     return repr(value)
 
 
-def _make_encoder(
-    default: Callable[[Any], Any], *, sort_keys: bool, allow_nan: bool
-) -> Callable[[Any], str]:
-    """A compact, UTF-8-keeping JSON encoder function, built once.
+_make_encoder = _c_make_encoder
+"""Encoders are built once: ``json.dumps`` builds its C encoder anew on every call, which on
+the SDK's hot path is most of the cost."""
 
-    ``json.dumps`` builds its C encoder anew on every call; on the SDK's hot path that is
-    most of the cost, so build the C encoder once (no circular-reference bookkeeping: a
-    circular value raises RecursionError, which callers handle).
-    """
-    if c_make_encoder is not None:
-        encoder = c_make_encoder(
-            None, default, encode_basestring, None, ":", ",", sort_keys, False, allow_nan
-        )
 
-        def encode(value: Any) -> str:
-            return "".join(encoder(value, 0))
+class _SafeEncoder:
+    """The pure-Python ``json`` encoder, imported on first use: only odd values (NaN, circular
+    structures) ever need it, so a flow process normally never loads ``json``."""
 
-        return encode
-    fallback = json.JSONEncoder(
-        ensure_ascii=False,
-        separators=(",", ":"),
-        default=default,
-        sort_keys=sort_keys,
-        allow_nan=allow_nan,
-        check_circular=False,
-    )
-    return fallback.encode
+    def __init__(self) -> None:
+        self._encoder: Any = None
+
+    def encode(self, value: Any) -> str:
+        if self._encoder is None:
+            import json
+
+            self._encoder = json.JSONEncoder(
+                ensure_ascii=False, separators=(",", ":"), default=_lenient_default, allow_nan=False
+            )
+        text: str = self._encoder.encode(value)
+        return text
 
 
 _canonical = _make_encoder(_canonical_default, sort_keys=True, allow_nan=True)
@@ -180,9 +174,7 @@ def _lenient_default(value: Any) -> Any:
 
 
 _fast = _make_encoder(_lenient_default, sort_keys=False, allow_nan=False)
-_safe = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), default=_lenient_default, allow_nan=False
-)
+_safe = _SafeEncoder()
 
 
 def _encode(value: Any) -> str:
@@ -285,7 +277,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(msg)
 
 
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_decode = _strict_loads
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -316,7 +308,7 @@ def _loads(line: bytes | str) -> Any:
     except RecursionError:
         msg = "JSON nested too deeply"
         raise ValueError(msg) from None
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+    except ValueError as exc:
         msg = f"not JSON: {exc}"
         raise ValueError(msg) from None
     if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
