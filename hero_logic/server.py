@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from importlib.resources import files
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -19,6 +18,9 @@ from hero_logic import __version__
 from hero_logic.kernel import Config, ConfigError, open_kernel
 from hero_logic.rpc import MethodTable, RpcApp, serve_rpc
 from hero_logic.rpc._service import LogicService
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["load_service_toml", "manifest", "serve", "service_toml_text"]
 

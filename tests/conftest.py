@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
@@ -16,6 +15,9 @@ import trio
 from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
 from hero_logic.server import serve
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 
 @pytest.fixture

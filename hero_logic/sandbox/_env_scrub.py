@@ -13,12 +13,15 @@ the service. Use the ``bwrap`` or ``nsjail`` tier for isolation.
 from __future__ import annotations
 
 import resource
-from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel import Config
-from hero_logic.kernel._interfaces import Launch
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from hero_logic.kernel import Config
+    from hero_logic.kernel._interfaces import Launch
 
 __all__ = ["DEFAULT_RLIMITS", "ENV_ALLOW_PREFIXES", "EnvScrubTier", "scrubbed_env"]
 
