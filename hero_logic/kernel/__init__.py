@@ -55,3 +55,5 @@ from ._store_api import Store as Store
 from ._store_api import StoreStatistics as StoreStatistics
 from ._store_api import Write as Write
 from ._validate import check_inputs as check_inputs
+from ._validate import json_type_name as json_type_name
+from ._validate import matches_type as matches_type

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hero_logic.kernel import HeroLogicError
+from hero_logic.kernel import json_type_name as _json_type
 
 __all__ = [
     "MAX_DEPTH",
@@ -237,24 +238,6 @@ async def handle_body(body: bytes, dispatch: Dispatch) -> bytes | None:
                 parts.append(part)
         return b"[" + b",".join(parts) + b"]" if parts else None
     return await _answer(message, dispatch)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 # -- the client side -----------------------------------------------------------------------------
