@@ -30,8 +30,9 @@ import attrs
 
 import hero_logic
 from hero_logic.kernel import InvalidParams, from_json, to_json
+from hero_logic.kernel import json_type_name as _json_type
 
-from ._jsonrpc import MethodNotFound, ParseError, _json_type, loads_strict
+from ._jsonrpc import MethodNotFound, ParseError, loads_strict
 from ._openrpc import openrpc_document
 
 __all__ = ["Method", "MethodInfo", "MethodTable", "Param", "rpc_method"]
