@@ -5,6 +5,7 @@ Usage (always run with the test's own interpreter, ``sys.executable``)::
     _lmdb_crash_writer.py write DIR FIRST_BATCH WRITERS   # commit batches until killed
     _lmdb_crash_writer.py grow DIR MAP_SIZE MIB           # write MIB MiB with a bigger map, exit
     _lmdb_crash_writer.py hold-reader DIR                 # open a read txn and sleep until killed
+    _lmdb_crash_writer.py commit-each DIR COUNT           # COUNT commits, print OK/ERR for each
 
 ``write`` runs WRITERS concurrent tasks; each commits batches of :data:`BATCH_PUTS` puts to
 table ``data`` (keys ``b{batch:08d}/{i:02d}``, each value ending in its CRC-32) plus one
@@ -74,6 +75,19 @@ async def grow(path: Path, map_size: int, mib: int) -> None:
     print("DONE", flush=True)
 
 
+async def commit_each(path: Path, count: int) -> None:
+    """Commit key ``k{n}`` ``count`` times in turn, printing ``OK n`` or ``ERR n <error>``."""
+    store = LmdbStore(path)
+    for n in range(count):
+        try:
+            await store.commit([Put("t", f"k{n}", b"v" * 100)])
+        except Exception as exc:
+            print(f"ERR {n} {type(exc).__name__}: {exc}", flush=True)
+        else:
+            print(f"OK {n}", flush=True)
+    await store.aclose()
+
+
 def hold_reader(path: Path) -> None:
     import lmdb
 
@@ -90,10 +104,14 @@ def main(argv: list[str]) -> None:
         trio.run(write, path, int(argv[2]), int(argv[3]))
     elif command == "grow":
         trio.run(grow, path, int(argv[2]), int(argv[3]))
+    elif command == "commit-each":
+        trio.run(commit_each, path, int(argv[2]))
     elif command == "hold-reader":
         hold_reader(path)
     else:
-        raise SystemExit(f"unknown command {command!r}: use write, grow or hold-reader")
+        raise SystemExit(
+            f"unknown command {command!r}: use write, grow, commit-each or hold-reader"
+        )
 
 
 if __name__ == "__main__":

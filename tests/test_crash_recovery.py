@@ -86,11 +86,11 @@ async def test_kill_9_mid_play_recovers_without_repeating_finished_steps(root: P
         orphan = slow[0]["tags"]["pid"]
         service.send_signal(signal.SIGKILL)
         await service.wait()
-        assert _alive(orphan)  # env_scrub: the flow outlives the dead service...
-
+        # The flow may outlive the dead service for a moment; the restarted service kills a
+        # survivor before re-running the play, so it never writes anything that counts.
         service, config = await _start_service(root)
         with trio.fail_after(5):
-            while _alive(orphan):  # ...until the restarted service kills it
+            while _alive(orphan):
                 await trio.sleep(0.02)
         async with AsyncClient(config.rpc_socket) as client:
             play = await client.call("play_wait", {"play_sid": play_sid, "timeout_ms": 30000})

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from hero_logic.kernel import Put, Store
+from hero_logic.kernel import Config, Put, Store, load_plugin
 from hero_logic.plugins.store import LmdbStore, MemoryStore
 from hero_logic.testing import check_store
 
@@ -59,6 +59,24 @@ async def test_store_satisfies_the_store_protocol(name: str) -> None:
     """The plugins are Stores (runtime check of the Protocol's methods)."""
     async with FACTORIES[name]() as store:
         assert isinstance(store, Store)
+
+
+@pytest.mark.parametrize("name", ["lmdb", "memory"])
+async def test_store_plugin_opens_from_config_through_its_entry_point(name: str) -> None:
+    """The kernel's way in: load_plugin("hero_logic.store", name).from_config(config)."""
+    root = Path(tempfile.mkdtemp(prefix="hl-store-", dir="/tmp"))
+    try:
+        config = Config(root=root, socket_root=root / "sockets", store=name, lmdb_map_size=1 << 20)
+        store = load_plugin("hero_logic.store", name, required_attrs=("from_config",)).from_config(
+            config
+        )
+        assert isinstance(store, Store)
+        await store.commit([Put("t", "k", b"v")])
+        assert await store.get("t", "k") == b"v"
+        await store.aclose()
+        assert (config.db_dir / "data.mdb").exists() == (name == "lmdb")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- the kit has teeth: each broken store below must fail it -----------------------------------

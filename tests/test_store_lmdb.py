@@ -73,8 +73,8 @@ def _check_batches(path: Path) -> set[int]:
             marks_db = env.open_db(b"marks", txn=txn, create=False)
             per_batch: dict[int, list[tuple[int, bytes]]] = {}
             for key, value in txn.cursor(db=data_db):
-                batch, index = key.decode().removeprefix("b").split("/")
-                per_batch.setdefault(int(batch), []).append((int(index), value))
+                batch_text, index_text = key.decode().removeprefix("b").split("/")
+                per_batch.setdefault(int(batch_text), []).append((int(index_text), value))
             marks = {int(key.decode()[1:]) for key, _ in txn.cursor(db=marks_db)}
     finally:
         env.close()
@@ -192,7 +192,7 @@ async def test_caller_cancelled_as_it_is_promoted_passes_the_lead_on(tmp_dir: Pa
     victim_scope = trio.CancelScope()
     run_txn, hand_off = store._run_txn, store._hand_off
 
-    async def gated_run_txn(*args: Any) -> Any:
+    async def gated_run_txn(*args: Any) -> dict[str, Any]:
         await gate.wait()
         return await run_txn(*args)
 
@@ -200,7 +200,7 @@ async def test_caller_cancelled_as_it_is_promoted_passes_the_lead_on(tmp_dir: Pa
         victim_scope.cancel()  # the victim is now cancelled but has not run yet...
         hand_off()  # ...and is promoted to lead the next flush
 
-    store._run_txn = gated_run_txn  # type: ignore[method-assign]
+    store._run_txn = gated_run_txn  # type: ignore[method-assign, assignment]
     store._hand_off = cancel_then_hand_off  # type: ignore[method-assign]
 
     async def victim() -> None:
@@ -449,3 +449,36 @@ async def test_full_disk_raises_storage_full_and_keeps_what_was_acknowledged(
     assert await reopened.get("t", "after") == b"small"
     assert await reopened.get("t", acked[-1]) == bytes([int(acked[-1])]) * 64 * KiB
     await reopened.aclose()
+
+
+@pytest.mark.parametrize(("failing_pwrite", "panics"), [(3, True), (4, False)])
+async def test_failed_page_write_is_reported_and_the_store_recovers(
+    tmp_dir: Path, failing_pwrite: int, panics: bool
+) -> None:
+    """ENOSPC injected into one pwrite (a data or meta page; the latter poisons the env with
+    MDB_PANIC): that commit raises StorageFull and is absent; the store reopens and later
+    commits land."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed; it injects the write error")
+    db = tmp_dir / "db"
+    done = await trio.run_process(
+        [
+            strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=pwrite64",
+            "-e", f"inject=pwrite64:error=ENOSPC:when={failing_pwrite}",
+            sys.executable, str(HELPER), "commit-each", str(db), "8",
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+    )  # fmt: skip
+    lines = done.stdout.decode().splitlines()
+    failed = [line for line in lines if line.startswith("ERR ")]
+    assert len(failed) == 1, (lines, done.stderr.decode()[-2000:])
+    assert "StorageFull" in failed[0]
+    assert str(db) in failed[0]
+    landed = {f"k{line.split()[1]}" for line in lines if line.startswith("OK ")}
+    assert len(landed) == 7
+    assert ("reopening the environment" in done.stderr.decode()) == panics
+    store = LmdbStore(db)
+    assert {key for key, _ in await store.scan("t")} == landed
+    await store.aclose()

@@ -274,7 +274,7 @@ async def check_concurrent_commits(store: Store) -> None:
 
 
 async def check_cancelled_commits_leave_no_partial_batch(store: Store) -> None:
-    """Commits cancelled while queued either land whole or not at all; the store keeps working."""
+    """Cancelled commits land whole or not at all and raise Cancelled; the store keeps working."""
 
     async def writer(n: int, cancel_scope: trio.CancelScope) -> None:
         with cancel_scope:
@@ -292,9 +292,16 @@ async def check_cancelled_commits_leave_no_partial_batch(store: Store) -> None:
         _expect(count in (0, 10), f"batch {n} of 10 writes is partly visible ({count} keys)")
     for n in range(0, 40, 2):
         _expect_equal(len(await store.scan(_T, f"b{n:02d}/")), 10, f"uncancelled batch {n}")
+    calls = 0
     with trio.CancelScope() as scope:
         scope.cancel()
-        await store.commit([Put(_T, "cancelled", b"x")])
+        for _ in range(3):
+            calls += 1
+            await store.commit([Put(_T, "cancelled", b"x")])
+    _expect(
+        scope.cancelled_caught and calls == 1,
+        f"commit in a cancelled scope must raise Cancelled; {calls} calls returned normally",
+    )
     _expect(await store.get(_T, "cancelled") in (None, b"x"), "a commit cancelled up front")
     await store.commit([Put(_T, "after", b"ok")])
     _expect_equal(await store.get(_T, "after"), b"ok", "a commit after cancelled ones")

@@ -9,10 +9,17 @@ every pending batch and commits them in one transaction that begins, runs and co
 single :func:`trio.to_thread.run_sync` call (LMDB write transactions are bound to their thread,
 and the fsync must not block the event loop). Callers arriving meanwhile queue up; when the
 flush ends the leader wakes every batch it committed and hands the lead to the oldest queued
-caller, who flushes the next group. If a group transaction fails, each of its batches is retried
-alone, so one bad batch cannot fail the others. The leader's flush is shielded from
+caller, who flushes the next group. Before taking the group a leader yields a few times, so
+callers that are already runnable join it. If a group transaction fails, each of its batches is
+retried alone, so one bad batch cannot fail the others. The leader's flush is shielded from
 cancellation: a cancelled caller never abandons a transaction half-way; its ``commit`` either
 returns (durable) or raises ``Cancelled`` (it may or may not have landed).
+
+Failures: a full map doubles it (up to ``max_map_size``) and retries; a map grown by another
+process is adopted; a full file system (ENOSPC, or the bare EIO LMDB reports for a short write
+when the space left could not hold the commit) raises StorageFull; MDB_PANIC (a failed meta-page
+write poisoned the environment; that commit already failed) closes and reopens the environment
+and runs the pending transaction afresh. A failed commit is never reported as a success.
 
 Thread rules, which keep LMDB's "no open transaction" preconditions true:
 
@@ -95,8 +102,8 @@ def _is_enospc(exc: BaseException) -> bool:
 
 def _storage_full(path: Path, exc: BaseException) -> StorageFull:
     msg = (
-        f"the LMDB store at {path} could not write: the disk is full ({exc}); nothing of the "
-        "failed commit was kept: free space on that file system (e.g. delete old plays) and retry"
+        f"the LMDB store at {path} could not write: its file system is full (LMDB: {exc}); "
+        "nothing of the failed commit was kept: free space there (e.g. delete old plays) and retry"
     )
     return StorageFull(msg, data={"path": str(path)})
 
@@ -156,12 +163,18 @@ class LmdbStore:
         self._commit_calls = 0
         self._writes = 0
         self._map_growths = 0
-        stale = self._env.reader_check()
-        if stale:
-            log.warning(
-                "%s: cleared %d stale LMDB reader slot(s) left by dead processes", self._path, stale
-            )
-        self._open_existing_tables()
+        try:
+            stale = self._env.reader_check()
+            if stale:
+                log.warning(
+                    "%s: cleared %d stale LMDB reader slot(s) left by dead processes",
+                    self._path,
+                    stale,
+                )
+            self._open_existing_tables()
+        except BaseException:
+            self._env.close()
+            raise
         log.debug(
             "opened LMDB store at %s (map %d bytes)", self._path, self._env.info()["map_size"]
         )
@@ -299,6 +312,9 @@ class LmdbStore:
         """
         self._check_open()
         encoded = encode_writes(writes)
+        # The flush below is shielded, so check for cancellation first: a cancelled caller
+        # looping over commit() must see Cancelled rather than commit forever.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._commit_calls += 1
         if not encoded:
             await trio.lowlevel.checkpoint()
@@ -339,13 +355,15 @@ class LmdbStore:
     async def _lead(self) -> None:
         """Commit every pending batch in one group, wake them all, then hand the lead on.
 
-        The leader first yields until a yield brings no new batch (at most a few times), so
-        that callers already runnable (typically those just woken by the previous flush, now
-        committing again) join this group instead of making a group of their own.
+        The leader first yields twice, then on while a yield brings new batches (a few times
+        at most), so that callers already runnable (typically those just woken by the previous
+        flush, now committing again; Trio may run them before or after the leader) join this
+        group instead of making a group of their own.
         """
         with trio.CancelScope(shield=True):
             group: list[_Batch] = []
             try:
+                await trio.lowlevel.checkpoint()
                 for _ in range(_MAX_GATHER_YIELDS):
                     waiting = len(self._pending)
                     await trio.lowlevel.checkpoint()
@@ -387,6 +405,7 @@ class LmdbStore:
 
     async def _commit_durably(self, batches: list[_Batch]) -> None:
         """One durable write transaction holding ``batches``, growing the map as needed."""
+        reopened = False
         for _ in range(_MAX_TXN_ATTEMPTS):
             tables = {table for batch in batches for table, _, _ in batch.writes}
             known = {table: self._dbs[table] for table in tables if table in self._dbs}
@@ -399,9 +418,14 @@ class LmdbStore:
                 self._adopt_map_size_now()
                 continue
             except lmdb.PanicError as exc:
+                # An earlier commit failed writing its meta page (that commit was reported as
+                # failed). This transaction never began, so after reopening it can run afresh.
+                if reopened:
+                    msg = f"the LMDB store at {self._path} keeps failing ({exc}) even after reopening: check the disk"
+                    raise HeroLogicError(msg) from exc
                 self._reopen_after_panic(exc)
-                msg = f"the LMDB store at {self._path} hit a fatal error ({exc}) and was reopened; the commit did not land"
-                raise HeroLogicError(msg) from exc
+                reopened = True
+                continue
             except (lmdb.Error, OSError) as exc:
                 if _is_enospc(exc) or self._disk_nearly_full(batches):
                     raise _storage_full(self._path, exc) from exc
@@ -469,12 +493,19 @@ class LmdbStore:
                 "larger max_map_size"
             )
             raise StorageFull(msg, data={"path": str(self._path), "map_size": current})
-        self._env.set_mapsize(new)
+        try:
+            self._env.set_mapsize(new)
+        except lmdb.Error as exc:
+            msg = f"the LMDB store at {self._path} could not grow its map to {new} bytes ({exc}): free memory or disk space"
+            raise StorageFull(msg, data={"path": str(self._path), "map_size": current}) from exc
         self._map_growths += 1
         log.info("%s: grew the LMDB map from %d to %d bytes", self._path, current, new)
 
     def _reopen_after_panic(self, exc: BaseException) -> None:
-        """The environment is poisoned (MDB_PANIC): close it and open it afresh."""
+        """The environment is poisoned (MDB_PANIC): close it and open it afresh.
+
+        If reopening fails the store stays closed (later calls raise ServiceClosed).
+        """
         log.error(
             "%s: LMDB reported a fatal error (%s); reopening the environment", self._path, exc
         )
@@ -484,8 +515,15 @@ class LmdbStore:
             map_size = DEFAULT_MAP_SIZE
         self._dbs = {}
         self._env.close()
-        self._env = _open_env(self._path, map_size)
-        self._open_existing_tables()
+        self._env = None
+        env = _open_env(self._path, map_size)
+        self._env = env
+        try:
+            self._open_existing_tables()
+        except BaseException:
+            self._env = None
+            env.close()
+            raise
 
     # -- state ------------------------------------------------------------------------------------
 
