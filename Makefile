@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import os, sys; assert sys.version_info >= (3, 11); print(os.path.realpath(sys.executable))' 2>/dev/null && break; \
 	done)
 
-.PHONY: run test lint typecheck pytest bench clean sysdeps install
+.PHONY: run test lint typecheck pytest bench clean sysdeps install admin-assets chromium screenshots
 
 install: $(VENV)/.installed
 
@@ -23,9 +23,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 sysdeps:
-	@true  # issue-specific Debian packages (bubblewrap, chromium) are added here as tiers land
+	@# bubblewrap for the bwrap sandbox tier (and its tests); libseccomp2 for its seccomp filter.
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		missing=""; \
+		command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+		ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
+		if [ -n "$$missing" ]; then \
+			echo "make: installing$$missing"; \
+			apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; }; \
+		fi; \
+	fi
 
-run: install
+run: install admin-assets
 	$(BIN)/hero_logic serve
 
 lint: install
@@ -34,10 +43,36 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install sysdeps
+pytest: install sysdeps chromium admin-assets
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# The admin's editor (CodeMirror 6, pinned in package-lock.json), bundled by esbuild into an
+# ignored folder: third-party JS is built here, never committed. Without it the admin still
+# works, with a plain text area for the source.
+ADMIN_FRONTEND := hero_logic/admin/frontend
+ADMIN_BUNDLE := hero_logic/admin/static/vendor/editor.js
+
+admin-assets: $(ADMIN_BUNDLE)
+
+$(ADMIN_BUNDLE): $(ADMIN_FRONTEND)/package.json $(ADMIN_FRONTEND)/package-lock.json $(ADMIN_FRONTEND)/src/editor.js
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq nodejs npm; } \
+		|| { echo "make: npm is needed to build the admin's editor (apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(ADMIN_FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	@test -s $@
+
+# Debian's chromium for the admin's browser tests (Playwright drives it; never `playwright install`).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "make: /usr/bin/chromium is missing (sudo apt-get install chromium): the browser tests will be skipped" >&2; fi; \
+	fi
+
+# Re-take the admin screenshots the README shows (docs/screenshots/), from the browser tests.
+screenshots: install chromium admin-assets
+	mkdir -p docs/screenshots
+	HERO_LOGIC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_admin_browser.py
 
 bench: install
 	$(BIN)/python bench/bench_play.py

@@ -12,11 +12,14 @@ import tomllib
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from hero_logic import __version__
 from hero_logic.kernel import Config, ConfigError, open_kernel
-from hero_logic.rpc import MethodTable, RpcApp, serve_rpc
+from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
+from hero_logic.rpc._library import LibraryService, load_picker
+from hero_logic.rpc._seed import seed_library
 from hero_logic.rpc._service import LogicService
 
 if TYPE_CHECKING:
@@ -68,13 +71,22 @@ def banner(config: Config, tier: str) -> str:
     )
 
 
-async def serve(config: Config, *, task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run kernel and RPC server until cancelled; ``started`` once rpc.sock accepts."""
+async def serve(
+    config: Config, *, admin: bool = False, task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
+    ``started`` once rpc.sock (and the admin) accept."""
     load_service_toml()
+    picker = load_picker(config)
     async with open_kernel(config) as kernel:
         service = LogicService(kernel)
+        service.library = library = LibraryService(kernel, picker)
         kernel.request_handler = service.answer_flow_request
         table = MethodTable.from_service(service)
+        table.add_service(library)
+        if config.seed_flows:
+            await seed_library(service)
+        await library.resume_benchmarks()
 
         def health() -> dict[str, Any]:
             return {
@@ -82,11 +94,22 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Path] = trio.TAS
                 "running_plays": sum(1 for _ in kernel._handles),
                 "sandbox": kernel.runner.tier.name,
                 "store": config.store,
+                "stream": attrs.asdict(kernel.bus.statistics()),
             }
 
-        app = RpcApp(table, max_body_bytes=config.max_body_bytes, manifest=manifest(config), health=health)
+        app = RpcApp(
+            table,
+            max_body_bytes=config.max_body_bytes,
+            manifest=manifest(config),
+            health=health,
+            websocket_routes=stream_routes(kernel),
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_rpc, app, config.rpc_socket)
+            if admin:
+                from hero_logic.admin import serve_admin
+
+                await nursery.start(serve_admin, config)
             log.info("%s", banner(config, kernel.runner.tier.name))
             task_status.started(config.rpc_socket)
             await trio.sleep_forever()

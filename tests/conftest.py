@@ -29,7 +29,7 @@ def root() -> Iterator[Path]:
 
 
 def make_config(root: Path, **overrides: Any) -> Config:
-    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_KILL_GRACE_MS": "500"}
+    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_KILL_GRACE_MS": "500", "HERO_LOGIC_SEED_FLOWS": "off"}
     return attrs.evolve(Config.load(environ=env), **overrides)
 
 

@@ -368,3 +368,13 @@ async def test_plays_left_running_are_recovered_with_steps_replayed_then_bounded
         nursery.cancel_scope.cancel()
     assert play["status"] == "failed"
     assert "gave up after 3 attempts" in play["error_message"]
+
+
+async def test_cancelling_a_parent_cancels_its_paused_child(service: Service) -> None:
+    await service.push(CHILD, name="reviewer")
+    parent_wf = await service.push(PARENT, name="publisher")
+    parent = await service.run(parent_wf, spawn=True)
+    assert parent["status"] == "awaiting_resume", parent["error_message"]
+    (child_sid,) = parent["child_play_sids"]
+    assert (await service.call("play_cancel", play_sid=parent["sid"]))["status"] == "cancelled"
+    assert (await service.call("play_status", play_sid=child_sid))["status"] == "cancelled"

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import trio
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from hero_logic.kernel import Config
 
-__all__ = ["run_foreground", "start", "status", "stop"]
+__all__ = ["run_foreground", "start", "status", "stop", "unwrap_startup_error"]
 
 log = logging.getLogger("hero_logic")
 
@@ -23,22 +27,46 @@ _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 15.0
 
 
-async def _serve_until_signal(config: Config) -> None:
+async def _serve_until_signal(config: Config, admin: bool) -> None:
     from hero_logic.server import serve
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, config)
+            await nursery.start(functools.partial(serve, config, admin=admin))
             async for signum in signals:
                 log.info("received %s: stopping (running plays resume at next start)", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
 
 
-def run_foreground(config: Config) -> int:
-    """Serve until SIGTERM or SIGINT; exit code 0 on a clean stop."""
-    trio.run(_serve_until_signal, config)
+def run_foreground(config: Config, *, admin: bool = False) -> int:
+    """Serve (with the web admin when ``admin``) until SIGTERM or SIGINT; 0 on a clean stop."""
+    with unwrap_startup_error():
+        trio.run(_serve_until_signal, config, admin)
     return 0
+
+
+@contextmanager
+def unwrap_startup_error() -> Iterator[None]:
+    """Let a lone HeroLogicError out of the nurseries that grouped it (a bad setting, a busy
+    socket): the caller prints its message instead of a traceback."""
+    from hero_logic.kernel import HeroLogicError
+
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], HeroLogicError):
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf
+        for exc in group.exceptions
+        for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    ]
 
 
 def _read_pid(config: Config) -> int | None:

@@ -1,14 +1,15 @@
-"""The ``hero_logic`` and ``hero_logic_server`` commands.
+"""The ``hero_logic``, ``hero_logic_server`` and ``hero_logic_admin`` commands.
 
 ``hero_logic`` manages the service (``--start``, ``--stop``, ``--status``, ``--info``, ``serve``)
 and talks to it over its RPC socket (``flow push``, ``flow list``, ``run``, ``plays``, ``tree``,
-``wait``, ``cancel``). argparse (stdlib) builds the parser from the one settings table, so every
+``watch``, ``wait``, ``cancel``). argparse (stdlib) builds the parser from the one settings table, so every
 setting has the same flag everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 from hero_logic.kernel import SETTINGS, Config, HeroLogicError
 
-__all__ = ["main", "server_main"]
+__all__ = ["admin_main", "main", "server_main"]
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,7 @@ def _print_json(value: Any) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ._daemon import run_foreground
 
-    return run_foreground(_config(args))
+    return run_foreground(_config(args), admin=True)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -182,11 +183,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.no_wait:
             print(play_sid)
             return 0
+        if args.watch:
+            _watch(args, play_sid, until_settled=True)
         play = client.call("play_wait", {"play_sid": play_sid, "timeout_ms": 0})
         if args.json:
             _print_json({"play": play, "spans": client.call("play_spans", {"play_sid": play_sid})})
         else:
-            _show_tree(client, play_sid)
+            if not args.watch:
+                _show_tree(client, play_sid)
             out = console()
             if play["status"] == "success":
                 out.print("output:", json.dumps(play["output_data"], indent=2, ensure_ascii=False))
@@ -221,6 +225,26 @@ def _cmd_tree(args: argparse.Namespace) -> int:
         else:
             _show_tree(client, args.play)
     return 0
+
+
+def _watch(args: argparse.Namespace, play_sid: str, *, until_settled: bool) -> dict[str, Any]:
+    """Draw the play's live span tree until it ends (or settles); returns the play."""
+    import trio
+
+    from ._live import watch_play
+    from ._render import console
+
+    tree = trio.run(
+        functools.partial(watch_play, _socket(args), play_sid, console(), until_settled=until_settled)
+    )
+    return tree.play
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    play = _watch(args, args.play, until_settled=False)
+    if play.get("error_message") and play.get("status") != "success":
+        print(f"error: {play['error_message']}", file=sys.stderr)
+    return 0 if play.get("status") == "success" else 1
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
@@ -341,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("serve", help="run kernel + RPC server in the foreground").set_defaults(func=_cmd_serve)
+    sub.add_parser("serve", help="run kernel + RPC server + web admin in the foreground").set_defaults(func=_cmd_serve)
 
     flow = sub.add_parser("flow", help="manage flows (workflows)")
     flow_sub = flow.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND", required=True)
@@ -365,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--version", default="", help="version sid (default: current)")
     run.add_argument("--timeout-ms", type=int, default=0, help="wall-clock limit (default: the service's)")
     run.add_argument("--no-wait", action="store_true", help="print the play sid and return at once")
+    run.add_argument("-w", "--watch", action="store_true", help="show the span tree live while the play runs")
     run.add_argument("--json", action="store_true", help="print play and spans as JSON")
     run.set_defaults(func=_cmd_run)
 
@@ -379,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("play", help="play sid")
     tree.add_argument("--json", action="store_true", help="print play and spans as JSON")
     tree.set_defaults(func=_cmd_tree)
+
+    watch = sub.add_parser("watch", help="follow a play's span tree live until it ends")
+    watch.add_argument("play", help="play sid")
+    watch.set_defaults(func=_cmd_watch)
 
     wait = sub.add_parser("wait", help="wait for a play to end or pause; print it as JSON")
     wait.add_argument("play", help="play sid")
@@ -403,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per RPC call is noise here
     try:
         if args.info:
             return _cmd_info(args)
@@ -441,7 +472,35 @@ def server_main(argv: list[str] | None = None) -> int:
     if args.info:
         return _cmd_info(args)
     try:
-        return _cmd_serve(args)
+        from ._daemon import run_foreground
+
+        return run_foreground(_config(args))
+    except HeroLogicError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def admin_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hero_logic_admin``: the web admin in the foreground, talking to a
+    running service over its RPC socket."""
+    parser = argparse.ArgumentParser(
+        prog="hero_logic_admin",
+        description="hero_logic web admin (foreground): serves admin.sock and --admin-bind, "
+        "and talks to the service over its RPC socket",
+    )
+    parser.add_argument("--info", action="store_true", help="print service.toml")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_settings(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the admin's every RPC call is noise here
+    if args.info:
+        return _cmd_info(args)
+    try:
+        from hero_logic.admin import run_admin
+
+        return run_admin(_config(args))
     except HeroLogicError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

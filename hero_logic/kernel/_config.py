@@ -52,6 +52,19 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _on_off(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        value = raw.strip().lower()
+        if value in ("1", "on", "true", "yes"):
+            return True
+        if value in ("0", "off", "false", "no"):
+            return False
+        msg = f"setting {name} must be on or off, got {raw!r}"
+        raise ConfigError(msg)
+
+    return parse
+
+
 @attrs.frozen
 class Setting:
     """One row of the settings table: attribute, flag, environment variable, default, help."""
@@ -76,6 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kill_grace_ms", "--kill-grace", "HERO_LOGIC_KILL_GRACE_MS", "2000", "ms between TERM and KILL of a flow process", _positive_int("HERO_LOGIC_KILL_GRACE_MS")),
     Setting("lmdb_map_size", "--lmdb-map-size", "HERO_LOGIC_LMDB_MAP_SIZE", str(64 * 1024 * 1024), "initial LMDB map size in bytes (it grows when full)", _positive_int("HERO_LOGIC_LMDB_MAP_SIZE")),
     Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
+    Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
 
@@ -94,6 +108,7 @@ class Config:
     kill_grace_ms: int = 2000
     lmdb_map_size: int = 64 * 1024 * 1024
     python: str = attrs.field(factory=real_python)
+    seed_flows: bool = True
 
     @classmethod
     def load(

@@ -16,14 +16,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
+    from ._library import PickResult, PickWeights, VersionCandidate
+
 __all__ = [
     "EventSink",
     "ExitOutcome",
     "Launch",
     "ListenerStatistics",
     "ProcessExecutorSlot",
+    "ProcessScope",
     "SandboxTier",
     "SpanListenerSlot",
+    "VersionPicker",
 ]
 
 
@@ -49,6 +53,11 @@ class Launch:
     allow_network: bool = False
     preexec: Callable[[], None] | None = None
     rlimits: Mapping[str, int] = attrs.Factory(dict)
+    pass_fds: tuple[int, ...] = ()
+    """Descriptors the process inherits beyond stdio (e.g. bwrap's seccomp filter, bind
+    sources). The executor owns them: it closes them once the process has started or failed to."""
+    scope: ProcessScope | None = None
+    """What contains every process of this launch (set by the sandbox tier's ``wrap``)."""
 
 
 @attrs.frozen
@@ -61,6 +70,34 @@ class ExitOutcome:
     stderr_tail: str = ""
     stdout_tail: str = ""
     spawn_error: str = ""
+    limit_reason: str = ""
+    """Which sandbox limit ended the process (memory, processes, CPU time), or ""."""
+
+
+@runtime_checkable
+class ProcessScope(Protocol):
+    """Everything one launch started, however it detached itself (``setsid``, double fork).
+
+    A sandbox tier's ``wrap`` attaches one to the launch; the executor kills through it and
+    closes it once the run is over.
+    """
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the launch that is still alive (never blocks)."""
+        ...
+
+    def exit_code(self, raw: int | None) -> int | None:
+        """The flow's own exit status from the launched process's (a wrapper such as bwrap
+        reports a flow killed by signal N as 128+N: that becomes -N)."""
+        ...
+
+    def limit_reason(self, exit_code: int | None) -> str:
+        """Why the process ended, if a sandbox limit ended it (memory, processes, CPU); else ""."""
+        ...
+
+    async def aclose(self) -> None:
+        """Kill what is left, wait until it is gone, release the scope's resources."""
+        ...
 
 
 @runtime_checkable
@@ -72,11 +109,22 @@ class SandboxTier(Protocol):
     """Higher is stronger; ``--sandbox auto`` picks the strongest tier whose check passes."""
 
     def check(self) -> None:
-        """Raise SandboxUnavailable if the tier cannot work on this machine (fail closed)."""
+        """Raise SandboxUnavailable if the tier cannot work on this machine (a cheap probe,
+        no side effects: ``--sandbox auto`` calls it on every installed tier)."""
+        ...
+
+    def prepare(self) -> None:
+        """Start-up of the chosen tier: check it can work here and set up what it needs once
+        (e.g. the service made non-dumpable, cgroups, a seccomp filter). Raise
+        SandboxUnavailable with a clear message otherwise: the service then refuses to start."""
         ...
 
     def wrap(self, launch: Launch) -> Launch:
-        """The launch rewritten to run inside this tier."""
+        """The launch rewritten to run inside this tier (argv, env, limits, ``scope``)."""
+        ...
+
+    def close(self) -> None:
+        """Release what ``prepare`` set up (the kernel is closing)."""
         ...
 
 
@@ -131,4 +179,28 @@ class SpanListenerSlot(Protocol):
     ) -> None:
         """Bind ``socket_path`` (0600), report started, then serve flow connections until
         cancelled."""
+        ...
+
+
+@runtime_checkable
+class VersionPicker(Protocol):
+    """The version picker slot (``hero_logic.version_picker``; built-in: ``weighted``).
+
+    Built with ``from_config(config)``. ``pick`` is pure: given every version of a workflow
+    (each with its latest finished benchmark, or none) and checked weights, it returns the
+    version to run, a confidence in 0..1, a readable reasoning and a score for every version,
+    unscored ones included. With no usable benchmark it returns the current version with
+    confidence 0 and says so. Conformance: :func:`hero_logic.testing.check_version_picker`.
+    """
+
+    name: str
+
+    def pick(
+        self,
+        candidates: Sequence[VersionCandidate],
+        weights: PickWeights,
+        *,
+        current_version_sid: str,
+    ) -> PickResult:
+        """The version to run among ``candidates`` under ``weights``."""
         ...

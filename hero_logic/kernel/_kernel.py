@@ -24,7 +24,7 @@ import trio
 from ._bus import EventBus
 from ._convert import dumps, to_json
 from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
-from ._model import Play, PlayStatus, now_ms
+from ._model import Play, PlayStatus, WorkflowVersion, now_ms
 from ._plugins import installed_plugins, load_plugin
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
 
-__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tier"]
+__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tier", "tier_strengths"]
 
 log = logging.getLogger("hero_logic.kernel")
 
@@ -58,30 +58,52 @@ class _PlayHandle:
     done: trio.Event = attrs.Factory(trio.Event)
 
 
-def select_sandbox_tier(config: Config) -> SandboxTier:
-    """The configured tier, checked; for ``auto`` the strongest tier whose check passes.
+_TIER_METHODS = ("from_config", "check", "prepare", "wrap", "close")
 
-    An explicitly named tier that cannot work here raises SandboxUnavailable: a tier is never
-    silently downgraded.
+
+def select_sandbox_tier(config: Config) -> SandboxTier:
+    """The configured tier, prepared; for ``auto`` the strongest tier that can work here.
+
+    The setting is ``NAME`` or ``NAME:OPTIONS`` (the tier's limits, e.g.
+    ``bwrap:memory_mb=512,pids=128``). An explicitly named tier that cannot work here raises
+    SandboxUnavailable: a tier is never silently downgraded. ``auto`` tries the installed
+    tiers from the strongest down and logs the one it picked.
     """
     group = "hero_logic.sandbox"
-    if config.sandbox != "auto":
-        tier: SandboxTier = load_plugin(group, config.sandbox, required_attrs=("from_config",)).from_config(config)
-        tier.check()
+    name = config.sandbox.partition(":")[0].strip()
+    if name != "auto":
+        tier: SandboxTier = load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config)
+        tier.prepare()
         return tier
     candidates: list[SandboxTier] = []
-    for name in installed_plugins(group):
-        candidate = load_plugin(group, name, required_attrs=("from_config",)).from_config(config)
+    for candidate_name in installed_plugins(group):
+        candidate = load_plugin(group, candidate_name, required_attrs=_TIER_METHODS).from_config(config)
         try:
             candidate.check()
         except SandboxUnavailable as exc:
-            log.info("sandbox tier %s is not available here: %s", name, exc)
+            log.info("sandbox tier %s is not available here: %s", candidate_name, exc)
             continue
         candidates.append(candidate)
-    if not candidates:
-        msg = "no sandbox tier can work on this machine: install bubblewrap or check the env_scrub tier"
-        raise SandboxUnavailable(msg)
-    return max(candidates, key=lambda t: t.strength)
+    for candidate in sorted(candidates, key=lambda t: t.strength, reverse=True):
+        try:
+            candidate.prepare()
+        except SandboxUnavailable as exc:
+            log.warning("sandbox tier %s passed its check but cannot start: %s", candidate.name, exc)
+            continue
+        others = ", ".join(t.name for t in candidates if t is not candidate) or "none"
+        log.info("sandbox auto: using %s, the strongest tier available (also available: %s)", candidate.name, others)
+        return candidate
+    msg = "no sandbox tier can work on this machine: install bubblewrap or check the env_scrub tier"
+    raise SandboxUnavailable(msg)
+
+
+def tier_strengths(config: Config) -> dict[str, int]:
+    """The strength of every installed sandbox tier, by name (no tier is checked)."""
+    group = "hero_logic.sandbox"
+    return {
+        name: int(load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config).strength)
+        for name in installed_plugins(group)
+    }
 
 
 @attrs.define(eq=False)
@@ -98,6 +120,7 @@ class Kernel:
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
     _closed: bool = False
     request_handler: RequestHandler = None
+    _tier_strengths: dict[str, int] | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
@@ -125,7 +148,8 @@ class Kernel:
         self._schedule(play.sid)
 
     async def cancel(self, play_sid: str) -> Play:
-        """Cancel a pending, running or paused play; its process group is killed.
+        """Cancel a pending, running or paused play and its unfinished child plays; their
+        process groups are killed.
 
         Cancelling a play that already ended is a WrongState error.
         """
@@ -133,6 +157,11 @@ class Kernel:
         if play.status.is_terminal:
             msg = f"play {play_sid} already ended ({play.status.value}); only unfinished plays can be cancelled"
             raise WrongState(msg)
+        for child_sid in play.child_play_sids:  # a cancelled parent leaves no child behind
+            try:
+                await self.cancel(child_sid)
+            except (NotFound, WrongState):
+                pass
         handle = self._handles.get(play_sid)
         if handle is not None and not handle.done.is_set():
             handle.cancel_requested = True
@@ -195,13 +224,15 @@ class Kernel:
         if state is None:  # span_push for a play that is not running
             state = RunState(seq=await self.repo.last_event_seq(play_sid))
         writes: list[Write] = []
+        first_seq = state.seq + 1
         for raw, event in events:
             state.seq += 1
             writes.append(Put("events", event_key(play_sid, state.seq), raw))
             state.observe(event)
         await self.repo.commit(writes)
-        for _, event in events:
-            self.bus.publish(play_sid, event)
+        # Published with their position, so a live stream can tell them from its snapshot's.
+        for seq, (_, event) in enumerate(events, first_seq):
+            self.bus.publish(play_sid, {**event, "seq": seq})
 
     async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
         """Answer a flow's request (flow lookup, child plays) through the service layer."""
@@ -250,6 +281,10 @@ class Kernel:
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
+        problem = self._sandbox_problem(version)
+        if problem:
+            await self._save_status(_ended(play, PlayStatus.FAILED, problem))
+            return
         async with self._limiter:
             if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
                 await self._save_status(_ended(
@@ -285,6 +320,28 @@ class Kernel:
             if final.status.is_terminal:
                 _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
             handle.settled = final
+
+    def _sandbox_problem(self, version: WorkflowVersion) -> str:
+        """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
+        need = version.min_sandbox
+        tier = self.runner.tier
+        if not need or need == tier.name:
+            return ""
+        if self._tier_strengths is None:
+            self._tier_strengths = tier_strengths(self.config)
+        strengths = self._tier_strengths
+        if need not in strengths:
+            installed = ", ".join(sorted(strengths))
+            return (
+                f"workflow version {version.sid} requires the sandbox tier {need!r}, which is not "
+                f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
+            )
+        if tier.strength < strengths[need]:
+            return (
+                f"workflow version {version.sid} requires the sandbox tier {need!r} or stronger, "
+                f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
+            )
+        return ""
 
     async def _replay_for(self, play: Play) -> dict[str, Any] | None:
         """The replay caches of a play's next run: finished steps, answers, prefills."""
@@ -456,5 +513,6 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
                 kernel._closed = True
                 nursery.cancel_scope.cancel()
     finally:
+        tier.close()
         with trio.CancelScope(shield=True):
             await store.aclose()

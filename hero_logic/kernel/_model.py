@@ -144,6 +144,11 @@ class WorkflowVersion:
     inputs: list[FlowField] = attrs.Factory(list)
     outputs: list[FlowField] = attrs.Factory(list)
     created_at: int = 0
+    min_sandbox: str = ""
+    """The weakest sandbox tier its plays may run in (``@flow(sandbox="bwrap")``); "" = any."""
+    allow_network: bool = False
+    """Whether its plays may use the network (``@flow(network=True)``); tiers that isolate
+    the network keep it off otherwise."""
 
 
 @attrs.frozen

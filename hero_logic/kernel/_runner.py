@@ -170,6 +170,8 @@ def map_outcome(
             reason = "flow process exited 75 (awaiting resume) without reporting a pause"
         else:
             reason = state.root_error or f"flow process exited with code {outcome.exit_code}"
+        if outcome.limit_reason:  # the sandbox's limit is the cause; what the flow saw follows
+            reason = f"{outcome.limit_reason}\n{reason}"
         message = reason if not tail or tail in reason else f"{reason}\n--- stderr ---\n{tail}"
         changes.update(status=PlayStatus.FAILED, error_message=message)
     started = play.started_at or now
@@ -177,9 +179,23 @@ def map_outcome(
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    """Write a fresh 0600 file: whatever a flow planted at ``path`` (a symlink to a file of
+    the host, a hard link) is unlinked first, never written through."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def _private_dir(path: Path) -> None:
+    """Make ``path`` a real directory; a symlink or file a flow planted there is removed."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_symlink() and path.is_dir():
+            return
+        path.unlink()
+        path.mkdir()
 
 
 @attrs.define(eq=False)
@@ -200,8 +216,8 @@ class PlayRunner:
         old = os.umask(0o077)
         try:
             self.config.plays_dir.mkdir(parents=True, exist_ok=True)
-            play_dir.mkdir(exist_ok=True)
-            workdir.mkdir(exist_ok=True)
+            _private_dir(play_dir)
+            _private_dir(workdir)
         finally:
             os.umask(old)
         source = play_dir / "flow.py"
@@ -214,6 +230,7 @@ class PlayRunner:
             "HERO_FLOW_VERSION_SID": version.sid,
             "HERO_FLOW_SOURCE_FILE": str(source),
             "HERO_FLOW_INPUT_FILE": str(inputs),
+            "HERO_FLOW_SANDBOX": self.tier.name,
         }
         if version.entry_flow:
             env["HERO_FLOW_ENTRY"] = version.entry_flow
@@ -235,6 +252,7 @@ class PlayRunner:
             span_socket=play_dir / "span.sock",
             sdk_dir=self.sdk_dir,
             pid_file=play_dir / "flow.pid",
+            allow_network=version.allow_network,
         )
 
     async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, int]:

@@ -4,6 +4,8 @@ The pieces: :func:`rpc_method` marks the coroutines of a service class and
 :class:`MethodTable` reads their signatures; :func:`handle_body` is the sans-IO framing;
 :class:`RpcApp` the raw ASGI app; :func:`serve_rpc` serves it with hypercorn on the socket;
 :class:`Client` and :class:`AsyncClient` call it. :func:`openrpc_document` describes a table.
+:func:`stream_routes` adds the live span stream's websockets (CONTRACT.md §7) and
+:func:`open_stream` reads them.
 """
 
 from ._asgi import RpcApp as RpcApp
@@ -25,6 +27,7 @@ from ._client import RemoteWrongState as RemoteWrongState
 from ._client import RpcError as RpcError
 from ._client import ServiceUnavailable as ServiceUnavailable
 from ._client import error_from_json as error_from_json
+from ._guard import SendGuard as SendGuard
 from ._jsonrpc import MAX_DEPTH as MAX_DEPTH
 from ._jsonrpc import InvalidRequest as InvalidRequest
 from ._jsonrpc import MethodNotFound as MethodNotFound
@@ -38,3 +41,10 @@ from ._methods import Param as Param
 from ._methods import rpc_method as rpc_method
 from ._openrpc import openrpc_document as openrpc_document
 from ._server import serve_rpc as serve_rpc
+from ._stream import CLOSE_DROPPED as CLOSE_DROPPED
+from ._stream import STREAM_QUEUE_SIZE as STREAM_QUEUE_SIZE
+from ._stream import stream_all_plays as stream_all_plays
+from ._stream import stream_play as stream_play
+from ._stream import stream_routes as stream_routes
+from ._stream_client import StreamClient as StreamClient
+from ._stream_client import open_stream as open_stream

@@ -9,7 +9,7 @@ the OpenRPC document. Every method validates what it is given and raises a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -20,6 +20,7 @@ from hero_logic.kernel import (
     InvalidFlowSource,
     InvalidParams,
     Kernel,
+    Library,
     NotFound,
     Play,
     PlayStatus,
@@ -36,6 +37,9 @@ from hero_logic.kernel import (
 from hero_logic.sdk import FlowSourceError, decode_event, read_flow_signature
 
 from ._methods import rpc_method
+
+if TYPE_CHECKING:
+    from ._library import LibraryService
 
 __all__ = ["LogicService"]
 
@@ -109,6 +113,8 @@ class LogicService:
     """The RPC methods of hero_logic."""
 
     kernel: Kernel
+    library: LibraryService | None = None
+    """Presets and version picking for ``play_start`` (set by :func:`hero_logic.server.serve`)."""
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -131,6 +137,8 @@ class LogicService:
             entry_flow=sig.entry_flow,
             inputs=_fields(sig.inputs),
             outputs=_fields(sig.outputs),
+            min_sandbox=sig.sandbox,
+            allow_network=sig.network,
         )
 
     def _new_version(
@@ -294,6 +302,7 @@ class LogicService:
                 "cancel them (play_cancel) or let them finish first"
             )
             raise WrongState(msg)
+        await Library(repo).drop_workflow(wf.sid, wf.name)  # its presets and benchmarks
         await repo.delete_workflow(wf)
         return True
 
@@ -370,15 +379,26 @@ class LogicService:
         example_sid: str = "",
         prefill_resumes: dict[str, Any] | None = None,
         timeout_ms: int = 0,
+        pick: dict[str, Any] | None = None,
     ) -> str:
         """Start a play of a workflow (its current version unless version_sid is given);
-        returns the play sid at once."""
-        if example_sid:
-            msg = (
-                "play_start: example_sid is not supported by this build yet (presets arrive with "
-                "the library work); pass input_data instead"
+        returns the play sid at once.
+
+        example_sid runs a preset: its input values and prefills, under any explicit
+        input_data and prefill_resumes, on its pinned version unless version_sid is given.
+        pick ({cost_weight, speed_weight, accuracy_weight, min_accuracy}) lets the version
+        picker choose the version, as pick_version does."""
+        if example_sid or pick is not None:
+            if self.library is None:
+                msg = "play_start: this service runs without the library, so example_sid and pick are unavailable"
+                raise WrongState(msg)
+            plan = await self.library.plan_start(
+                workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
+                prefill_resumes=prefill_resumes, name=name, example_sid=example_sid, pick=pick,
             )
-            raise WrongState(msg)
+            input_data, version_sid, prefill_resumes, name = (
+                plan.input_data, plan.version_sid, plan.prefill_resumes, plan.name
+            )
         play = await self._start(
             context="play_start",
             workflow_sid=workflow_sid,

@@ -35,7 +35,7 @@ _CONTAINER_TYPES = {
     "Dict": "object",
     "Mapping": "object",
 }
-_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs")
+_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network")
 
 
 class FlowSourceError(ValueError):
@@ -61,6 +61,10 @@ class FlowSignature:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     flows: tuple[str, ...] = ()
+    sandbox: str = ""
+    """The weakest sandbox tier the entry flow accepts (``@flow(sandbox="bwrap")``), or ""."""
+    network: bool = False
+    """Whether the entry flow asks for network access (``@flow(network=True)``)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class _Found:
     description: str
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
+    sandbox: str = ""
+    network: bool = False
 
 
 class _PythonTypeNames(ast.NodeTransformer):
@@ -202,7 +208,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:
@@ -235,12 +241,24 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
         except FieldError as exc:
             raise FlowSourceError(line, f"@flow {flow_name!r}: {exc}") from None
     inputs = fields["inputs"]
+    sandbox, line = values.get("sandbox", ("", decorator.lineno))
+    if not isinstance(sandbox, str):
+        raise FlowSourceError(
+            line, f"@flow {flow_name!r}: sandbox must be a tier name such as 'bwrap', got {sandbox!r}"
+        )
+    network, line = values.get("network", (False, decorator.lineno))
+    if not isinstance(network, bool):
+        raise FlowSourceError(
+            line, f"@flow {flow_name!r}: network must be True or False, got {network!r}"
+        )
     return _Found(
         name=flow_name,
         function=func.name,
         description=description or doc_summary(ast.get_docstring(func)),
         inputs=inputs if inputs is not None else _derived_inputs(func),
         outputs=fields["outputs"] or [],
+        sandbox=sandbox,
+        network=network,
     )
 
 
@@ -286,4 +304,6 @@ def read_flow_signature(source: str, entry: str | None = None) -> FlowSignature:
         inputs=chosen.inputs,
         outputs=chosen.outputs,
         flows=tuple(f.name for f in found),
+        sandbox=chosen.sandbox,
+        network=chosen.network,
     )

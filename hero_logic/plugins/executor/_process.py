@@ -11,8 +11,14 @@ environment and argv the sandbox tier produced. It ends in one of four ways:
   shielded scope, then Cancelled propagates;
 * it cannot be spawned → ``spawn_error``.
 
-Whatever way it ends, anything left in its process group is killed, so a flow leaves no
-background process behind.
+Whatever way it ends, anything left in its process group is killed, and so is everything in
+the launch's :class:`~hero_logic.kernel._interfaces.ProcessScope` (the sandbox tier's cgroup
+or PID namespace), which catches what a process group cannot: a ``setsid`` grandchild.
+
+The process is spawned from the thread running Trio, never from a worker thread: the kernel
+sends the parent-death signal (``PR_SET_PDEATHSIG``, bwrap's ``--die-with-parent``) when the
+*thread* that forked the child exits, and Trio's worker threads exit after 10 s idle, which
+would kill a long play. Forking the service costs a millisecond or two of the event loop.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from hero_logic.kernel._interfaces import ExitOutcome, Launch
+from hero_logic.kernel._interfaces import ExitOutcome, Launch, ProcessScope
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,9 +88,16 @@ def process_start_time(pid: int) -> str:
 
 
 def _record_pid(path: Path, pid: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    path.unlink(missing_ok=True)  # never write through a link a flow planted
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(f"{pid} {process_start_time(pid)}\n")
+
+
+def _read_nofollow(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(256).decode("ascii", "replace")
 
 
 def kill_recorded_process(path: Path) -> bool:
@@ -94,7 +107,7 @@ def kill_recorded_process(path: Path) -> bool:
     reused the pid. Returns True if something was killed.
     """
     try:
-        pid_text, _, started = path.read_text().strip().partition(" ")
+        pid_text, _, started = _read_nofollow(path).strip().partition(" ")
         pid = int(pid_text)
     except (OSError, ValueError):
         return False
@@ -104,13 +117,69 @@ def kill_recorded_process(path: Path) -> bool:
     return True
 
 
-async def _terminate(proc: trio.Process, grace_s: float) -> None:
-    """TERM the process group, wait up to ``grace_s``, then KILL it; returns once reaped."""
-    _kill_group(proc.pid, signal.SIGTERM)
+class _Child:
+    """A spawned flow process, awaited through a pidfd (no thread, no SIGCHLD handler)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._pidfd = os.pidfd_open(popen.pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        if self.popen.returncode is None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+            self.popen.wait()
+        return self.popen.returncode
+
+    def close(self) -> None:
+        os.close(self._pidfd)
+
+
+def _spawn(launch: Launch) -> tuple[_Child, trio.lowlevel.FdStream, trio.lowlevel.FdStream]:
+    """Start ``launch`` from this thread; its stdout and stderr are pipes read by Trio."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            list(launch.argv),
+            env=dict(launch.env),
+            cwd=os.fspath(launch.cwd),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=launch.pass_fds,
+            preexec_fn=launch.preexec,
+        )
+        child = _Child(popen)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return child, trio.lowlevel.FdStream(out_r), trio.lowlevel.FdStream(err_r)
+
+
+def _kill_everything(child: _Child, scope: ProcessScope | None) -> None:
+    _kill_group(child.pid, signal.SIGKILL)
+    if scope is not None:
+        scope.kill_all()
+
+
+async def _terminate(child: _Child, scope: ProcessScope | None, grace_s: float) -> None:
+    """TERM the process group, wait up to ``grace_s``, then KILL it all; returns once reaped."""
+    _kill_group(child.pid, signal.SIGTERM)
     with trio.move_on_after(grace_s):
-        await proc.wait()
-    _kill_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+        await child.wait()
+    _kill_everything(child, scope)
+    await child.wait()
 
 
 @attrs.define(eq=False)
@@ -129,45 +198,54 @@ class ProcessExecutor:
 
     async def run(self, launch: Launch, *, timeout_s: float, kill_grace_s: float) -> ExitOutcome:
         """Run ``launch`` to its end; see the module docstring for the four ways it ends."""
+        scope = launch.scope
         try:
-            proc = await trio.lowlevel.open_process(
-                list(launch.argv),
-                env=dict(launch.env),
-                cwd=os.fspath(launch.cwd),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=launch.preexec,
-            )
-        except OSError as exc:
+            try:
+                child, out, err = _spawn(launch)
+            finally:
+                for fd in launch.pass_fds:
+                    os.close(fd)
+        except (OSError, subprocess.SubprocessError) as exc:
+            if scope is not None:
+                with trio.CancelScope(shield=True):
+                    await scope.aclose()
             return ExitOutcome(
                 exit_code=None, spawn_error=f"could not start {launch.argv[0]!r}: {exc}"
             )
-        if launch.pid_file is not None:
-            _record_pid(launch.pid_file, proc.pid)
         stdout, stderr = _Tail(), _Tail()
         timed_out = False
+        limit_reason = ""
         try:
+            if launch.pid_file is not None:
+                try:
+                    _record_pid(launch.pid_file, child.pid)
+                except OSError:
+                    pass  # recovery then cannot find it; the scope still contains it
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, proc.stdout, stdout)
-                nursery.start_soon(_pump, proc.stderr, stderr)
+                nursery.start_soon(_pump, out, stdout)
+                nursery.start_soon(_pump, err, stderr)
                 with trio.move_on_after(timeout_s) as deadline:
-                    await proc.wait()
+                    await child.wait()
                 if deadline.cancelled_caught:
                     timed_out = True
-                    await _terminate(proc, kill_grace_s)
-                _kill_group(proc.pid, signal.SIGKILL)  # leftovers of the flow's process group
+                    await _terminate(child, scope, kill_grace_s)
+                _kill_everything(child, scope)  # leftovers: its process group, its scope
                 # The pipes reach EOF once every holder is gone; bound the wait regardless.
                 nursery.cancel_scope.deadline = trio.current_time() + _DRAIN_AFTER_EXIT_S
+            exit_code = child.returncode if scope is None else scope.exit_code(child.returncode)
+            if scope is not None and not timed_out:
+                limit_reason = scope.limit_reason(exit_code)
         finally:
-            if proc.returncode is None:
-                with trio.CancelScope(shield=True):
-                    await _terminate(proc, kill_grace_s)
+            with trio.CancelScope(shield=True):
+                if child.returncode is None:
+                    await _terminate(child, scope, kill_grace_s)
+                if scope is not None:
+                    await scope.aclose()
+            child.close()
         return ExitOutcome(
-            exit_code=proc.returncode,
+            exit_code=exit_code,
             timed_out=timed_out,
             stderr_tail=stderr.text(),
             stdout_tail=stdout.text(),
+            limit_reason=limit_reason,
         )

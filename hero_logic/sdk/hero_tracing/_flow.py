@@ -144,6 +144,8 @@ class FlowApi:
             description: str = "",
             inputs: dict[str, Any] | list[dict[str, Any]] | None = None,
             outputs: dict[str, Any] | list[dict[str, Any]] | None = None,
+            sandbox: str = "",
+            network: bool = False,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -155,13 +157,17 @@ class FlowApi:
         description: str = "",
         inputs: Any = None,
         outputs: Any = None,
+        sandbox: str = "",
+        network: bool = False,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
         ``inputs`` and ``outputs`` map field names to a type (``"string"``, ``"number"``,
         ``"integer"``, ``"boolean"``, ``"object"``, ``"array"``) or to a dict with ``type``,
         ``required``, ``description`` and ``default``. Declared outputs are checked each time
-        the flow returns.
+        the flow returns. ``sandbox`` names the weakest sandbox tier the flow accepts and
+        ``network=True`` asks for network access; the service reads both from the source (they
+        change nothing inside the flow process).
         """
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"

@@ -86,6 +86,7 @@ class Runtime:
         resumes: Mapping[str, Any] | None = None,
         prefill: Mapping[str, Any] | None = None,
         prefill_only: bool = False,
+        sandbox: str = "",
     ) -> None:
         self.writer = Writer(socket_path)
         self.play_sid = play_sid
@@ -100,6 +101,8 @@ class Runtime:
         self.pauses: list[str] = []
         self._id_prefix = os.urandom(8).hex()
         self._ids = _new_counter(1)
+        # The root span carries the sandbox tier the play runs in.
+        self._root_tags = f',"tags":{{"sandbox":{_quote(sandbox)}}}' if sandbox else ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Runtime:
@@ -115,6 +118,7 @@ class Runtime:
             resumes=replay.get("resumes"),
             prefill=replay.get("prefill"),
             prefill_only=replay.get("prefill_only", False),
+            sandbox=environ.get("HERO_FLOW_SANDBOX", ""),
         )
 
     # --- sending -------------------------------------------------------------------------
@@ -231,9 +235,10 @@ class Runtime:
         status: str = "",
     ) -> bytes:
         """The ``span_start`` line of a memoized call (built by hand: this is the hot path)."""
+        tags = self._root_tags if span.kind == "flow_root" else ""
         return _to_bytes(
             f'{{"type":"span_start","span_id":"{span.span_id}","parent_id":{_quote(parent_id)},'
-            f'"name":{site[0]},"kind":"{span.kind}","start_ms":{now},"step_key":"{key}"{site[1]}{status}}}\n'
+            f'"name":{site[0]},"kind":"{span.kind}","start_ms":{now},"step_key":"{key}"{site[1]}{status}{tags}}}\n'
         )
 
     def _replay(self, span: Span, key: str, parent_id: str, site: tuple[str, str]) -> Any:

@@ -1,0 +1,111 @@
+"""Shared pieces of the sandbox tests: which tiers exist here, a service per tier, markers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from hero_logic.rpc import AsyncClient
+from hero_logic.server import serve
+
+from .conftest import Service, make_config
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+HAVE = {
+    "env_scrub": True,
+    "bwrap": shutil.which("bwrap") is not None,
+    "nsjail": shutil.which("nsjail") is not None,
+}
+IS_ROOT = os.geteuid() == 0
+
+TEST_LIMITS = "memory_mb=96,pids=48,tmp_mb=8,fsize_mb=8,cpu_s=30"
+"""Small limits so the resource bombs end fast."""
+
+
+def tier_params(*names: str) -> list[Any]:
+    """``names`` as pytest params, each skipped only where its binary is missing."""
+    return [
+        pytest.param(
+            name,
+            id=name,
+            marks=pytest.mark.skipif(not HAVE[name], reason=f"{name} is not installed here"),
+        )
+        for name in names
+    ]
+
+
+ALL_TIERS = tier_params("env_scrub", "bwrap", "nsjail")
+ISOLATING_TIERS = tier_params("bwrap", "nsjail")
+"""Tiers that promise file-system, network and process-table isolation (env_scrub does not)."""
+
+
+@asynccontextmanager
+async def open_service(root: Path, tier: str, limits: str = TEST_LIMITS, **overrides: Any) -> AsyncIterator[Service]:
+    """A real service (in this process) running the sandbox ``tier`` with ``limits``."""
+    config = make_config(root, sandbox=f"{tier}:{limits}" if limits else tier, **overrides)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, config)
+        async with AsyncClient(config.rpc_socket) as client:
+            yield Service(config, client)
+        nursery.cancel_scope.cancel()
+
+
+async def run_flow(svc: Service, source: str, timeout_ms: int = 30000, **inputs: Any) -> dict[str, Any]:
+    """Push ``source`` and run one play of it to its end."""
+    wf = await svc.push(textwrap.dedent(source))
+    return await svc.run(wf, timeout_ms=timeout_ms, **inputs)
+
+
+def marker_pids(marker: str) -> list[int]:
+    """Live processes whose command name is ``marker`` (set with PR_SET_NAME)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")]
+        state = stat.rsplit(b")", 1)[-1].split()[0]
+        if comm == marker.encode() and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+GRANDCHILD_FLOW = """
+    import ctypes, os, time
+    from hero_tracing import flow
+
+    @flow
+    def main(marker: str):
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            if os.fork() == 0:
+                ctypes.CDLL(None).prctl(15, marker.encode(), 0, 0, 0)  # PR_SET_NAME
+                time.sleep(300)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        flow.current_span.tag(forked=True)
+        time.sleep(300)
+"""
+"""A flow that leaves a double-forked ``setsid`` grandchild named ``marker``, then waits."""
