@@ -23,11 +23,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 sysdeps:
-	@# bubblewrap for the bwrap sandbox tier (and its tests); libseccomp2 for its seccomp filter.
+	@# bubblewrap for the bwrap sandbox tier (and its tests); libseccomp2 for its seccomp filter;
+	@# strace for the store's fault-injection test (ENOSPC on a page write).
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		missing=""; \
 		command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 		ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
+		command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 		if [ -n "$$missing" ]; then \
 			echo "make: installing$$missing"; \
 			apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; }; \
@@ -74,8 +76,10 @@ screenshots: install chromium admin-assets
 	mkdir -p docs/screenshots
 	HERO_LOGIC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_admin_browser.py
 
-bench: install
-	$(BIN)/python bench/bench_play.py
+# Every benchmark prints its figures beside the floor or peer measured in the same run.
+bench: install sysdeps
+	@for b in bench/bench_play.py bench/bench_resume.py bench/bench_rpc.py bench/bench_store.py bench/bench_sandbox.py; do \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
