@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hero_logic.sdk import type_name
+
 from ._errors import InvalidParams
 from ._model import FieldType, FlowField
 
@@ -18,22 +20,10 @@ __all__ = ["check_inputs", "json_type_name", "matches_type"]
 
 
 def json_type_name(value: Any) -> str:
-    """The JSON type name of a Python value (``integer`` for ints, ``object`` for dicts...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    """The JSON type name of a Python value (``integer`` for ints, ``object`` for dicts...).
+
+    The SDK's own definition, so the service and flows name types the same way."""
+    return type_name(value)
 
 
 def matches_type(value: Any, field_type: FieldType) -> bool:

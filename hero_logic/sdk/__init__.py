@@ -24,6 +24,7 @@ if find_spec("hero_tracing") is None:  # an install that does not map it top-lev
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the package through its place in this tree
+    from .hero_tracing._fields import type_name
     from .hero_tracing._wire import (
         EVENT_TYPES,
         MAX_LINE_BYTES,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         step_key,
     )
 else:  # at run time it is the top-level package, the one flow processes import
+    from hero_tracing._fields import type_name
     from hero_tracing._wire import (
         EVENT_TYPES,
         MAX_LINE_BYTES,
@@ -59,4 +61,5 @@ __all__ = [
     "read_flow_signature",
     "resume_id",
     "step_key",
+    "type_name",
 ]

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type checkers see the package through its place in this tree
-    from .hero_tracing._fields import FieldError, doc_summary, normalise_fields
+    from .hero_tracing._fields import FieldError, doc_summary, normalise_fields, type_name
 else:  # at run time it is the top-level package (never hero_logic.sdk.hero_tracing)
-    from hero_tracing._fields import FieldError, doc_summary, normalise_fields
+    from hero_tracing._fields import FieldError, doc_summary, normalise_fields, type_name
 
 __all__ = ["FlowSignature", "FlowSourceError", "read_flow_signature"]
 
@@ -152,17 +152,9 @@ def _annotation_type(node: ast.expr | None) -> str | None:
 
 
 def _default_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "string"
+    """The field type a literal default implies (``string`` when it implies none)."""
+    kind = type_name(value)
+    return kind if kind in ("boolean", "integer", "number", "object", "array") else "string"
 
 
 def _derived_inputs(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[dict[str, Any]]:
