@@ -80,7 +80,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("root", "--root", "PATH_ROOT", "~/hero", "root of all state (db, plays, sockets)"),
     Setting("socket_root", "--socket-dir", "PATH_SOCKET", "", "socket directory root (default $PATH_ROOT/var/sockets)"),
-    Setting("sandbox", "--sandbox", "HERO_LOGIC_SANDBOX", "auto", "sandbox tier: auto (strongest available) or a tier name"),
+    Setting("sandbox", "--sandbox", "HERO_LOGIC_SANDBOX", "auto", "sandbox tier: auto (strongest available), env_scrub, bwrap or nsjail, optionally with limits, e.g. bwrap:memory_mb=512,pids=128 (see docs/sandbox.md)"),
     Setting("store", "--store", "HERO_LOGIC_STORE", "lmdb", "store plugin: lmdb or memory"),
     Setting("admin_bind", "--admin-bind", "HERO_LOGIC_ADMIN_BIND", "127.0.0.1:9820", "admin TCP address, or 'none'"),
     Setting("play_timeout_ms", "--play-timeout", "HERO_LOGIC_PLAY_TIMEOUT_MS", "300000", "default wall-clock limit of a play, in ms", _positive_int("HERO_LOGIC_PLAY_TIMEOUT_MS")),
