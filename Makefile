@@ -36,7 +36,7 @@ sysdeps:
 		fi; \
 	fi
 
-run: install admin-assets
+run: install sysdeps admin-assets
 	$(BIN)/hero_logic serve
 
 lint: install

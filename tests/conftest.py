@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import textwrap
@@ -18,6 +19,13 @@ from hero_logic.server import serve
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Services the tests start as subprocesses inherit this environment: keep them off the
+    admin's fixed TCP port (9820), which a developer's own service may hold. Tests of the
+    admin's TCP listener bind 127.0.0.1:0 explicitly."""
+    os.environ["HERO_LOGIC_ADMIN_BIND"] = "none"
 
 
 @pytest.fixture
