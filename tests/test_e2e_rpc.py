@@ -265,3 +265,37 @@ async def test_discovery_documents(service: Service) -> None:
     assert await service.call("system.ping") == "pong"
     health = await service.client.health()
     assert health["status"] == "ok"
+
+
+async def test_a_wait_whose_client_hangs_up_is_released(service: Service) -> None:
+    """play_wait(timeout_ms=0) on a play that may wait for days must not hold a task (and a
+    bus subscription) once its client has gone."""
+    wf = await service.push("""
+        import time
+        from hero_tracing import flow
+
+        @flow
+        def main():
+            time.sleep(30)
+    """)
+    sid = await service.call("play_start", workflow_sid=wf["sid"])
+
+    async def subscribers() -> int:
+        count: int = (await service.client.health())["stream"]["subscribers"]
+        return count
+
+    before = await subscribers()
+    stream = await trio.open_unix_socket(str(service.config.rpc_socket))
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "play_wait", "params": {"play_sid": sid}}).encode()
+    await stream.send_all(
+        b"POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    with trio.fail_after(10):
+        while await subscribers() == before:
+            await trio.sleep(0.02)
+    await stream.aclose()
+    with trio.fail_after(10):
+        while await subscribers() > before:
+            await trio.sleep(0.02)
+    await service.call("play_cancel", play_sid=sid)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hero_logic.kernel import dumps
+from hero_logic.kernel import ServiceClosed, dumps
 
 from ._jsonrpc import handle_body
 
@@ -66,6 +66,11 @@ async def _respond(send: Send, status: int, body: bytes, *extra: tuple[bytes, by
 
 def _problem(status: int, message: str) -> bytes:
     return dumps({"error": {"status": status, "message": message}})
+
+
+class _ClientGone(ServiceClosed):
+    """A pure wait was cancelled because its HTTP client disconnected (never sent: nobody is
+    left to read it; a non-internal code keeps it out of the error log)."""
 
 
 class RpcApp:
@@ -143,7 +148,38 @@ class RpcApp:
         elif len(body) > limit:
             await self._too_large(receive, send, None, body_done=True)
             return
-        answer = await handle_body(body, self._dispatch)
+        waits: set[trio.CancelScope] = set()
+        gone = False
+
+        async def dispatch(name: str, params: Any) -> Any:
+            method = self.table.get(name)
+            if method is None or not method.cancel_on_disconnect:
+                return await self._dispatch(name, params)
+            with trio.CancelScope() as wait:
+                if gone:
+                    wait.cancel()
+                waits.add(wait)
+                try:
+                    return await self._dispatch(name, params)
+                finally:
+                    waits.discard(wait)
+            msg = f"{name}: the client disconnected"
+            raise _ClientGone(msg)
+
+        async def watch_disconnect() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            for wait in list(waits):
+                wait.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_disconnect)
+            answer = await handle_body(body, dispatch)
+            nursery.cancel_scope.cancel()
+        if gone:
+            return  # nobody is left to read the answer
         if answer is None:
             await send(_NO_CONTENT)
             await send(_EMPTY_BODY)

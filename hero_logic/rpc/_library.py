@@ -331,7 +331,7 @@ class LibraryService:
         """One benchmark, as it stands."""
         return await self.library.get_benchmark(sid)
 
-    @rpc_method()
+    @rpc_method(cancel_on_disconnect=True)
     async def benchmark_wait(self, sid: str, timeout_ms: int = 0) -> Benchmark:
         """The benchmark once it is done or failed, or as it stands when timeout_ms (0 = forever)
         runs out."""

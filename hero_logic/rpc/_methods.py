@@ -63,24 +63,38 @@ class MethodInfo:
     name: str | None = None
     summary: str = ""
     result_description: str = ""
+    cancel_on_disconnect: bool = False
 
 
 @overload
 def rpc_method(name: F, /) -> F: ...
 @overload
 def rpc_method(
-    name: str | None = None, /, *, summary: str = "", result_description: str = ""
+    name: str | None = None,
+    /,
+    *,
+    summary: str = "",
+    result_description: str = "",
+    cancel_on_disconnect: bool = False,
 ) -> Callable[[F], F]: ...
 def rpc_method(
-    name: str | F | None = None, /, *, summary: str = "", result_description: str = ""
+    name: str | F | None = None,
+    /,
+    *,
+    summary: str = "",
+    result_description: str = "",
+    cancel_on_disconnect: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark an ``async def`` method as an RPC method (``@rpc_method()`` or ``@rpc_method``).
 
     ``name`` defaults to the function's name; ``summary`` to the first line of its docstring.
+    ``cancel_on_disconnect`` is for pure waits (``play_wait``): when the HTTP client goes away
+    mid-call the call is cancelled instead of holding its task until it would have returned.
+    Never set it on a method that changes state: cancelling it half-way could strand a change.
     """
     if callable(name):
         return rpc_method()(name)
-    info = MethodInfo(name, summary, result_description)
+    info = MethodInfo(name, summary, result_description, cancel_on_disconnect)
 
     def mark(func: F) -> F:
         if not _is_async(func):
@@ -441,6 +455,8 @@ class Method:
     result_description: str = ""
     param_names: frozenset[str] = attrs.field(repr=False)
     to_wire: Callable[[Any], Any] = attrs.field(repr=False, eq=False, default=to_json)
+    cancel_on_disconnect: bool = False
+    """A pure wait, cancelled when its HTTP client disconnects (see :func:`rpc_method`)."""
 
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """The keyword arguments for ``func``; InvalidParams naming every problem otherwise."""
@@ -642,6 +658,7 @@ def _build_method(func: RpcCallable, name: str, info: MethodInfo, registry: _Sch
         result_description=info.result_description,
         param_names=frozenset(p.name for p in params),
         to_wire=_identity if result in _SCALAR_RESULTS else to_json,
+        cancel_on_disconnect=info.cancel_on_disconnect,
     )
 
 

@@ -429,7 +429,7 @@ class LogicService:
         """The play as it stands."""
         return await self.kernel.repo.get_play(play_sid)
 
-    @rpc_method()
+    @rpc_method(cancel_on_disconnect=True)
     async def play_wait(self, play_sid: str, timeout_ms: int = 0) -> Play:
         """The play once it is terminal or awaiting resume, or when timeout_ms (0 = forever)
         runs out."""
