@@ -269,6 +269,12 @@ async def test_pause_inside_a_spawned_child_play_pauses_and_resumes_the_parent(s
     assert parent["child_play_sids"] == [child_sid]  # the re-run parent reused its child
     assert _effects(service, parent["sid"]) == ["prepare", "published reject"]
     assert (await service.call("play_status", play_sid=child_sid))["status"] == "success"
+    # the same answer again, through the parent: idempotent; a different one: a conflict
+    again = await service.call("play_resume", play_sid=parent["sid"], resume_id=pending["id"], payload="reject")
+    assert again["play_sid"] == child_sid
+    with pytest.raises(RpcError) as info:
+        await service.call("play_resume", play_sid=parent["sid"], resume_id=pending["id"], payload="accept")
+    assert info.value.code == -32003
 
 
 async def test_retry_from_the_failed_step_reuses_finished_steps(service: Service, root: Path) -> None:

@@ -509,6 +509,9 @@ class LogicService:
         opened = await self._open_pauses(play)
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
         if not matches:
+            answered_by = await self._child_that_answered(play, resume_id)
+            if answered_by:  # the same answer again through the parent: idempotent there too
+                return await self.play_resume(answered_by, resume_id, payload)
             if play.status is not PlayStatus.AWAITING_RESUME:
                 msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
                 raise WrongState(msg)
@@ -539,6 +542,20 @@ class LogicService:
         await self._mark_ancestors_running(resumed)
         await self.kernel.schedule_existing(resumed)
         return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": request.id}
+
+    async def _child_that_answered(self, play: Play, resume_id: str) -> str:
+        """The sid of a descendant play that already received an answer for ``resume_id``."""
+        for child_sid in play.child_play_sids:
+            try:
+                child = await self.kernel.repo.get_play(child_sid)
+            except NotFound:
+                continue
+            if any(resume_id in (r.id, r.name) for r in child.received_resumes):
+                return child.sid
+            deeper = await self._child_that_answered(child, resume_id)
+            if deeper:
+                return deeper
+        return ""
 
     async def _mark_ancestors_running(self, play: Play) -> None:
         """A resumed child makes its waiting parents running again (they continue once it ends)."""
