@@ -8,15 +8,14 @@ connections, and runs until cancelled.
 from __future__ import annotations
 
 import logging
-import tomllib
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from hero_logic import __version__
-from hero_logic.kernel import Config, ConfigError, open_kernel
+from hero_logic._service_toml import load_service_toml, service_toml_text
+from hero_logic.kernel import Config, open_kernel
 from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
 from hero_logic.rpc._library import LibraryService, load_picker
 from hero_logic.rpc._seed import seed_library
@@ -28,27 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["load_service_toml", "manifest", "serve", "service_toml_text"]
 
 log = logging.getLogger("hero_logic")
-
-
-def service_toml_text() -> str:
-    """The text of the packaged ``service.toml``."""
-    return (files("hero_logic") / "service.toml").read_text()
-
-
-def load_service_toml() -> dict[str, Any]:
-    """``service.toml``, parsed and checked: it must list the three binaries and PATH_ROOT."""
-    try:
-        data = tomllib.loads(service_toml_text())
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"the packaged service.toml does not parse: {exc}; reinstall hero-logic"
-        raise ConfigError(msg) from None
-    names = {b.get("name") for b in data.get("binaries", [])}
-    missing = {"hero_logic", "hero_logic_server", "hero_logic_admin"} - names
-    envs = {e.get("name") for e in data.get("env", [])}
-    if missing or "PATH_ROOT" not in envs:
-        msg = f"service.toml is incomplete: missing binaries {sorted(missing)} or [[env]] PATH_ROOT"
-        raise ConfigError(msg)
-    return data
 
 
 def manifest(config: Config) -> dict[str, Any]:

@@ -99,8 +99,8 @@ async def _serve_until_signal(config: Config) -> None:
 
 def run_admin(config: Config) -> int:
     """``hero_logic_admin``: check service.toml, serve the admin until SIGTERM or SIGINT."""
+    from hero_logic._service_toml import load_service_toml
     from hero_logic.cli._daemon import unwrap_startup_error
-    from hero_logic.server import load_service_toml
 
     load_service_toml()
     parse_admin_bind(config.admin_bind)

@@ -65,7 +65,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from hero_logic.server import service_toml_text
+    from hero_logic._service_toml import service_toml_text
 
     print(service_toml_text(), end="")
     return 0
@@ -435,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per RPC call is noise here
     try:
+        from hero_logic._service_toml import load_service_toml
+
+        load_service_toml()
         if args.info:
             return _cmd_info(args)
         if args.start or args.stop or args.status:
