@@ -420,3 +420,39 @@ async def test_a_flow_process_loads_neither_json_nor_re_nor_socket(service: Serv
     play = await service.run(wf)
     assert play["status"] == "success", play["error_message"]
     assert play["output_data"] == []
+
+
+async def test_a_flow_cannot_wait_on_or_read_a_play_that_is_not_its_child(service: Service) -> None:
+    sleeper = await service.push(
+        """
+        import time
+        from hero_tracing import flow
+
+        @flow
+        def main():
+            time.sleep(30)
+            return "secret"
+        """
+    )
+    other = await service.call("play_start", workflow_sid=sleeper["sid"])
+    wf = await service.push(
+        """
+        import json, os, socket
+        from hero_tracing import flow
+
+        @flow
+        def main(other: str):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+            for i in range(200):  # a flood of waits on someone else's play
+                s.sendall(json.dumps({"type": "request", "id": i, "method": "wait_child_play",
+                                      "params": {"play_sid": other}}).encode() + b"\\n")
+            answers = s.makefile("rb")
+            errors = [json.loads(answers.readline())["error"]["code"] for _ in range(200)]
+            return sorted(set(errors))
+        """
+    )
+    play = await service.run(wf, timeout_ms=20000, other=other)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == [-32001]  # refused at once, not after the other play ends
+    await service.call("play_cancel", play_sid=other)

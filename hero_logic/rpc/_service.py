@@ -642,10 +642,15 @@ class LogicService:
             await self.kernel.repo.commit(writes)
             return {"play_sid": child.sid}
         if method == "wait_child_play":
-            child = await self.kernel.wait(str(params.get("play_sid", "")), 0)
-            if child.parent_play_sid != play_sid:
-                msg = f"play {child.sid} is not a child of play {play_sid}"
+            child_sid = str(params.get("play_sid", ""))
+            try:
+                owned = (await self.kernel.repo.get_play(child_sid)).parent_play_sid == play_sid
+            except NotFound:
+                owned = False
+            if not owned:  # checked before waiting: a flow cannot park a task on another play
+                msg = f"play {child_sid!r} is not a child of play {play_sid}"
                 raise NotFound(msg)
+            child = await self.kernel.wait(child_sid, 0)
             return {"status": child.status.value, "output": child.output_data, "error": child.error_message}
         msg = f"unknown flow request method {method!r}: the SDK and the service disagree on the protocol"
         raise NotFound(msg)

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
     from hero_logic.kernel import Config
 
-__all__ = ["MAX_LINE_BYTES", "ListenerHandle", "UnixSpanListener"]
+__all__ = ["MAX_LINE_BYTES", "MAX_REQUESTS_IN_FLIGHT", "ListenerHandle", "UnixSpanListener"]
 
 log = logging.getLogger(__name__)
+
+MAX_REQUESTS_IN_FLIGHT = 32
+"""Requests of one connection answered at once; more wait, and the listener stops reading."""
 
 MAX_LINE_BYTES = 1024 * 1024
 """Longest accepted event line; longer lines are skipped and counted as oversized."""
@@ -132,13 +135,17 @@ class UnixSpanListener:
         lock: trio.Lock,
         sink: EventSink,
         event: dict[str, Any],
+        in_flight: trio.Semaphore,
     ) -> None:
-        answer = await sink.request(handle.play_sid, event)
-        async with lock:
-            try:
-                await stream.send_all(_encode_line(answer))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the flow is gone; nobody is left to read the answer
+        try:
+            answer = await sink.request(handle.play_sid, event)
+            async with lock:
+                try:
+                    await stream.send_all(_encode_line(answer))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the flow is gone; nobody is left to read the answer
+        finally:
+            in_flight.release()
 
     async def _serve_connection(
         self, handle: ListenerHandle, stream: trio.SocketStream, sink: EventSink
@@ -146,6 +153,7 @@ class UnixSpanListener:
         buffer = b""
         skipping = False  # inside an oversized line, dropping bytes until its newline
         send_lock = trio.Lock()
+        in_flight = trio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
         try:
             async with stream, trio.open_nursery() as requests:
                 while True:
@@ -185,7 +193,10 @@ class UnixSpanListener:
                                 batch = []
                             # Answered in its own task: a request may wait long (a child
                             # play), and the flow's other events must keep flowing meanwhile.
-                            requests.start_soon(self._answer, handle, stream, send_lock, sink, event)
+                            # At most MAX_REQUESTS_IN_FLIGHT at once: past that the listener
+                            # stops reading, so a flow flooding requests only slows itself.
+                            await in_flight.acquire()
+                            requests.start_soon(self._answer, handle, stream, send_lock, sink, event, in_flight)
                         else:
                             batch.append((line, event))
                     if batch:
