@@ -92,6 +92,8 @@ class LiveTree:
             )
             if isinstance(event.get("tags"), dict):
                 span["tags"].update(event["tags"])
+            if isinstance(event.get("end_ms"), int):  # a replayed step starts finished
+                span["end_ms"] = event["end_ms"]
         elif span is None:
             return
         elif kind == "span_tag" and isinstance(event.get("tags"), dict):

@@ -68,6 +68,8 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
             tags = event.get("tags")
             if isinstance(tags, dict):
                 fields["tags"].update(tags)
+            if "end_ms" in event:  # a span that starts finished (a replayed step: one line)
+                fields["end_ms"] = _int(event.get("end_ms")) or None
             continue
         fields = spans.get(span_id)
         if fields is None:

@@ -105,6 +105,7 @@ function fold(event) {
       child_play_sid: event.child_play_sid || "",
     });
     if (event.tags) Object.assign(span.tags, event.tags);
+    if (typeof event.end_ms === "number") span.end_ms = event.end_ms;  // a replayed step: one line
   } else if (!span) {
     return;
   } else if (event.type === "span_tag") {

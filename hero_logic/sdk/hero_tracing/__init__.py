@@ -35,13 +35,15 @@ that step.
 Flow → service events:
 
 ``span_start``
-    ``span_id`` (str, unique across every run of the play: 16 hex digits random per
-    process, then a hex counter), ``parent_id`` (``""`` or a span id; the root span's parent
-    is ``HERO_FLOW_PARENT_SPAN``), ``name``, ``kind`` (``flow_root`` | ``step`` | ``rpc`` |
-    ``subflow`` | ``other``), ``start_ms``. Optional: ``tags`` {}, ``source_file``,
+    ``span_id`` (str; for a ``@flow`` call the first 20 hex digits of its ``step_key``, so
+    every run of the play reports a step under the same span; for other spans 16 hex digits
+    random per process, then a hex counter), ``parent_id`` (``""`` or a span id; the root
+    span's parent is ``HERO_FLOW_PARENT_SPAN``), ``name``, ``kind`` (``flow_root`` | ``step``
+    | ``rpc`` | ``subflow`` | ``other``), ``start_ms``. Optional: ``tags`` {}, ``source_file``,
     ``source_line``, ``step_key`` (on ``@flow`` calls and invocations), ``rpc_service``,
     ``rpc_method`` (on ``rpc`` spans), ``child_play_sid``, ``status`` (``"running"`` when
-    absent; ``"replayed"`` for a step answered from the cache).
+    absent; ``"replayed"`` for a step answered from the cache, which then also carries
+    ``end_ms`` and gets no ``span_end``: one line per replayed step).
 ``span_tag``
     ``span_id``, ``tags`` {} — merged into the span's tags. A ``child_play_sid`` tag also
     sets the span's ``child_play_sid``.

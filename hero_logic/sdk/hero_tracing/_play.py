@@ -242,12 +242,10 @@ class Runtime:
         )
 
     def _replay(self, span: Span, key: str, parent_id: str, site: tuple[str, str]) -> Any:
+        # One line: a replayed step starts and ends at once (span_start with status and end_ms).
         now = _now_ms()
-        end = (
-            f'{{"type":"span_end","span_id":"{span.span_id}","end_ms":{now},"status":"replayed"}}\n'
-        )
         self.writer.send(
-            self._start_line(span, key, parent_id, site, now, ',"status":"replayed"') + end.encode()
+            self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
         )
         return self.steps[key]
 
