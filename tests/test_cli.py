@@ -115,3 +115,21 @@ async def test_background_service_start_status_stop(root: Path) -> None:
     assert code == 0
     assert "hero_logic_server" in out
     assert "PATH_ROOT" in out
+
+
+async def test_search_finds_flows_despite_a_typo(service: Service) -> None:
+    await service.push(
+        """
+        from hero_tracing import flow
+
+        @flow(name="invoice_total", description="Adds up the lines of an invoice")
+        def main(lines: list):
+            return sum(lines)
+        """,
+        name="invoice_total",
+    )
+    _, out = await _cli(service, "search", "invoce")
+    assert "invoice_total" in out
+    code, out = await _cli(service, "search", "zzzqqq", check=False)
+    assert code == 1
+    assert "no flow matches" in out

@@ -199,6 +199,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if play["status"] in ("success", "awaiting_resume") else 1
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ._render import console
+
+    with _client(args) as client:
+        sids = client.call("flow_library_search", {"query": " ".join(args.query), "limit": args.limit})
+        flows = [client.call("workflow_get", {"sid": sid}) for sid in sids]
+    if args.json:
+        _print_json(flows)
+        return 0
+    if not flows:
+        print("no flow matches; 'hero_logic flow list' shows them all")
+        return 1
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("#", "name", "tags", "inputs", "description"):
+        table.add_column(column)
+    for rank, wf in enumerate(flows, 1):
+        inputs = ", ".join(f"{f['name']}:{f['field_type']}" for f in wf["inputs"])
+        table.add_row(str(rank), wf["name"], ", ".join(wf["tags"]), inputs, wf["description"][:70])
+    console().print(table)
+    return 0
+
+
 def _cmd_plays(args: argparse.Namespace) -> int:
     from ._render import console, play_table
 
@@ -392,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--watch", action="store_true", help="show the span tree live while the play runs")
     run.add_argument("--json", action="store_true", help="print play and spans as JSON")
     run.set_defaults(func=_cmd_run)
+
+    search = sub.add_parser("search", help="search the flow library (names, tags, fields, descriptions; typo tolerant)")
+    search.add_argument("query", nargs="*", help="words to look for (none: the newest flows)")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--json", action="store_true", help="print the matching workflows as JSON")
+    search.set_defaults(func=_cmd_search)
 
     plays = sub.add_parser("plays", help="list plays, newest first")
     plays.add_argument("--workflow", default="", help="only plays of this workflow (name or sid)")
