@@ -58,7 +58,7 @@ async def serve_admin(
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                functools.partial(serve_rpc, app, config.admin_socket, tcp_bind=tcp_bind)
+                functools.partial(serve_rpc, app, config.admin_socket, tcp_bind=tcp_bind, label="admin")
             )
             log.info("admin listening on %s", ", ".join(binds))
             task_status.started(binds)

@@ -109,6 +109,7 @@ async def serve_rpc(
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
     tcp_bind: str | None = None,
     keep_alive_max_requests: int = 1000,
+    label: str = "JSON-RPC",
 ) -> None:
     """Serve ``app`` on ``socket_path`` (and ``tcp_bind``, "host:port", if given) until cancelled.
 
@@ -135,7 +136,7 @@ async def serve_rpc(
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(serve_app)
             bound = socket_path.lstat()
-            logger.info("JSON-RPC listening on %s", ", ".join(binds))
+            logger.info("%s listening on %s", label, ", ".join(binds))
             task_status.started(binds)
     finally:
         _remove_if_ours(socket_path, bound)
