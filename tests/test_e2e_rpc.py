@@ -299,3 +299,20 @@ async def test_a_wait_whose_client_hangs_up_is_released(service: Service) -> Non
         while await subscribers() > before:
             await trio.sleep(0.02)
     await service.call("play_cancel", play_sid=sid)
+
+
+async def test_concurrent_span_pushes_are_all_kept(service: Service) -> None:
+    """Every acknowledged span_push is stored, even when many race on one finished play."""
+    wf = await service.call("workflow_create", name="greeter", python_source=TRIVIAL)
+    play = await service.run(wf, who="x")
+    sid = play["sid"]
+
+    async def push(i: int) -> None:
+        event = {"type": "span_start", "span_id": f"p{i}", "parent_id": "", "name": f"pushed {i}", "kind": "other", "start_ms": i}
+        assert await service.call("span_push", play_sid=sid, event_json=event) is True
+
+    async with trio.open_nursery() as nursery:
+        for i in range(40):
+            nursery.start_soon(push, i)
+    pushed = {s["span_id"] for s in await service.call("play_spans", play_sid=sid) if s["span_id"].startswith("p")}
+    assert pushed == {f"p{i}" for i in range(40)}

@@ -118,6 +118,7 @@ class Kernel:
     _nursery: trio.Nursery
     _limiter: trio.CapacityLimiter
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
+    _push_locks: dict[str, trio.Lock] = attrs.Factory(dict)
     _closed: bool = False
     request_handler: RequestHandler = None
     _tier_strengths: dict[str, int] | None = None
@@ -221,8 +222,23 @@ class Kernel:
         """Persist a batch of a play's events in one commit, then publish them on the bus."""
         handle = self._handles.get(play_sid)
         state = handle.state if handle is not None else None
-        if state is None:  # span_push for a play that is not running
-            state = RunState(seq=await self.repo.last_event_seq(play_sid))
+        if state is None:
+            # span_push for a play that is not running: read the last position and append
+            # under the play's lock, so concurrent pushes never write the same position.
+            lock = self._push_locks.setdefault(play_sid, trio.Lock())
+            try:
+                async with lock:
+                    state = RunState(seq=await self.repo.last_event_seq(play_sid))
+                    await self._append(play_sid, state, events)
+            finally:
+                if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                    self._push_locks.pop(play_sid, None)
+            return
+        await self._append(play_sid, state, events)
+
+    async def _append(
+        self, play_sid: str, state: RunState, events: Sequence[tuple[bytes, dict[str, Any]]]
+    ) -> None:
         writes: list[Write] = []
         first_seq = state.seq + 1
         for raw, event in events:
@@ -469,8 +485,8 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
     """Load the plugins, open the store, start supervising plays; close it all on exit."""
     from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
 
-    tier = select_sandbox_tier(config)
-    log.info("sandbox tier: %s", tier.name)
+    # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
+    # before anything is set up; once prepared, the tier is closed however start-up ends.
     store_cls = load_plugin("hero_logic.store", config.store, required_attrs=("from_config",))
     executor: ProcessExecutorSlot = load_plugin(
         "hero_logic.executor", "process", required_attrs=("from_config",)
@@ -478,15 +494,21 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
     listener: SpanListenerSlot = load_plugin(
         "hero_logic.span_listener", "unix", required_attrs=("from_config",)
     ).from_config(config)
-    old = os.umask(0o077)
+    tier = select_sandbox_tier(config)
+    log.info("sandbox tier: %s", tier.name)
     try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-    finally:
-        os.umask(old)
-    # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile the
-    # SDK once here so no play pays for compiling it.
-    await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
-    store: Store = store_cls.from_config(config)
+        old = os.umask(0o077)
+        try:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+        finally:
+            os.umask(old)
+        # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile
+        # the SDK once here so no play pays for compiling it.
+        await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
+        store: Store = store_cls.from_config(config)
+    except BaseException:
+        tier.close()
+        raise
     try:
         async with trio.open_nursery() as nursery:
             kernel = Kernel(
