@@ -39,10 +39,11 @@ class EventBus:
     _published: int = attrs.field(default=0, init=False)
     _dropped: int = attrs.field(default=0, init=False)
 
-    def publish(self, topic: str, message: dict[str, Any]) -> None:
-        """Deliver ``message`` to the subscribers of ``topic`` and of all topics, without waiting."""
+    def publish(self, topic: str, message: dict[str, Any], *, broadcast: bool = True) -> None:
+        """Deliver ``message`` to the subscribers of ``topic`` and, when ``broadcast``, of all
+        topics, without waiting."""
         self._published += 1
-        for key in (topic, None):
+        for key in (topic, None) if broadcast else (topic,):
             subs = self._subs.get(key)
             if not subs:
                 continue

@@ -177,7 +177,9 @@ class Kernel:
     async def wait(self, play_sid: str, timeout_ms: int) -> Play:
         """The play once it is terminal or awaiting resume, or as it stands when the wait times
         out (``timeout_ms`` 0 waits forever)."""
-        async with self.bus.subscribe(play_sid, queue_size=64) as messages:
+        # The status topic carries status changes only: a busy play's events cannot crowd a
+        # waiter out of its queue.
+        async with self.bus.subscribe(status_topic(play_sid), queue_size=64) as messages:
             play = await self.repo.get_play(play_sid)
             if _settled(play):
                 return play
@@ -427,7 +429,9 @@ class Kernel:
 
     async def _save_status(self, play: Play) -> None:
         await self.repo.commit(self.repo.put_play(play))
-        self.bus.publish(play.sid, {"type": "status", "status": play.status.value, "play": to_json(play)})
+        message = {"type": "status", "status": play.status.value, "play": to_json(play)}
+        self.bus.publish(play.sid, message)
+        self.bus.publish(status_topic(play.sid), message, broadcast=False)
 
     async def _recover(self) -> None:
         """Re-run plays left ``running`` or ``pending`` by a previous service instance."""
@@ -439,6 +443,11 @@ class Kernel:
                 log.warning("killed the flow process of play %s left by the previous service", play.sid)
             log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
             self._schedule(play.sid)
+
+
+def status_topic(play_sid: str) -> str:
+    """The bus topic that carries only a play's status changes (for waiters)."""
+    return f"status:{play_sid}"
 
 
 def _settled_status(status: str) -> bool:
