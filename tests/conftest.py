@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -73,3 +75,31 @@ async def service(root: Path, nursery: trio.Nursery) -> AsyncIterator[Service]:
     async with AsyncClient(config.rpc_socket) as client:
         yield Service(config, client)
     nursery.cancel_scope.cancel()
+
+
+async def start_service_process(
+    root: Path, *, sandbox: str, module: str = "hero_logic.cli"
+) -> tuple[trio.Process, Config]:
+    """``python -m <module> serve`` as a real subprocess on ``root``, once it answers /health.
+
+    For tests that kill the service (kill -9) or need it outside the test's process.
+    """
+    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": sandbox}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", module, "serve"],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    config = Config.load(environ=env)
+    with trio.fail_after(30):
+        while True:
+            try:
+                async with AsyncClient(config.rpc_socket, timeout=2) as client:
+                    if (await client.health())["status"] == "ok":
+                        return proc, config
+            except (ConnectionError, OSError):
+                pass
+            await trio.sleep(0.05)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
+
+from .conftest import start_service_process
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from hero_logic.kernel import Config
 
 FLOW = """
 import os, time
@@ -44,21 +45,7 @@ def main():
 
 
 async def _start_service(root: Path) -> tuple[trio.Process, Config]:
-    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"}
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hero_logic.cli", "serve"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    config = Config.load(environ=env)
-    with trio.fail_after(20):
-        while True:
-            try:
-                async with AsyncClient(config.rpc_socket, timeout=2) as client:
-                    if (await client.health())["status"] == "ok":
-                        return proc, config
-            except (ConnectionError, OSError):
-                pass
-            await trio.sleep(0.05)
+    return await start_service_process(root, sandbox="env_scrub")
 
 
 def _alive(pid: int) -> bool:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 
-from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
 
 from . import _sandbox_weaken
@@ -34,11 +31,13 @@ from ._sandbox_helpers import (
     run_flow,
     tier_params,
 )
-from .conftest import Service
+from .conftest import Service, start_service_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from hero_logic.kernel import Config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -436,25 +435,7 @@ async def test_cancel_leaves_no_process_behind(root: Path, tier: str, marker: st
 
 
 async def _start_service_process(root: Path, tier: str) -> tuple[trio.Process, Config]:
-    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": f"{tier}:{TEST_LIMITS}"}
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests._weak_service", "serve"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    config = Config.load(environ=env)
-    with trio.fail_after(30):
-        while True:
-            try:
-                async with AsyncClient(config.rpc_socket, timeout=2) as client:
-                    if (await client.health())["status"] == "ok":
-                        return proc, config
-            except (ConnectionError, OSError):
-                pass
-            await trio.sleep(0.05)
+    return await start_service_process(root, sandbox=f"{tier}:{TEST_LIMITS}", module="tests._weak_service")
 
 
 async def test_service_death_leaves_no_process_behind(root: Path, tier: str, marker: str) -> None:
