@@ -39,6 +39,11 @@ class EventBus:
     _published: int = attrs.field(default=0, init=False)
     _dropped: int = attrs.field(default=0, init=False)
 
+    def has_subscribers(self, topic: str) -> bool:
+        """True if a message on ``topic`` would reach anyone (its subscribers or all-topics ones);
+        lets a publisher skip building messages nobody reads."""
+        return bool(self._subs.get(topic) or self._subs.get(None))
+
     def publish(self, topic: str, message: dict[str, Any], *, broadcast: bool = True) -> None:
         """Deliver ``message`` to the subscribers of ``topic`` and, when ``broadcast``, of all
         topics, without waiting."""
