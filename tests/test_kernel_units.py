@@ -158,3 +158,17 @@ def test_cost_tags_sum_latest_value_per_span() -> None:
     state.observe({"type": "span_tag", "span_id": "b", "tags": {"cost_usd": 1}})
     assert state.total_cost_usd == pytest.approx(1.75)
 
+
+
+def test_sids_made_in_one_millisecond_still_sort_in_creation_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hero_logic.kernel import _model
+
+    monkeypatch.setattr(_model, "now_ms", lambda: 1_700_000_000_000)
+    made = [_model.new_sid("ver") for _ in range(500)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    monkeypatch.setattr(_model, "now_ms", lambda: 1_600_000_000_000)  # the clock stepped back
+    later = _model.new_sid("ver")
+    assert later > made[-1]

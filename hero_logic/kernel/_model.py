@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 import time
 from typing import Any
 
@@ -44,10 +45,28 @@ def now_ms() -> int:
 def new_sid(prefix: str) -> str:
     """A new sortable, unique id such as ``play_0193a1b2c3d4_9f8e7d6c5b4a``.
 
-    The hex millisecond timestamp first makes ids sort by creation time; 48 random bits
-    after it keep ids created in the same millisecond apart.
+    The hex millisecond timestamp first makes ids sort by creation time; the 48 bits after
+    it are random for the first id of a millisecond and counted up from there for the next
+    ones (as ULIDs do), so ids made by this process in the same millisecond still sort in
+    creation order, and a clock that steps back never makes a later id sort first.
     """
-    return f"{prefix}_{now_ms():012x}_{os.urandom(6).hex()}"
+    global _last_stamp, _last_tail
+    with _sid_lock:
+        stamp = now_ms()
+        if stamp <= _last_stamp:
+            stamp, tail = _last_stamp, (_last_tail + 1) & _TAIL_MASK
+            if tail == 0:  # 2**48 ids in one millisecond: borrow the next one
+                stamp += 1
+        else:
+            tail = int.from_bytes(os.urandom(6)) >> 1  # room to count up without wrapping
+        _last_stamp, _last_tail = stamp, tail
+    return f"{prefix}_{stamp:012x}_{tail:012x}"
+
+
+_TAIL_MASK = (1 << 48) - 1
+_sid_lock = threading.Lock()
+_last_stamp = 0
+_last_tail = 0
 
 
 class PlayStatus(enum.StrEnum):
