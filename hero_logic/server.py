@@ -55,7 +55,7 @@ async def serve(
     """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
     ``started`` once rpc.sock (and the admin) accept."""
     load_service_toml()
-    picker = load_picker(config)
+    picker = load_picker(config, config.version_picker)
     async with open_kernel(config) as kernel:
         service = LogicService(kernel)
         service.library = library = LibraryService(kernel, picker)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from hero_logic.kernel import (
@@ -15,6 +17,11 @@ from hero_logic.kernel import (
     run_accuracy,
     summarise_runs,
 )
+
+from .conftest import make_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_outputs_match_compares_only_the_expected_keys_as_json() -> None:
@@ -126,3 +133,22 @@ def test_a_plugin_that_cannot_fill_the_picker_slot_is_named(monkeypatch: pytest.
     monkeypatch.undo()
     with pytest.raises(PluginNotFound, match="installed: weighted"):
         _library.load_picker(Config.load(environ={"PATH_ROOT": "/tmp/x"}), "nope")
+
+
+async def test_the_version_picker_setting_chooses_the_plugin_and_an_unknown_one_stops_start_up(
+    tmp_path: Path,
+) -> None:
+    import trio
+
+    from hero_logic.kernel import Config, PluginNotFound
+    from hero_logic.server import serve
+
+    assert Config.load(environ={"PATH_ROOT": "/tmp/x", "HERO_LOGIC_VERSION_PICKER": "mine"}).version_picker == "mine"
+    assert Config.load({"version_picker": "flag"}, environ={"HERO_LOGIC_VERSION_PICKER": "env", "PATH_ROOT": "/tmp/x"}).version_picker == "flag"
+    config = make_config(tmp_path, version_picker="nope")
+    with pytest.raises(ExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve, config)
+    matched, _ = caught.value.split(PluginNotFound)
+    assert matched is not None
+    assert "installed: weighted" in str(matched.exceptions[0])

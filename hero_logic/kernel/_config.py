@@ -89,6 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kill_grace_ms", "--kill-grace", "HERO_LOGIC_KILL_GRACE_MS", "2000", "ms between TERM and KILL of a flow process", _positive_int("HERO_LOGIC_KILL_GRACE_MS")),
     Setting("lmdb_map_size", "--lmdb-map-size", "HERO_LOGIC_LMDB_MAP_SIZE", str(64 * 1024 * 1024), "initial LMDB map size in bytes (it grows when full)", _positive_int("HERO_LOGIC_LMDB_MAP_SIZE")),
     Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
+    Setting("version_picker", "--version-picker", "HERO_LOGIC_VERSION_PICKER", "weighted", "version picker plugin used by pick_version and play_start(pick=...)"),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -109,6 +110,7 @@ class Config:
     lmdb_map_size: int = 64 * 1024 * 1024
     python: str = attrs.field(factory=real_python)
     seed_flows: bool = True
+    version_picker: str = "weighted"
 
     @classmethod
     def load(

@@ -438,8 +438,9 @@ class Library:
 
     # -- a workflow's library records ------------------------------------------------------------
 
-    async def drop_workflow(self, workflow_sid: str, workflow_name: str) -> None:
-        """Delete a workflow's presets and benchmarks; refused while a benchmark of it runs."""
+    async def drop_workflow_writes(self, workflow_sid: str, workflow_name: str) -> list[Write]:
+        """The deletes of a workflow's presets and benchmarks, to commit with the workflow's
+        own; refused while a benchmark of it runs."""
         benchmarks = await self.list_benchmarks(workflow_sid=workflow_sid)
         running = [b.sid for b in benchmarks if b.status is BenchmarkStatus.RUNNING]
         if running:
@@ -457,8 +458,7 @@ class Library:
                 Delete("wf_benchmarks", f"{workflow_sid}/{b.sid}"),
                 Delete("ver_benchmarks", f"{b.version_sid}/{b.sid}"),
             ]
-        if writes:
-            await self.repo.commit(writes)
+        return writes
 
     # -- seeding marks ---------------------------------------------------------------------------
 

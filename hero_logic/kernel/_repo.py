@@ -92,9 +92,10 @@ class Repo:
             writes.append(Put("wf_plays", f"{play.workflow_sid}/{play.sid}", b""))
         return writes
 
-    async def delete_workflow(self, wf: Workflow) -> None:
-        """Remove ``wf``, its versions, its plays and their events, in one transaction."""
-        writes: list[Write] = [Delete("workflows", wf.sid), Delete("wf_names", wf.name)]
+    async def delete_workflow(self, wf: Workflow, also: Sequence[Write] = ()) -> None:
+        """Remove ``wf``, its versions, its plays and their events, and ``also`` (the rest
+        of what belongs to it), in one transaction: a crash leaves all of it or none."""
+        writes: list[Write] = [*also, Delete("workflows", wf.sid), Delete("wf_names", wf.name)]
         for key, _ in await self.store.scan("wf_versions", f"{wf.sid}/"):
             writes += [Delete("wf_versions", key), Delete("versions", key.split("/", 1)[1])]
         for key, _ in await self.store.scan("wf_plays", f"{wf.sid}/"):

@@ -302,8 +302,8 @@ class LogicService:
                 "cancel them (play_cancel) or let them finish first"
             )
             raise WrongState(msg)
-        await Library(repo).drop_workflow(wf.sid, wf.name)  # its presets and benchmarks
-        await repo.delete_workflow(wf)
+        presets_and_benchmarks = await Library(repo).drop_workflow_writes(wf.sid, wf.name)
+        await repo.delete_workflow(wf, also=presets_and_benchmarks)
         return True
 
     # -- versions --------------------------------------------------------------------------------
