@@ -41,14 +41,22 @@ EncodedWrite = tuple[str, bytes, bytes | None]
 """``(table, UTF-8 key, value)``; a value of None deletes the key."""
 
 
+_CHECKED_TABLES: set[str] = set()
+"""Table names already found valid (a handful): the hot path skips the pattern for them."""
+
+
 def check_table(table: object) -> str:
     """Return ``table`` if it is a valid table name, else raise InvalidParams naming it."""
+    if type(table) is str and table in _CHECKED_TABLES:
+        return table
     if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
         msg = (
             f"store table name {table!r} is not a short ASCII identifier: use 1-64 characters "
             "of letters, digits, '_', '.' or '-', not starting with '.' or '-'"
         )
         raise InvalidParams(msg, data=[{"field": "table", "error": "not an identifier"}])
+    if len(_CHECKED_TABLES) < 256:
+        _CHECKED_TABLES.add(table)
     return table
 
 
