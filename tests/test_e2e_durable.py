@@ -114,6 +114,56 @@ async def test_double_resume_same_payload_is_idempotent_and_different_is_conflic
     assert err.code == -32002  # the play is not waiting
 
 
+MANY_PAUSES = """
+from hero_tracing import flow
+
+@flow
+def main(n: int):
+    return [flow.pause(f"q{i}", schema={"type": "integer"}) for i in range(n)]
+"""
+
+
+async def test_a_play_may_pause_and_resume_any_number_of_times(service: Service) -> None:
+    wf = await service.push(MANY_PAUSES, name="many_pauses")
+    play = await service.run(wf, n=6)
+    for i in range(6):
+        assert play["status"] == "awaiting_resume", play["error_message"]
+        (pending,) = play["pending_resumes"]
+        await service.call("play_resume", play_sid=play["sid"], resume_id=pending["id"], payload=i)
+        play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == [0, 1, 2, 3, 4, 5]
+    spans = await service.call("play_spans", play_sid=play["sid"])
+    starts = [span["start_ms"] for span in spans]
+    assert starts == sorted(starts), spans  # the root keeps its first run's start
+    assert spans[0]["kind"] == "flow_root"
+
+
+async def test_concurrent_identical_resumes_all_get_the_first_answer(service: Service) -> None:
+    wf = await service.push(MANY_PAUSES, name="many_pauses")
+    play = await service.run(wf, n=2)
+    (pending,) = play["pending_resumes"]
+    answers: list[Any] = []
+    errors: list[RpcError] = []
+
+    async def resume(payload: int) -> None:
+        async with AsyncClient(service.config.rpc_socket) as client:
+            try:
+                answers.append(await client.call("play_resume", {"play_sid": play["sid"], "resume_id": pending["id"], "payload": payload}))
+            except RpcError as exc:
+                errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(resume, 7)
+    assert not errors, [(e.code, e.message) for e in errors]
+    assert len({a["resumed_at"] for a in answers}) == 1
+    async with trio.open_nursery() as nursery:
+        for payload in (8, 9, 10):
+            nursery.start_soon(resume, payload)
+    assert {e.code for e in errors} == {-32003}, [(e.code, e.message) for e in errors]  # conflicts, never "running"
+
+
 async def test_resume_payload_must_match_the_pause_schema(service: Service) -> None:
     wf = await service.push(APPROVAL, name="approval")
     play = await service.run(wf, n=0)

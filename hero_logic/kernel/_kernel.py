@@ -41,7 +41,8 @@ __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tie
 log = logging.getLogger("hero_logic.kernel")
 
 MAX_RECOVERY_ATTEMPTS = 3
-"""Runs a play may start (first run included) before a service crash makes it fail."""
+"""Runs a play may start since it last paused (or since it began) before a service crash
+that leaves it ``running`` makes it fail: a play that keeps crashing the service stops."""
 
 RequestHandler = Any  # async (play_sid, event) -> response dict; set by the service layer
 
@@ -430,6 +431,10 @@ class Kernel:
         await self._save_status(play)
 
     async def _save_status(self, play: Play) -> None:
+        if play.status is PlayStatus.AWAITING_RESUME and play.attempts:
+            # A pause is a clean stop: the recovery bound counts runs since the last one, so
+            # a play may pause and resume any number of times.
+            play = attrs.evolve(play, attempts=0)
         await self.repo.commit(self.repo.put_play(play))
         message = {"type": "status", "status": play.status.value, "play": to_json(play)}
         self.bus.publish(play.sid, message)

@@ -211,6 +211,7 @@ class Play:
     sandbox_tier: str = ""
     exit_code: int | None = None
     attempts: int = 0
+    """Runs started since the play last paused (or began); bounds crash recovery."""
     skipped_span_lines: int = 0
     """Span socket lines the listener dropped as malformed or oversized (the play went on)."""
     created_at: int = 0

@@ -1,7 +1,8 @@
 """Folding a play's wire events into its span tree (pure functions, no I/O).
 
 The store keeps the events a flow streamed, as they arrived; a span record is what those
-events add up to. ``span_start`` opens a span (a repeat with the same id updates it; a
+events add up to. ``span_start`` opens a span (a repeat with the same id updates it but keeps the earliest
+``start_ms``, so a span a pause left open spans its whole life; a
 ``replayed`` repeat of a finished span only marks it replayed, keeping its first run's record),
 ``span_tag`` merges tags, ``span_log`` appends a line, ``span_end`` closes it. An unknown span
 status is recorded as ``failed``, never silently ``ok``.
@@ -52,6 +53,7 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
                 continue
             if fields is None:
                 fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
+            first_start = fields.get("start_ms") or 0
             fields.update(
                 name=_str(event.get("name")) or "?",
                 parent_id=_str(event.get("parent_id")),
@@ -65,6 +67,9 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
                 rpc_service=_str(event.get("rpc_service")),
                 rpc_method=_str(event.get("rpc_method")),
             )
+            if first_start and (not fields["start_ms"] or first_start < fields["start_ms"]):
+                # A span a pause left open starts again in the next run: it began in the first.
+                fields["start_ms"] = first_start
             tags = event.get("tags")
             if isinstance(tags, dict):
                 fields["tags"].update(tags)

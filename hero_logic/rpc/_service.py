@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 from hero_logic.kernel import (
     Conflict,
@@ -115,6 +116,7 @@ class LogicService:
     kernel: Kernel
     library: LibraryService | None = None
     """Presets and version picking for ``play_start`` (set by :func:`hero_logic.server.serve`)."""
+    _resume_locks: dict[str, trio.Lock] = attrs.Factory(dict)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -494,7 +496,18 @@ class LogicService:
 
         The payload is checked against the pause's JSON schema. Idempotent: the same payload
         again returns the first answer and runs nothing; a different payload for an answered
-        pause is a conflict. A pause of a child play can be answered through its parent."""
+        pause is a conflict. A pause of a child play can be answered through its parent.
+        Answers to one play are taken one at a time, so concurrent identical answers all get
+        the first one's receipt and concurrent different answers conflict."""
+        lock = self._resume_locks.setdefault(play_sid, trio.Lock())
+        try:
+            async with lock:
+                return await self._resume(play_sid, resume_id, payload)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._resume_locks.pop(play_sid, None)
+
+    async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
         for answered in play.received_resumes:
