@@ -194,6 +194,24 @@ async def test_prefill_by_name_and_by_id_never_waits(service: Service) -> None:
     assert play["output_data"] == {"total": 10, "ok": True, "size": "L"}
 
 
+async def test_a_prefill_that_breaks_the_pause_schema_fails_the_play_naming_it(service: Service) -> None:
+    wf = await service.push(APPROVAL, name="approval")
+    sid = await service.call(
+        "play_start", workflow_sid=wf["sid"], input_data={"n": 1}, prefill_resumes={"Ship it?": True, "size": "XXL"}
+    )
+    play = await service.call("play_wait", play_sid=sid, timeout_ms=20000)
+    assert play["status"] == "failed"
+    assert "size" in play["error_message"]
+    assert "XXL" in play["error_message"]
+    assert "answer True" in _effects(service, sid)  # the valid prefill went through
+    assert not any(line.startswith("size") for line in _effects(service, sid))
+    sid = await service.call("play_start", workflow_sid=wf["sid"], input_data={"n": 1}, prefill_resumes={"Ship it?": "maybe"})
+    play = await service.call("play_wait", play_sid=sid, timeout_ms=20000)
+    assert play["status"] == "failed"
+    assert "Ship it?" in play["error_message"]
+    assert "boolean" in play["error_message"]
+
+
 async def test_prefill_missing_an_answer_fails_fast_naming_the_pause(service: Service) -> None:
     wf = await service.push(APPROVAL, name="approval")
     sid = await service.call("play_start", workflow_sid=wf["sid"], input_data={"n": 1}, prefill_resumes={"Ship it?": True})

@@ -654,6 +654,12 @@ class LogicService:
                 writes.append(Put("children", f"{play_sid}/{step}", child.sid.encode()))
             await self.kernel.repo.commit(writes)
             return {"play_sid": child.sid}
+        if method == "check_answer":  # a prefilled answer, checked like a play_resume payload
+            request = ResumeRequest(
+                id=str(params.get("resume_id", "")), name=str(params.get("name", "")), schema=params.get("schema")
+            )
+            _check_payload(request, params.get("payload"), context="prefill_resumes")
+            return {"ok": True}
         if method == "wait_child_play":
             child_sid = str(params.get("play_sid", ""))
             try:

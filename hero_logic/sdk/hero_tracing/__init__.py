@@ -83,6 +83,9 @@ Request methods:
     child it already started for it instead of starting another.
 ``wait_child_play`` {``play_sid``}
     → {``status``, ``output``, ``error``} once the child is terminal or ``awaiting_resume``.
+``check_answer`` {``resume_id``, ``name``, ``schema``, ``payload``}
+    → {``ok``: true}, or an error (-32602 naming what breaks the schema): a prefilled answer
+    checked as ``play_resume`` checks a payload, before the pause returns it.
 
 Replay
 ======
@@ -106,7 +109,8 @@ do not change the parent path. ``flow.invoke(name, ...)`` is memoized as a step 
 
 ``resume_id = sha1(version_sid|parent_path|pause:name|ordinal)``, the ordinal counting
 earlier pauses of that name under the same parent. A pause returns ``resumes[resume_id]``
-when present, else ``prefill[resume_id]``, else ``prefill[name]``; else, when
+when present, else ``prefill[resume_id]``, else ``prefill[name]`` (a prefill is first sent
+to ``check_answer`` when the pause has a schema, and a refused one fails the flow); else, when
 ``prefill_only`` is true, it fails the flow naming the pause; else it sends ``pause`` and
 the process exits with status 75. A pause answered from the file gets a zero-length span
 ``pause:<name>`` (kind ``other``, tag ``resume_id``): status ``replayed`` for a resume,

@@ -13,7 +13,7 @@ import os
 import time
 
 from . import _wire
-from ._emit import Writer
+from ._emit import RequestError, Writer
 from ._fields import check_value, type_name
 from ._jsoncodec import encode_basestring as _quote
 from ._jsoncodec import loads as _loads
@@ -380,10 +380,13 @@ class Runtime:
             return self.resumes[rid]
         for known in (rid, name):
             if known in self.prefill:
+                answer = self.prefill[known]
+                if schema:
+                    self._check_prefill(rid, name, schema, answer)
                 self._instant_span(
                     f"pause:{name}", parent_id, "ok", {"resume_id": rid, "prefilled": True}
                 )
-                return self.prefill[known]
+                return answer
         if self.prefill_only:
             msg = (
                 f"pause {name!r} has no prefilled answer (resume id {rid}); this play was started "
@@ -403,6 +406,17 @@ class Runtime:
             }
         )
         raise AwaitingResume(rid, name)
+
+    def _check_prefill(self, rid: str, name: str, schema: Any, answer: Any) -> None:
+        """Have the service check a prefilled answer against the pause's schema, as it checks
+        a ``play_resume`` payload; a bad one fails the flow naming the pause."""
+        try:
+            self.writer.request(
+                "check_answer", {"resume_id": rid, "name": name, "schema": schema, "payload": answer}
+            )
+        except RequestError as exc:
+            msg = f"the prefilled answer to pause {name!r} (resume id {rid}) was refused: {exc.message}"
+            raise Failed(msg) from None
 
     def close(self) -> None:
         """Close the span socket."""
