@@ -394,6 +394,8 @@ async def test_cancel_a_paused_play(service: Service) -> None:
     play = await service.run(wf, n=0)
     cancelled = await service.call("play_cancel", play_sid=play["sid"])
     assert cancelled["status"] == "cancelled"
+    assert cancelled["pending_resumes"] == []  # an ended play asks nothing any more
+    assert await service.call("play_pending_resumes", play_sid=play["sid"]) == []
     err = await _error(service, "play_resume", play_sid=play["sid"], resume_id="Ship it?", payload=True)
     assert err.code == -32002
 

@@ -435,6 +435,8 @@ class Kernel:
             # A pause is a clean stop: the recovery bound counts runs since the last one, so
             # a play may pause and resume any number of times.
             play = attrs.evolve(play, attempts=0)
+        elif play.status.is_terminal and play.pending_resumes:
+            play = attrs.evolve(play, pending_resumes=[])  # an ended play asks nothing any more
         await self.repo.commit(self.repo.put_play(play))
         message = {"type": "status", "status": play.status.value, "play": to_json(play)}
         self.bus.publish(play.sid, message)
@@ -471,6 +473,7 @@ def _ended(play: Play, status: PlayStatus, reason: str) -> Play:
         play,
         status=status,
         error_message=reason,
+        pending_resumes=[],
         completed_at=now,
         duration_ms=max(0, now - (play.started_at or play.created_at or now)),
     )
