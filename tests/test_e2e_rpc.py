@@ -178,6 +178,8 @@ async def test_inputs_are_checked_against_declared_fields(service: Service) -> N
         ("play_list", {"status": "sleeping"}, "status"),
         ("play_list", {"limit": 0}, "limit"),
         ("workflow_create", {"name": ""}, "name"),
+        ("workflow_create", {"name": "a\u0000b"}, "name"),
+        ("workflow_create", {"name": "two\nlines"}, "name"),
         ("workflow_create", {"name": "x", "tags": "a,b"}, "tags"),
         ("play_start", {"workflow_sid": "wf", "input_data": [1, 2]}, "input_data"),
         ("play_start", {"workflow_sid": "wf", "timeout_ms": -5}, "timeout_ms"),

@@ -153,8 +153,8 @@ class LibraryService:
         context = "example_upsert"
         wf = await self.kernel.repo.get_workflow(workflow_sid)
         stripped = name.strip()
-        if not stripped or len(stripped) > MAX_NAME_LENGTH or "\n" in stripped:
-            raise _bad(field="name", error=f"must be one non-empty line of at most {MAX_NAME_LENGTH} characters, got {name!r}", context=context)
+        if not stripped or len(stripped) > MAX_NAME_LENGTH or not stripped.isprintable():
+            raise _bad(field="name", error=f"must be one non-empty line of at most {MAX_NAME_LENGTH} printable characters, got {name[:80]!r}", context=context)
         version = await self._target_version(wf, version_sid, context=context)
         check_preset(version, input_values, expected_output, flow_name=version.entry_flow if version else wf.name)
         old = await self.library.example_by_name(wf.sid, stripped)

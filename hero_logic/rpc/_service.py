@@ -70,9 +70,13 @@ def _check_name(name: str, *, context: str) -> str:
     if not stripped:
         msg = "name"
         raise _bad(msg, "must not be empty: give the workflow a name", context=context)
-    if len(stripped) > MAX_NAME_LENGTH or len(stripped.encode()) > 2 * MAX_NAME_LENGTH or "\n" in stripped:
+    if len(stripped) > MAX_NAME_LENGTH or len(stripped.encode()) > 2 * MAX_NAME_LENGTH or not stripped.isprintable():
         msg = "name"
-        raise _bad(msg, f"must be one line of at most {MAX_NAME_LENGTH} characters", context=context)
+        raise _bad(
+            msg,
+            f"must be one line of at most {MAX_NAME_LENGTH} printable characters (no control characters), got {stripped[:80]!r}",
+            context=context,
+        )
     return stripped
 
 
