@@ -340,3 +340,43 @@ async def test_the_guard_cuts_off_a_send_that_waits_too_long() -> None:
             nursery.cancel_scope.cancel()
     assert guard.cut
     b.close()
+
+
+async def test_frames_arriving_with_the_handshake_answer_are_not_lost(tmp_path: Path) -> None:
+    """An ended play's whole stream (answer, snapshot, status, close) can come in one read."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+    from hero_logic.rpc import open_stream
+
+    path = str(tmp_path / "s.sock")
+    listener = trio.socket.socket(trio.socket.AF_UNIX)
+    await listener.bind(path)
+    listener.listen(1)
+
+    async def serve_once() -> None:
+        conn, _ = await listener.accept()
+        server = WSConnection(ConnectionType.SERVER)
+        while True:
+            server.receive_data(await conn.recv(65536))
+            if any(isinstance(event, Request) for event in server.events()):
+                break
+        burst = server.send(AcceptConnection())
+        burst += server.send(TextMessage(data='{"type": "snapshot", "play": {"sid": "p", "status": "failed"}, "spans": [], "seq": -1}'))
+        burst += server.send(TextMessage(data='{"type": "status", "status": "failed"}'))
+        burst += server.send(CloseConnection(code=1000))
+        await conn.send(burst)  # one write: the client reads it all at once
+        await trio.sleep(0.2)
+        conn.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_once)
+        async with open_stream(path, "/api/plays/p/spans") as stream:
+            first = await stream.receive()
+            second = await stream.receive()
+            assert await stream.receive() is None
+        assert first is not None
+        assert first["type"] == "snapshot"
+        assert second == {"type": "status", "status": "failed"}
+        assert stream.close_code == 1000
+    listener.close()

@@ -170,6 +170,9 @@ async def open_stream(
         raise
     client = StreamClient(stream, connection)
     try:
+        # Frames that came in the same read as the handshake's answer (a short stream — an
+        # ended play's snapshot, status and close — often does) wait in the connection.
+        await client._handle_events()
         yield client
     finally:
         with trio.CancelScope(shield=True):
