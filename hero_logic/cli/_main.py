@@ -109,7 +109,7 @@ def _cmd_flow_push(args: argparse.Namespace) -> int:
 def _cmd_flow_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ._render import console
+    from ._render import SID_WIDTH, console
 
     with _client(args) as client:
         flows = client.call("workflow_list", {"limit": args.limit})
@@ -118,7 +118,7 @@ def _cmd_flow_list(args: argparse.Namespace) -> int:
         return 0
     table = Table(show_edge=False, header_style="bold")
     for column in ("name", "sid", "inputs", "description"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "sid", min_width=SID_WIDTH if column == "sid" else None)
     for wf in flows:
         inputs = ", ".join(f"{f['name']}:{f['field_type']}" for f in wf["inputs"])
         table.add_row(wf["name"], wf["sid"], inputs, wf["description"][:60])
@@ -194,6 +194,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             out = console()
             if play["status"] == "success":
                 out.print("output:", json.dumps(play["output_data"], indent=2, ensure_ascii=False))
+            elif play["status"] == "awaiting_resume":
+                _show_waiting(client, play_sid)
             elif play["error_message"]:
                 out.print(f"[red]error:[/red] {play['error_message']}", markup=True, highlight=False)
     return 0 if play["status"] in ("success", "awaiting_resume") else 1
@@ -365,8 +367,22 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         if args.wait:
             play = client.call("play_wait", {"play_sid": args.play, "timeout_ms": 0})
             _show_tree(client, args.play)
+            if play["status"] == "success":
+                print("output:", json.dumps(play["output_data"], indent=2, ensure_ascii=False))
+            elif play["status"] == "awaiting_resume":
+                _show_waiting(client, args.play)
+            elif play["error_message"]:
+                print(f"error: {play['error_message']}", file=sys.stderr)
             return 0 if play["status"] in ("success", "awaiting_resume") else 1
     return 0
+
+
+def _show_waiting(client: Any, play_sid: str) -> None:
+    """Print a paused play's open questions and the command that answers them."""
+    print("waiting for an answer to:")
+    for pause in client.call("play_pending_resumes", {"play_sid": play_sid}):
+        print("  " + _describe_pause(pause).replace("\n", "\n  "))
+    print(f"answer with: hero_logic resume {play_sid} [--id RESUME_ID] [--answer ANSWER] --wait")
 
 
 # -- parser --------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ from rich.tree import Tree
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["format_duration", "play_table", "span_tree"]
+__all__ = ["SID_WIDTH", "format_duration", "play_table", "span_tree"]
+
+SID_WIDTH = 30
+"""Width of a sid such as ``play_01a20a511909_46e8e5f6ac95``: never cut, it is what users copy."""
 
 _STATUS_STYLE = {
     "ok": "green",
@@ -88,7 +91,7 @@ def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
     """A table of plays: sid, workflow, status, started, duration."""
     table = Table(show_edge=False, header_style="bold")
     for column in ("play", "workflow", "status", "duration", "error"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("play", "status"), min_width={"play": SID_WIDTH, "status": 15}.get(column))
     for play in plays:
         table.add_row(
             play["sid"],
