@@ -52,7 +52,7 @@ async def test_push_run_list_and_show_a_tree(service: Service) -> None:
 
 
 async def test_resume_validates_the_answer_before_sending(service: Service) -> None:
-    wf = await service.push(
+    await service.push(
         """
         from hero_tracing import ask_user, flow
 
@@ -62,8 +62,11 @@ async def test_resume_validates_the_answer_before_sending(service: Service) -> N
         """,
         name="pick",
     )
-    play = await service.run(wf)
-    assert play["status"] == "awaiting_resume"
+    _, out = await _cli(service, "run", "pick")
+    assert "waiting for an answer to:" in out
+    assert "Which size?" in out
+    (play,) = await service.call("play_list", status="awaiting_resume")
+    assert f"hero_logic resume {play['sid']}" in out  # the command that answers it, sid uncut
     code, out = await _cli(service, "resume", play["sid"], "--answer", "XL", check=False)
     assert code == 1
     assert "does not fit" in out
