@@ -94,3 +94,48 @@ async def test_kill_9_mid_play_recovers_without_repeating_finished_steps(root: P
         service.send_signal(signal.SIGTERM)
         with trio.fail_after(20):
             await service.wait()
+
+
+CHECKPOINTED = """
+import os, signal
+from hero_tracing import flow
+
+@flow(checkpoint={checkpoint})
+def charge(amount: int):
+    with open("charges.txt", "a") as f:
+        f.write(f"charged {{amount}}\\n")
+    return amount
+
+@flow(name="pay")
+def main():
+    paid = charge(amount=5)
+    if not os.path.exists("killed"):
+        open("killed", "w").close()
+        os.kill(os.getppid(), signal.SIGKILL)  # the service dies right after the step returned
+        signal.pause()
+    return paid
+"""
+
+
+async def _charges_after_a_crash_right_after_the_step(root: Path, *, checkpoint: bool) -> list[str]:
+    service, config = await _start_service(root)
+    try:
+        async with AsyncClient(config.rpc_socket) as client:
+            source = CHECKPOINTED.format(checkpoint=checkpoint)
+            wf = await client.call("workflow_create", {"name": "pay", "python_source": source})
+            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
+        with trio.fail_after(20):
+            await service.wait()
+        service, config = await _start_service(root)
+        async with AsyncClient(config.rpc_socket) as client:
+            play = await client.call("play_wait", {"play_sid": play_sid, "timeout_ms": 30000})
+        assert play["status"] == "success", play["error_message"]
+        return (config.play_workdir(play_sid) / "charges.txt").read_text().splitlines()
+    finally:
+        service.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            await service.wait()
+
+
+async def test_a_checkpoint_step_is_never_run_again_after_a_crash_right_after_it(root: Path) -> None:
+    assert await _charges_after_a_crash_right_after_the_step(root, checkpoint=True) == ["charged 5"]

@@ -308,6 +308,10 @@ class Kernel:
             return
         async with self._limiter:
             if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
+                log.error(
+                    "play %s: the service stopped %d times while it ran; failing it instead of "
+                    "running it again", play_sid, play.attempts,
+                )
                 await self._save_status(_ended(
                     play,
                     PlayStatus.FAILED,

@@ -658,6 +658,8 @@ class LogicService:
                 writes.append(Put("children", f"{play_sid}/{step}", child.sid.encode()))
             await self.kernel.repo.commit(writes)
             return {"play_sid": child.sid}
+        if method == "checkpoint":  # the listener stored every earlier line before asking
+            return {"ok": True}
         if method == "check_answer":  # a prefilled answer, checked like a play_resume payload
             request = ResumeRequest(
                 id=str(params.get("resume_id", "")), name=str(params.get("name", "")), schema=params.get("schema")

@@ -35,7 +35,7 @@ _CONTAINER_TYPES = {
     "Dict": "object",
     "Mapping": "object",
 }
-_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network")
+_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint")
 
 
 class FlowSourceError(ValueError):
@@ -200,7 +200,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:

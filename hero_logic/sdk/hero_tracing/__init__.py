@@ -83,6 +83,10 @@ Request methods:
     child it already started for it instead of starting another.
 ``wait_child_play`` {``play_sid``}
     → {``status``, ``output``, ``error``} once the child is terminal or ``awaiting_resume``.
+``checkpoint`` {``step_key``}
+    → {``ok``: true} once every line the flow sent before it is stored durably (a service
+    must store a connection's earlier lines before it answers any request on it); sent after
+    a ``@flow(checkpoint=True)`` step's ``step_output``.
 ``check_answer`` {``resume_id``, ``name``, ``schema``, ``payload``}
     → {``ok``: true}, or an error (-32602 naming what breaks the schema): a prefilled answer
     checked as ``play_resume`` checks a payload, before the pause returns it.

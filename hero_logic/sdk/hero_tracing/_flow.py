@@ -35,6 +35,7 @@ class FlowInfo:
     """What ``@flow`` recorded about a function: its declared name, description and fields."""
 
     __slots__ = (
+        "checkpoint",
         "description",
         "fn",
         "inputs",
@@ -74,6 +75,7 @@ class FlowInfo:
         # A method's self/cls is not part of the call's identity (its repr varies per run).
         self.skip_first = 1 if self.positional[:1] in (("self",), ("cls",)) else 0
         self.wire: tuple[str, str] | None = None  # the span_start fragments, made on first call
+        self.checkpoint = False  # return only once the step's output is durable
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name (extra positionals under ``"*args"``)."""
@@ -146,6 +148,7 @@ class FlowApi:
             outputs: dict[str, Any] | list[dict[str, Any]] | None = None,
             sandbox: str = "",
             network: bool = False,
+            checkpoint: bool = False,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -159,6 +162,7 @@ class FlowApi:
         outputs: Any = None,
         sandbox: str = "",
         network: bool = False,
+        checkpoint: bool = False,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -167,8 +171,16 @@ class FlowApi:
         ``required``, ``description`` and ``default``. Declared outputs are checked each time
         the flow returns. ``sandbox`` names the weakest sandbox tier the flow accepts and
         ``network=True`` asks for network access; the service reads both from the source (they
-        change nothing inside the flow process).
+        change nothing inside the flow process). ``checkpoint=True`` makes each call return
+        only once the service has stored its output durably (one round trip to the service
+        per call), so a crash right after it can never run it again: use it for steps with
+        side effects outside the play. Without it, outputs are stored in the background and a
+        crash within milliseconds of a step's end may run that step once more, with the same
+        ``step_key``.
         """
+        if not isinstance(checkpoint, bool):
+            msg = f"@flow checkpoint must be True or False, got {checkpoint!r}"
+            raise TypeError(msg)
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"
             raise TypeError(msg)
@@ -196,6 +208,7 @@ class FlowApi:
                 declared_inputs,
                 declared_outputs,
             )
+            info.checkpoint = checkpoint
             return _wrap(func, info)
 
         if fn is None:

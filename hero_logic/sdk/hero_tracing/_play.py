@@ -281,6 +281,9 @@ class Runtime:
             b'{"type":"span_end","span_id":"%s","end_ms":%d,"status":"ok"}\n'
             % (sid.encode(), key.encode(), data, sid.encode(), _now_ms())
         )
+        if info is not None and info.checkpoint:
+            # The service answers a request only after the lines before it are stored.
+            self.writer.request("checkpoint", {"step_key": key})
 
     def run_step(
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
