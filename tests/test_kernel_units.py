@@ -172,3 +172,16 @@ def test_sids_made_in_one_millisecond_still_sort_in_creation_order(
     monkeypatch.setattr(_model, "now_ms", lambda: 1_600_000_000_000)  # the clock stepped back
     later = _model.new_sid("ver")
     assert later > made[-1]
+
+
+async def test_a_subscriber_is_dropped_past_its_byte_bound_but_not_while_it_keeps_up() -> None:
+    bus = EventBus(queue_size=1000, max_queued_bytes=1000)
+    async with bus.subscribe("p") as idle, bus.subscribe("p") as reader:
+        for i in range(20):
+            bus.publish("p", {"i": i}, size=200)
+            assert (await reader.receive())["i"] == i  # reads as it goes: never past 200 bytes
+        got = [message["i"] async for message in idle]  # ends: it was dropped
+        assert got == [0, 1, 2, 3, 4]  # 5 x 200 bytes fit, the 6th did not
+        assert bus.statistics().dropped_subscribers == 1
+        bus.publish("p", {"i": 20}, size=200)
+        assert (await reader.receive())["i"] == 20

@@ -252,8 +252,8 @@ class Kernel:
         # Published with their position, so a live stream can tell them from its snapshot's
         # (and not built at all while nobody watches: the usual case on this hot path).
         if self.bus.has_subscribers(play_sid):
-            for seq, (_, event) in enumerate(events, first_seq):
-                self.bus.publish(play_sid, {**event, "seq": seq})
+            for seq, (raw, event) in enumerate(events, first_seq):
+                self.bus.publish(play_sid, {**event, "seq": seq}, size=len(raw))
 
     async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
         """Answer a flow's request (flow lookup, child plays) through the service layer."""
