@@ -129,6 +129,12 @@ async def test_search_through_the_service(service: Service) -> None:
     assert await service.call(search, query="zebra") == []
     await service.call("workflow_update", sid=reader["sid"], tags=["ocr"])
     assert await service.call(search, query="ocr") == [reader["sid"]]  # an update is searchable at once
+    await service.call("workflow_create_version", workflow_sid=report["sid"], python_source=FLOW.replace("FIELD", "fortnight"))
+    assert await service.call(search, query="fortnight") == [report["sid"]]  # so is a new current version's fields
+    assert await service.call("workflow_delete", sid=report["sid"]) is True
+    assert report["sid"] not in await service.call(search, query="report")  # and a deletion
+    late = await service.call("workflow_create", name="late invoice reminder")
+    assert late["sid"] in await service.call(search, query="invoice")  # and a new workflow
     for params, field in [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"query": "x" * 1001}, "query")]:
         err = await _error(service, search, **{"query": "invoice", **params})
         assert err.code == -32602

@@ -58,12 +58,17 @@ class Repo:
     """Typed reads and write builders over a :class:`Store`."""
 
     store: Store
+    workflows_generation: int = attrs.field(default=0, init=False)
+    """Bumped after every commit that wrote the ``workflows`` table: lets readers cache what
+    they derive from all workflows (the library search index) and know when it went stale."""
 
     # -- writes ----------------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> None:
         """Commit ``writes`` atomically and durably."""
         await self.store.commit(writes)
+        if any(write.table == "workflows" for write in writes):
+            self.workflows_generation += 1
 
     @staticmethod
     def put_workflow(wf: Workflow, *, old_name: str = "") -> list[Write]:
@@ -102,7 +107,7 @@ class Repo:
             play_sid = key.split("/", 1)[1]
             writes += [Delete("wf_plays", key), Delete("plays", play_sid)]
             writes += [Delete("events", k) for k, _ in await self.store.scan("events", f"{play_sid}/")]
-        await self.store.commit(writes)
+        await self.commit(writes)
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -110,6 +110,8 @@ class LibraryService:
     kernel: Kernel
     picker: VersionPicker
     driver: BenchmarkDriver = attrs.field(init=False)
+    _search_docs: tuple[int, list[SearchDoc]] | None = attrs.field(default=None, init=False)
+    """The search index of every workflow and the workflows generation it was built at."""
 
     def __attrs_post_init__(self) -> None:
         self.driver = BenchmarkDriver(self.kernel)
@@ -429,5 +431,9 @@ class LibraryService:
             raise _bad(field="limit", error=f"must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}", context=context)
         if len(query) > MAX_QUERY_LENGTH:
             raise _bad(field="query", error=f"must be at most {MAX_QUERY_LENGTH} characters, got {len(query)}", context=context)
-        workflows = await self.kernel.repo.list_workflows(limit=1_000_000)
-        return rank_workflows(query, [SearchDoc.of(wf) for wf in workflows], limit)
+        repo = self.kernel.repo
+        generation = repo.workflows_generation  # read before the workflows: never newer than they
+        if self._search_docs is None or self._search_docs[0] != generation:
+            workflows = await repo.list_workflows(limit=1_000_000)
+            self._search_docs = (generation, [SearchDoc.of(wf) for wf in workflows])
+        return rank_workflows(query, self._search_docs[1], limit)
