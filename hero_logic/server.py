@@ -7,6 +7,7 @@ connections, and runs until cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,9 @@ async def serve(
             health=health,
             websocket_routes=stream_routes(kernel),
         )
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(service.schema_checker.aclose)
+            nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(serve_rpc, app, config.rpc_socket)
             if admin:
                 from hero_logic.admin import serve_admin

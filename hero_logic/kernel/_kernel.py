@@ -264,6 +264,9 @@ class Kernel:
             result = await self.request_handler(play_sid, event)
         except HeroLogicError as exc:
             return {"type": "response", "id": request_id, "error": exc.to_json()}
+        except Exception as exc:  # hostile params must get an error answer, not end the play
+            log.exception("play %s: request %r failed unexpectedly", play_sid, event.get("method"))
+            return _error_response(request_id, -32603, f"the service could not answer this request ({type(exc).__name__})")
         return {"type": "response", "id": request_id, "result": result}
 
     # -- running ---------------------------------------------------------------------------------
@@ -288,6 +291,12 @@ class Kernel:
             play = await self.repo.get_play(play_sid)
             if not play.status.is_terminal:
                 await self._save_status(_ended(play, PlayStatus.FAILED, f"the service could not run this play: {exc.message}"))
+        except Exception as exc:  # a bug or hostile input must end this play, never the service
+            log.exception("play %s: unexpected error; the play fails, the service carries on", play_sid)
+            play = await self.repo.get_play(play_sid)  # the last state that could be stored
+            if not play.status.is_terminal:
+                reason = f"the service hit an unexpected error running this play ({type(exc).__name__}: {str(exc)[:300]}); see the service log"
+                await self._save_status(_ended(play, PlayStatus.FAILED, reason))
         finally:
             self._release(play_sid, handle)
 

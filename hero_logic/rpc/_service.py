@@ -38,6 +38,7 @@ from hero_logic.kernel import (
 from hero_logic.sdk import FlowSourceError, decode_event, read_flow_signature
 
 from ._methods import rpc_method
+from ._schema_check import SchemaChecker, SchemaCheckFailed
 
 if TYPE_CHECKING:
     from ._library import LibraryService
@@ -84,24 +85,22 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_payload(request: ResumeRequest, payload: Any, *, context: str) -> None:
-    """Raise InvalidParams naming each way ``payload`` breaks the pause's JSON schema."""
+async def _check_payload(checker: SchemaChecker, request: ResumeRequest, payload: Any, *, context: str) -> None:
+    """Raise InvalidParams naming each way ``payload`` breaks the pause's JSON schema (the
+    schema is the flow's, so it is evaluated in the checker's worker, never here)."""
     if not isinstance(request.schema, dict) or not request.schema:
         return
-    import jsonschema  # ~70 ms to import: only when a resume needs it
-
-    validator_cls = jsonschema.validators.validator_for(request.schema, default=jsonschema.Draft202012Validator)
     try:
-        validator_cls.check_schema(request.schema)
-    except jsonschema.SchemaError as exc:
-        msg = f"{context}: pause {request.name!r} declares an invalid JSON schema ({exc.message}); fix the flow's pause(schema=...)"
+        found = await checker.problems(request.schema, payload)
+    except SchemaCheckFailed as exc:
+        msg = f"{context}: pause {request.name!r} declares a JSON schema that cannot be used ({exc}); fix the flow's pause(schema=...)"
         raise WrongState(msg) from None
     problems = [
         {
-            "field": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path),
-            "error": error.message,
+            "field": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in problem["path"]),
+            "error": problem["message"],
         }
-        for error in validator_cls(request.schema).iter_errors(payload)
+        for problem in found
     ]
     if problems:
         raise InvalidParams.fields(problems, context=f"{context}: the answer to pause {request.name!r} does not match its schema")
@@ -121,6 +120,8 @@ class LogicService:
     library: LibraryService | None = None
     """Presets and version picking for ``play_start`` (set by :func:`hero_logic.server.serve`)."""
     _resume_locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    schema_checker: SchemaChecker = attrs.Factory(SchemaChecker)
+    """Evaluates the JSON schemas of pauses (flow-supplied, untrusted) out of process."""
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -544,7 +545,7 @@ class LogicService:
         request = matches[0]
         if request.play_sid != play.sid:
             return await self.play_resume(request.play_sid, request.id, payload)
-        _check_payload(request, payload, context=context)
+        await _check_payload(self.schema_checker, request, payload, context=context)
         if self.kernel.is_active(play.sid) or play.status is not PlayStatus.AWAITING_RESUME:
             msg = f"{context}: play {play.sid} is {play.status.value}; answers are taken once it awaits resume"
             raise WrongState(msg)
@@ -664,7 +665,7 @@ class LogicService:
             request = ResumeRequest(
                 id=str(params.get("resume_id", "")), name=str(params.get("name", "")), schema=params.get("schema")
             )
-            _check_payload(request, params.get("payload"), context="prefill_resumes")
+            await _check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
             return {"ok": True}
         if method == "wait_child_play":
             child_sid = str(params.get("play_sid", ""))

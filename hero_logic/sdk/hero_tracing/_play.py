@@ -267,7 +267,12 @@ class Runtime:
                     f"flow {name!r} returned a value that is not JSON ({exc}): return dicts, lists, "
                     "strings, numbers, booleans or None"
                 )
-            if len(data) > _MAX_OUTPUT_BYTES:
+            if data.count(b"[") + data.count(b"{") > _wire.MAX_DEPTH and _wire.too_deep(result):
+                problem = (
+                    f"flow {name!r} returned JSON nested deeper than {_wire.MAX_DEPTH} levels: "
+                    "flatten it"
+                )
+            elif len(data) > _MAX_OUTPUT_BYTES:
                 problem = (
                     f"flow {name!r} returned {len(data)} bytes of JSON; a step's output must stay "
                     f"under {_MAX_OUTPUT_BYTES} bytes: return a reference (a path, an id) instead"

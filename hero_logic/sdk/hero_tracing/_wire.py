@@ -22,6 +22,7 @@ else:
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "MAX_TEXT_BYTES",
     "SPAN_END_STATUSES",
@@ -34,6 +35,7 @@ __all__ = [
     "resume_id",
     "step_key",
     "step_material",
+    "too_deep",
     "truncate_text",
 ]
 
@@ -314,7 +316,30 @@ def _loads(line: bytes | str) -> Any:
     if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
         msg = "JSON holds a lone surrogate (\\ud800-\\udfff escape)"
         raise ValueError(msg)
+    if text.count("[") + text.count("{") > MAX_DEPTH and too_deep(value):
+        msg = f"JSON nested deeper than {MAX_DEPTH} levels"
+        raise ValueError(msg)
     return value
+
+
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects a line may hold (the RPC's bound too)."""
+
+
+def too_deep(value: Any) -> bool:
+    """True if ``value`` nests arrays/objects deeper than MAX_DEPTH (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((item, depth + 1) for item in node.values())
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((item, depth + 1) for item in node)
+    return False
 
 
 def decode_event(line: bytes | str) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Hostile values a flow controls — outputs, tags, pause schemas — end the play at worst,
+never the service, and never make the service read files or the network for the flow."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from hero_logic.rpc import AsyncClient, RpcError
+
+if TYPE_CHECKING:
+    from .conftest import Service
+
+PAUSE_WITH = """
+from hero_tracing import flow
+
+@flow
+def main():
+    return flow.pause("q", schema=SCHEMA)
+"""
+
+
+async def _paused(service: Service, schema: str) -> str:
+    wf = await service.push(PAUSE_WITH.replace("SCHEMA", schema), name="hostile_schema")
+    play = await service.run(wf)
+    assert play["status"] == "awaiting_resume", play["error_message"]
+    return str(play["sid"])
+
+
+async def test_deeply_nested_output_and_tags_fail_the_play_not_the_service(service: Service) -> None:
+    wf = await service.push(
+        """
+from hero_tracing import flow
+
+@flow
+def main(where: str):
+    x = []
+    for _ in range(400):
+        x = [x]
+    if where == "tag":
+        flow.current_span.tag(deep=x)
+        return "tagged"
+    return {"deep": x}
+""",
+        name="deep",
+    )
+    play = await service.run(wf, where="output")
+    assert play["status"] == "failed"
+    assert "nested deeper than 64 levels" in play["error_message"]
+    play = await service.run(wf, where="tag")
+    assert play["status"] == "success"  # the deep tag line is dropped as malformed, counted
+    assert play["skipped_span_lines"] == 1
+    assert await service.call("play_spans", play_sid=play["sid"])
+    assert await service.call("system.ping") == "pong"
+
+
+async def test_a_schema_that_points_at_a_host_file_is_never_read(service: Service) -> None:
+    secret = service.config.root / "secret.json"
+    secret.write_text('{"const": "TOPSECRET-42"}')
+    sid = await _paused(service, repr({"$ref": f"file://{secret}"}))
+    with pytest.raises(RpcError) as info:
+        await service.call("play_resume", play_sid=sid, resume_id="q", payload=1)
+    assert info.value.code == -32002
+    assert "cannot be used" in info.value.message
+    assert "TOPSECRET" not in info.value.message
+    assert await service.call("system.ping") == "pong"
+
+
+async def test_a_backtracking_pattern_cannot_freeze_the_service(service: Service) -> None:
+    sid = await _paused(service, repr({"type": "string", "pattern": "^(a+)+$"}))
+    pings: list[float] = []
+
+    async def ping_meanwhile() -> None:
+        async with AsyncClient(service.config.rpc_socket) as client:
+            for _ in range(10):
+                started = time.monotonic()
+                assert await client.call("system.ping", {}) == "pong"
+                pings.append(time.monotonic() - started)
+                await trio.sleep(0.1)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping_meanwhile)
+        with pytest.raises(RpcError) as info, trio.fail_after(10):
+            await service.call("play_resume", play_sid=sid, resume_id="q", payload="a" * 40 + "!")
+    assert info.value.code == -32002
+    assert "took over" in info.value.message
+    assert max(pings) < 1.0, pings
+    # the checker comes back for the next answer
+    await service.call("play_resume", play_sid=sid, resume_id="q", payload="aaa")
+    play = await service.call("play_wait", play_sid=sid, timeout_ms=20000)
+    assert play["status"] == "success"
+
+
+async def test_a_hostile_prefilled_schema_check_fails_the_play_only(service: Service) -> None:
+    wf = await service.push(
+        """
+from hero_tracing import flow
+from hero_tracing._state import get
+
+@flow
+def main():
+    get().writer.request("check_answer", {"resume_id": "x", "name": "x", "schema": {"$ref": "http://127.0.0.1:9/x"}, "payload": 1})
+    return 1
+""",
+        name="raw_check",
+    )
+    play = await service.run(wf)
+    assert play["status"] == "failed"
+    assert "cannot be used" in play["error_message"]
+    assert await service.call("system.ping") == "pong"
