@@ -111,3 +111,39 @@ def main():
     assert play["status"] == "failed"
     assert "cannot be used" in play["error_message"]
     assert await service.call("system.ping") == "pong"
+
+
+async def test_a_play_holds_at_most_a_few_span_socket_connections(service: Service) -> None:
+    wf = await service.push(
+        """
+import os, socket
+from hero_tracing import flow
+
+@flow
+def main():
+    held, closed = [], 0
+    for _ in range(100):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+        try:
+            s.sendall(b"x" * 100000)  # half a line the service would have to buffer
+        except OSError:
+            closed += 1  # already refused
+            continue
+        held.append(s)
+    for s in held:
+        s.settimeout(0.2)
+        try:
+            closed += s.recv(1) == b""
+        except TimeoutError:
+            pass  # still open
+        except OSError:
+            closed += 1  # reset: closed with our bytes unread
+    return closed
+""",
+        name="many_connections",
+    )
+    play = await service.run(wf)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] >= 100 - 16  # all past the bound were closed by the service
+    assert await service.call("system.ping") == "pong"

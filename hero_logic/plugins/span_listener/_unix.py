@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 
     from hero_logic.kernel import Config
 
-__all__ = ["MAX_LINE_BYTES", "MAX_REQUESTS_IN_FLIGHT", "ListenerHandle", "UnixSpanListener"]
+__all__ = ["MAX_CONNECTIONS", "MAX_LINE_BYTES", "MAX_REQUESTS_IN_FLIGHT", "ListenerHandle", "UnixSpanListener"]
 
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_IN_FLIGHT = 32
 """Requests of one connection answered at once; more wait, and the listener stops reading."""
+
+MAX_CONNECTIONS = 16
+"""Span socket connections one play may hold open at once; more are closed at once (each
+may buffer up to a line of MAX_LINE_BYTES in the service, so this bounds a play's share)."""
 
 MAX_LINE_BYTES = 1024 * 1024
 """Longest accepted event line; longer lines are skipped and counted as oversized."""
@@ -50,6 +54,8 @@ class ListenerHandle:
     oversized: int = 0
     connections: int = 0
     open_connections: int = 0
+    refused: int = 0
+    """Connections closed at once because MAX_CONNECTIONS were open."""
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
     def statistics(self) -> ListenerStatistics:
@@ -118,6 +124,12 @@ class UnixSpanListener:
                 task_status.started(handle)
                 while True:
                     stream = await listener.accept()
+                    if handle.open_connections >= MAX_CONNECTIONS:
+                        handle.refused += 1
+                        if handle.refused <= _MAX_LOGGED_PROBLEMS:
+                            log.warning("play %s: span socket connection refused: %d open already", play_sid, MAX_CONNECTIONS)
+                        await stream.aclose()
+                        continue
                     handle.connections += 1
                     handle.open_connections += 1
                     nursery.start_soon(self._serve_connection, handle, stream, sink)
