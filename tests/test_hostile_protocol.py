@@ -147,3 +147,53 @@ def main():
     assert play["status"] == "success", play["error_message"]
     assert play["output_data"] >= 100 - 16  # all past the bound were closed by the service
     assert await service.call("system.ping") == "pong"
+
+
+async def test_a_flow_that_spawns_itself_stops_at_the_nesting_bound(service: Service) -> None:
+    wf = await service.push(
+        """
+from hero_tracing import flow
+
+@flow(name="bomb")
+def main(level: int = 0):
+    return flow.invoke("bomb", spawn=True, level=level + 1)
+""",
+        name="bomb",
+    )
+    play = await service.run(wf, timeout_ms=60000)
+    assert play["status"] == "failed"
+    assert "nest at most 8 deep" in play["error_message"]
+    plays = await service.call("play_list", workflow_sid=wf["sid"], limit=100)
+    assert len(plays) == 8
+    assert all(p["status"] == "failed" for p in plays), [p["status"] for p in plays]
+
+
+async def test_a_parent_that_times_out_takes_its_running_child_with_it(service: Service) -> None:
+    await service.push(
+        """
+import time
+from hero_tracing import flow
+
+@flow(name="sleeper")
+def main():
+    time.sleep(60)
+    return 1
+""",
+        name="sleeper",
+    )
+    parent = await service.push(
+        """
+from hero_tracing import flow
+
+@flow(name="waiter")
+def main():
+    return flow.invoke("sleeper", spawn=True)
+""",
+        name="waiter",
+    )
+    sid = await service.call("play_start", workflow_sid=parent["sid"], timeout_ms=1500)
+    play = await service.call("play_wait", play_sid=sid, timeout_ms=30000)
+    assert play["status"] == "timed_out"
+    (child_sid,) = play["child_play_sids"]
+    child = await service.call("play_wait", play_sid=child_sid, timeout_ms=10000)
+    assert child["status"] == "cancelled"

@@ -423,7 +423,14 @@ class Kernel:
 
     async def _after_settle(self, play: Play) -> None:
         """What a play reaching ``play.status`` sets in motion: a re-run if an answer arrived
-        while it ran, or the wake-up of a parent waiting for this child."""
+        while it ran, the wake-up of a parent waiting for this child, and the end of the
+        unfinished children of a play that failed, timed out or was cancelled."""
+        if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
+            for child_sid in play.child_play_sids:  # nobody is left to wait for them
+                try:
+                    await self.cancel(child_sid)
+                except (NotFound, WrongState):
+                    pass
         if not play.parent_play_sid:
             return
         try:

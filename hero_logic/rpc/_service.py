@@ -106,6 +106,12 @@ async def _check_payload(checker: SchemaChecker, request: ResumeRequest, payload
         raise InvalidParams.fields(problems, context=f"{context}: the answer to pause {request.name!r} does not match its schema")
 
 
+MAX_CHILD_DEPTH = 8
+"""Deepest nesting of child plays (flow.invoke(spawn=True) inside a child, and so on)."""
+MAX_CHILDREN = 200
+"""Most child plays one play may start."""
+
+
 def _check_limit(limit: int, *, context: str) -> None:
     if not 1 <= limit <= MAX_LIST_LIMIT:
         msg = "limit"
@@ -626,6 +632,21 @@ class LogicService:
 
     # -- requests from flows (over their span socket, never over rpc.sock) -----------------------
 
+    async def _check_room_for_a_child(self, play_sid: str) -> None:
+        """Refuse a new child play past MAX_CHILD_DEPTH nested plays or MAX_CHILDREN of one
+        play: a flow that spawns itself must not fill the service with plays."""
+        play = await self.kernel.repo.get_play(play_sid)
+        if len(play.child_play_sids) >= MAX_CHILDREN:
+            msg = f"play {play_sid} already started {len(play.child_play_sids)} child plays, the most one play may start"
+            raise WrongState(msg)
+        depth, sid = 1, play.parent_play_sid
+        while sid:
+            depth += 1
+            if depth >= MAX_CHILD_DEPTH:
+                msg = f"play {play_sid} is nested {depth} plays deep; child plays may nest at most {MAX_CHILD_DEPTH} deep (does the flow spawn itself?)"
+                raise WrongState(msg)
+            sid = (await self.kernel.repo.get_play(sid)).parent_play_sid
+
     async def answer_flow_request(self, play_sid: str, event: dict[str, Any]) -> Any:
         """Answer a ``request`` line a running flow sent on its span socket."""
         method = event.get("method")
@@ -641,6 +662,7 @@ class LogicService:
                 known = await self.kernel.store.get("children", f"{play_sid}/{step}")
                 if known is not None:
                     return {"play_sid": known.decode()}
+            await self._check_room_for_a_child(play_sid)
             wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
             inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
             assert isinstance(inputs, dict)
