@@ -197,3 +197,28 @@ def main():
     (child_sid,) = play["child_play_sids"]
     child = await service.call("play_wait", play_sid=child_sid, timeout_ms=10000)
     assert child["status"] == "cancelled"
+
+
+async def test_a_play_flooding_span_events_is_stopped_at_its_quota(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hero_logic.kernel import _kernel
+
+    monkeypatch.setattr(_kernel, "MAX_EVENT_BYTES_PER_RUN", 2 * 1024 * 1024)
+    wf = await service.push(
+        """
+from hero_tracing import flow
+
+@flow
+def main():
+    while True:
+        flow.current_span.log("L" * 60000)
+""",
+        name="flood",
+    )
+    play = await service.run(wf)
+    assert play["status"] == "failed"
+    assert "MiB of span events" in play["error_message"]
+    spans = await service.call("play_spans", play_sid=play["sid"])
+    assert spans[0]["status"] == "failed"  # closed, not left running
+    assert sum(len(line) for span in spans for line in span["logs"]) < 3 * 1024 * 1024

@@ -57,7 +57,13 @@ class _PlayHandle:
     settled: Play | None = None
     """The play as this run left it (None while running, or if the service stopped)."""
     done: trio.Event = attrs.Factory(trio.Event)
+    fail_reason: str = ""
+    """Why the kernel stopped this run itself (the play then fails with it)."""
 
+
+MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
+"""Span event bytes one run of a play may have stored; past it the play fails (a flow must
+not fill the store, and every later read of its spans, for everyone)."""
 
 _TIER_METHODS = ("from_config", "check", "prepare", "wrap", "close")
 
@@ -242,6 +248,19 @@ class Kernel:
     async def _append(
         self, play_sid: str, state: RunState, events: Sequence[tuple[bytes, dict[str, Any]]]
     ) -> None:
+        size = sum(len(raw) for raw, _ in events)
+        if state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN:
+            handle = self._handles.get(play_sid)
+            if handle is not None and handle.state is state and not handle.fail_reason:
+                log.warning("play %s: over %d bytes of span events in one run; stopping it", play_sid, MAX_EVENT_BYTES_PER_RUN)
+                handle.fail_reason = (
+                    f"the play streamed over {MAX_EVENT_BYTES_PER_RUN >> 20} MiB of span events "
+                    "(tags, logs, outputs) in one run and was stopped: log less, or keep large "
+                    "data in files of its workdir"
+                )
+                handle.scope.cancel()
+            return
+        state.stored_bytes += size
         writes: list[Write] = []
         first_seq = state.seq + 1
         for raw, event in events:
@@ -276,6 +295,14 @@ class Kernel:
         try:
             with handle.scope:
                 await self._run(play_sid, handle)
+            if handle.scope.cancelled_caught and handle.fail_reason and not handle.cancel_requested:
+                play = await self.repo.get_play(play_sid)
+                if not play.status.is_terminal:
+                    if handle.state is not None:
+                        handle.state.stored_bytes = 0  # room for the few closing span_end lines
+                        await self._close_open_spans(play_sid, handle.state, PlayStatus.FAILED)
+                    handle.settled = _ended(play, PlayStatus.FAILED, handle.fail_reason)
+                    await self._save_status(handle.settled)
             if handle.scope.cancelled_caught and handle.cancel_requested:
                 play = await self.repo.get_play(play_sid)
                 if not play.status.is_terminal:

@@ -64,6 +64,8 @@ class RunState:
     costs: dict[str, float] = attrs.Factory(dict)
     open_spans: dict[str, None] = attrs.Factory(dict)
     """Spans this run started and has not ended, in start order."""
+    stored_bytes: int = 0
+    """Bytes of event lines this run has had stored (bounded by MAX_EVENT_BYTES_PER_RUN)."""
 
     def observe(self, event: dict[str, Any]) -> None:
         """Update the run's state from one applied event (called for each, in order)."""
