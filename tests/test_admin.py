@@ -144,6 +144,18 @@ async def test_the_rpc_proxy_forwards_allowed_methods_and_their_errors(admin: Ad
     for method in ("span_push", "play_wait", "play_run_async", "system.listMethods"):
         assert (await admin.rpc(method, play_sid=play_sid)).status_code == 403, method
     assert (await admin.http.get("/api/rpc")).status_code == 405
+    headers = {"x-csrf-token": admin.csrf, "origin": admin.origin, "content-type": "application/json"}
+    hostile = [
+        b'{"method":"workflow_list","params":{"limit":NaN}}',
+        b'{"method":"workflow_list","params":{"limit":1e999}}',
+        b'{"method":"workflow_get","params":{"sid":"\\ud800"}}',
+        b"[" * 100000 + b"]" * 100000,
+        b'{"method":"workflow_get","params":{"sid":' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        b'{"method":"workflow_list","params":"x"}',
+    ]
+    for body in hostile:
+        answer = await admin.http.post("/api/rpc", content=body, headers=headers)
+        assert answer.status_code == 400, (body[:60], answer.status_code, answer.text[:200])
 
 
 async def test_the_play_stream_is_relayed_and_checks_host_and_origin(admin: Admin) -> None:

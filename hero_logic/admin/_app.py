@@ -19,7 +19,6 @@ service's RPC socket. Each request passes the checks of :mod:`._security` first.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import trio
 from hero_logic import __version__
 from hero_logic.kernel import dumps
 from hero_logic.rpc import AsyncClient, RpcError, SendGuard, ServiceUnavailable, open_stream
+from hero_logic.rpc._jsonrpc import ParseError, loads_strict
 
 from ._pages import STATIC_DIR, page
 from ._security import CsrfToken, Refusal, check_host, check_origin, header
@@ -222,14 +222,18 @@ class AdminApp:
             await _problem(send, Refusal(413, f"the body is larger than {MAX_API_BODY_BYTES} bytes"))
             return
         try:
-            request = json.loads(body)
-        except ValueError:
-            request = None
+            request = loads_strict(body)  # no NaN, huge numbers, lone surrogates or deep nesting
+        except ParseError as exc:
+            await _problem(send, Refusal(400, f"POST /api/rpc: {exc}"))
+            return
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             await _problem(send, Refusal(400, 'POST /api/rpc takes {"method": "...", "params": {...}}'))
             return
         method, params = request["method"], request.get("params") or {}
-        if not PROXIED_METHODS.match(method) or not isinstance(params, dict | list):
+        if not isinstance(params, dict | list):
+            await _problem(send, Refusal(400, f"POST /api/rpc: params must be an object or an array, got {type(params).__name__}"))
+            return
+        if not PROXIED_METHODS.match(method):
             await _problem(send, Refusal(403, f"the admin does not call {method!r} for a browser"))
             return
         try:
