@@ -137,6 +137,8 @@ async def test_a_play_may_pause_and_resume_any_number_of_times(service: Service)
     starts = [span["start_ms"] for span in spans]
     assert starts == sorted(starts), spans  # the root keeps its first run's start
     assert spans[0]["kind"] == "flow_root"
+    pauses = [span["name"] for span in spans if span["name"].startswith("pause:")]
+    assert pauses == [f"pause:q{i}" for i in range(6)]  # each once, however many runs replayed it
 
 
 async def test_concurrent_identical_resumes_all_get_the_first_answer(service: Service) -> None:

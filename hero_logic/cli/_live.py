@@ -82,12 +82,15 @@ class LiveTree:
             if span is None:
                 span = self.spans[span_id] = {"span_id": span_id, "tags": {}, "logs": [], "end_ms": None, "error": ""}
             status = event.get("status", "running")
+            first_start = span.get("start_ms") or 0  # a span a pause left open began in its first run
+            start = event.get("start_ms") or 0
             span.update(
                 name=event.get("name") or "?",
                 parent_id=event.get("parent_id") or "",
                 kind=event.get("kind") if event.get("kind") in _KINDS else "other",
                 status=status if status in _STATUSES else "failed",
-                start_ms=event.get("start_ms") or 0,
+                start_ms=first_start if first_start and (not start or first_start < start) else start,
+                end_ms=None,
                 child_play_sid=event.get("child_play_sid") or "",
             )
             if isinstance(event.get("tags"), dict):

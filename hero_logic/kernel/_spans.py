@@ -54,6 +54,7 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
             if fields is None:
                 fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
             first_start = fields.get("start_ms") or 0
+            fields["end_ms"] = None  # (re)started: open until its end arrives
             fields.update(
                 name=_str(event.get("name")) or "?",
                 parent_id=_str(event.get("parent_id")),

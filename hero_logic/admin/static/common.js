@@ -185,10 +185,10 @@ export function inputsForm(fields, values = {}) {
     let read;
     let fill;
     if (type === "boolean") {
-      control = h("input", { type: "checkbox", id, name: field.name });
-      read = () => control.checked;
-      fill = (v) => { control.checked = Boolean(v); };
-      control = h("label", { class: "check" }, control, field.description || field.name);
+      const box = h("input", { type: "checkbox", id, name: field.name });
+      read = () => box.checked; // always sent: an unchecked box means false, not "default"
+      fill = (v) => { box.checked = Boolean(v); };
+      control = h("label", { class: "check" }, box, field.description || field.name);
     } else if (type === "object" || type === "array") {
       control = h("textarea", { id, name: field.name, rows: 3, placeholder: type === "array" ? "[ ]" : "{ }" });
       const box = control;

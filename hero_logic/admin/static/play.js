@@ -93,12 +93,15 @@ function fold(event) {
       span = { span_id: id, tags: {}, logs: [], end_ms: null, error: "" };
       state.spans.set(id, span);
     }
+    const firstStart = span.start_ms || 0;  // a span a pause left open began in its first run
+    const start = event.start_ms || 0;
     Object.assign(span, {
       name: event.name || "?",
       parent_id: event.parent_id || "",
       kind: event.kind || "other",
       status: event.status || "running",
-      start_ms: event.start_ms || 0,
+      start_ms: firstStart && (!start || firstStart < start) ? firstStart : start,
+      end_ms: null,
       step_key: event.step_key || "",
       source_file: event.source_file || "",
       source_line: event.source_line || 0,

@@ -204,6 +204,7 @@ function renderRunForm() {
     return;
   }
   state.form = inputsForm(version.inputs || []);
+  state.prefillBox = h("span", { id: "prefill-choice" });
   const problem = h("div");
   const run = h("button", { class: "btn primary", id: "run-button", type: "submit" }, `Run ${versionName(version)}`);
   const submit = async (event) => {
@@ -218,14 +219,17 @@ function renderRunForm() {
     }
     run.disabled = true;
     try {
-      const playSid = await rpc("play_start", { workflow_sid: sid, input_data: inputData, version_sid: version.sid });
+      const params = { workflow_sid: sid, input_data: inputData, version_sid: version.sid };
+      const usePrefills = document.getElementById("use-prefills");
+      if (usePrefills?.checked && state.filledFrom) params.prefill_resumes = state.filledFrom.prefill_resumes;
+      const playSid = await rpc("play_start", params);
       location.href = `/plays/${playSid}`;
     } catch (error) {
       clear(problem, h("div", { class: "error-box", id: "run-error" }, explain(error)));
       run.disabled = false;
     }
   };
-  clear(els.runForm, h("form", { id: "run-form", onsubmit: submit }, state.form.element, problem,
+  clear(els.runForm, h("form", { id: "run-form", onsubmit: submit }, state.form.element, state.prefillBox, problem,
     h("div", { class: "actions" }, run, presetSaver())));
 }
 
@@ -278,6 +282,15 @@ async function fillPreset(presetSid) {
     // older services: the preset's own values
   }
   state.form.fill(values || {});
+  const prefills = preset.prefill_resumes || {};
+  const count = Object.keys(prefills).length;
+  state.filledFrom = count ? preset : null;
+  if (state.prefillBox) {
+    clear(state.prefillBox, count
+      ? h("label", { class: "check" }, h("input", { type: "checkbox", id: "use-prefills", checked: true }),
+        `Answer its ${count} pause${count === 1 ? "" : "s"} from the preset (the play fails at a pause it has no answer for)`)
+      : null);
+  }
   toast(`Filled from preset “${preset.name}”.`);
 }
 

@@ -187,8 +187,10 @@ class Runtime:
         self.send(event)
         return span
 
-    def _instant_span(self, name: str, parent_id: str, status: str, tags: dict[str, Any]) -> None:
-        span_id = self.new_span_id()
+    def _instant_span(
+        self, name: str, parent_id: str, status: str, tags: dict[str, Any], span_id: str = ""
+    ) -> None:
+        span_id = span_id or self.new_span_id()
         now = _now_ms()
         start = {
             "type": "span_start",
@@ -384,7 +386,8 @@ class Runtime:
             counter = counts.setdefault(("pause", name), _new_counter())
         rid = _wire.resume_id(self.version_sid, path, name, next(counter))
         if rid in self.resumes:
-            self._instant_span(f"pause:{name}", parent_id, "replayed", {"resume_id": rid})
+            # Its id derives from the resume id, so every later run marks the same span.
+            self._instant_span(f"pause:{name}", parent_id, "replayed", {"resume_id": rid}, rid[:20])
             return self.resumes[rid]
         for known in (rid, name):
             if known in self.prefill:
@@ -392,7 +395,7 @@ class Runtime:
                 if schema:
                     self._check_prefill(rid, name, schema, answer)
                 self._instant_span(
-                    f"pause:{name}", parent_id, "ok", {"resume_id": rid, "prefilled": True}
+                    f"pause:{name}", parent_id, "ok", {"resume_id": rid, "prefilled": True}, rid[:20]
                 )
                 return answer
         if self.prefill_only:
