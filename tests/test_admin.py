@@ -170,6 +170,7 @@ async def test_the_play_stream_is_relayed_and_checks_host_and_origin(admin: Admi
         (admin.host, admin.origin, 101),
         (f"localhost:{port}", f"http://localhost:{port}", 101),
         (admin.host, admin.origin.replace(port, str(int(port) + 1)), 403),
+        (admin.host, admin.origin.replace("http://", "https://"), 403),  # another scheme is another origin
     ]
     for host_header, origin, expected in cases:
         async with await trio.open_tcp_stream(host, int(port)) as stream:
@@ -238,3 +239,17 @@ def test_admin_bind_is_checked() -> None:
         with pytest.raises(ConfigError, match="HOST:PORT"):
             parse_admin_bind(bad)
 
+
+
+async def test_a_page_of_a_record_that_does_not_exist_is_a_404_page(admin: Admin) -> None:
+    for path, text in [("/plays/play_nope", "There is no play play_nope."), ("/workflows/wf_nope", "There is no workflow wf_nope.")]:
+        answer = await admin.http.get(path, headers={"accept": "text/html"})
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert text in answer.text
+        assert 'href="/"' in answer.text
+    answer = await admin.http.get("/workflows/wf_<img>", headers={"accept": "text/html"})
+    assert answer.status_code == 404
+    assert "<img>" not in answer.text  # escaped
+    wf = await admin.service.push(FLOW)
+    assert (await admin.http.get(f"/workflows/{wf['sid']}")).status_code == 200

@@ -324,3 +324,45 @@ async def test_cancel_a_running_play(service: Service, nursery: trio.Nursery, br
 
     await browser(cancel)
     assert (await service.call("play_status", play_sid=play_sid))["status"] == "cancelled"
+
+
+GIFT = """
+from hero_tracing import ask_user, flow
+
+@flow(name="gift", inputs={"wrap": {"type": "boolean", "default": True}})
+def main(wrap):
+    colour = ask_user.choice("Which colour?", options=["red", "blue"])
+    return {"wrap": wrap, "colour": colour}
+"""
+
+
+async def test_run_from_a_preset_with_its_answers_and_a_false_boolean(
+    service: Service, nursery: trio.Nursery, browser: BrowserThread
+) -> None:
+    host = await start_admin(service, nursery)
+    wf = await service.push(GIFT, name="gift")
+    await service.call(
+        "example_upsert", workflow_sid=wf["sid"], name="blue one", input_values={"wrap": True},
+        prefill_resumes={"Which colour?": "blue"},
+    )
+
+    def run(b: Browser) -> str:
+        from playwright.sync_api import expect
+
+        page, errors = open_page(b, f"http://{host}/workflows/{wf['sid']}")
+        box = page.locator("#input-wrap")
+        expect(box).to_be_checked()  # the declared default
+        page.select_option("#preset-select", label="blue one")
+        expect(page.locator("#use-prefills")).to_be_checked()
+        box.uncheck()
+        page.click("#run-button")
+        page.wait_for_url(re.compile(r".*/plays/play_.*"))
+        expect(page.locator("#play-status .pill")).to_have_attribute("data-status", "success")
+        assert not errors, errors
+        sid = page.url.rsplit("/", 1)[-1]
+        page.close()
+        return sid
+
+    play_sid = await browser(run)
+    play = await service.call("play_status", play_sid=play_sid)
+    assert play["output_data"] == {"wrap": False, "colour": "blue"}

@@ -30,7 +30,7 @@ from hero_logic.kernel import dumps
 from hero_logic.rpc import AsyncClient, RpcError, SendGuard, ServiceUnavailable, open_stream
 from hero_logic.rpc._jsonrpc import ParseError, loads_strict
 
-from ._pages import STATIC_DIR, page
+from ._pages import STATIC_DIR, not_found_page, page
 from ._security import CsrfToken, Refusal, check_host, check_origin, header
 
 if TYPE_CHECKING:
@@ -177,6 +177,10 @@ class AdminApp:
             match = pattern.match(path)
             if match is not None:
                 sid = match.groupdict().get("sid") or ""
+                missing = await self._missing(script, sid)
+                if missing:
+                    await self._not_found(send, missing, head=head)
+                    return
                 title = f"{_TITLES[script]} {sid}" if sid else _TITLES[script]
                 body = page(script, title=title, csrf=self.csrf.value, sid=sid)
                 await _respond(
@@ -184,7 +188,35 @@ class AdminApp:
                     (b"content-security-policy", _CSP), (b"cache-control", b"no-store"), head=head,
                 )
                 return
-        await _problem(send, Refusal(404, f"no page at {path}: the admin has /, /workflows/{{sid}} and /plays/{{sid}}"))
+        message = f"no page at {path}: the admin has /, /workflows/{{sid}} and /plays/{{sid}}"
+        if "text/html" in (header(scope, b"accept") or ""):
+            await self._not_found(send, message, head=head)
+            return
+        await _problem(send, Refusal(404, message))
+
+    async def _missing(self, script: str, sid: str) -> str:
+        """Why the record a page shows does not exist ("" if it does, or if the service cannot
+        say right now: the page then shows its own reconnecting state)."""
+        method, params, what = {
+            "workflow": ("workflow_get", {"sid": sid}, "workflow"),
+            "play": ("play_status", {"play_sid": sid}, "play"),
+        }.get(script, ("", {}, ""))
+        if not method:
+            return ""
+        try:
+            await self.client.call(method, params)
+        except RpcError as exc:
+            return f"There is no {what} {sid}." if exc.code == -32001 else ""
+        except ServiceUnavailable:
+            return ""
+        return ""
+
+    async def _not_found(self, send: Send, message: str, *, head: bool) -> None:
+        body = not_found_page(message)
+        await _respond(
+            send, 404, body, b"text/html; charset=utf-8",
+            (b"content-security-policy", _CSP), (b"cache-control", b"no-store"), head=head,
+        )
 
     async def _static(self, scope: Scope, send: Send, relative: str, *, head: bool) -> None:
         root = STATIC_DIR.resolve()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-__all__ = ["EDITOR_BUNDLE", "STATIC_DIR", "page"]
+__all__ = ["EDITOR_BUNDLE", "STATIC_DIR", "not_found_page", "page"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 EDITOR_BUNDLE = STATIC_DIR / "vendor" / "editor.js"
@@ -50,4 +50,14 @@ def page(script: str, *, title: str, csrf: str, sid: str = "") -> bytes:
         script=escape(script),
         sid=escape(sid),
         dashboard_current=' aria-current="page"' if script == "dashboard" else "",
+    ).encode()
+
+
+def not_found_page(message: str) -> bytes:
+    """A plain 404 page saying what is missing, with a way back to the dashboard."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found · hero_logic</title>'
+        '<link rel="stylesheet" href="/static/app.css"></head><body><main class="container">'
+        f'<div class="card"><h1>Not found</h1><p id="not-found">{escape(message)}</p>'
+        '<p><a href="/">← Back to the dashboard</a></p></div></main></body></html>'
     ).encode()

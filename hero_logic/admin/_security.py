@@ -90,7 +90,8 @@ def check_origin(scope: MutableMapping[str, Any]) -> Refusal | None:
     if allowed is None:
         host = (header(scope, b"host") or "").lower()
         allowed = {host} if host else set()
-    if parts.scheme in ("http", "https") and parts.netloc in allowed:
+    own_scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    if parts.scheme == own_scheme and parts.netloc in allowed:
         return None
     return Refusal(403, f"origin {origin!r} is not this admin: cross-origin requests are refused")
 

@@ -152,6 +152,8 @@ export function unavailable(what) {
   return h("div", { class: "unavailable" }, `${what} is not available in this service version.`);
 }
 
+let healthTimer = null;
+
 export async function showHealth() {
   const el = document.getElementById("service-health");
   if (!el) return;
@@ -170,6 +172,7 @@ export async function showHealth() {
     el.className = "health down";
     el.textContent = "admin unreachable";
   }
+  if (!healthTimer) healthTimer = setInterval(showHealth, 5000);  // keep it true while the page is open
 }
 
 // -- forms generated from declared inputs and pause schemas -----------------------------------

@@ -5,7 +5,7 @@ import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, sh
 const app = document.getElementById("app");
 const sid = app.dataset.sid;
 const TERMINAL = new Set(["success", "failed", "cancelled", "timed_out"]);
-const KIND_LABEL = { flow_root: "flow", subflow: "sub-flow", rpc: "rpc", other: "span" };
+const KIND_LABEL = { flow_root: "flow", subflow: "sub-flow", rpc: "rpc", other: "other" };
 
 const state = {
   play: null,

@@ -326,7 +326,7 @@ async function loadBenchmarks() {
         h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Status"), h("th", { class: "num" }, "Runs"), h("th", { class: "num" }, "Success"), h("th", { class: "num" }, "Accuracy"), h("th", { class: "num" }, "p50"), h("th", { class: "num" }, "Cost"))),
         h("tbody", {}, rows.map((b) => h("tr", {},
           h("td", {}, labels.get(b.version_sid) || shortSid(b.version_sid)),
-          h("td", {}, pill(b.status === "done" ? "success" : b.status)),
+          h("td", {}, h("span", { class: `pill ${b.status === "done" ? "success" : b.status}`, dataset: { status: b.status } }, b.status)),
           h("td", { class: "num" }, String(b.num_runs ?? "–")),
           h("td", { class: "num" }, percent(b.success_rate)),
           h("td", { class: "num" }, percent(b.accuracy)),
