@@ -366,3 +366,40 @@ async def test_run_from_a_preset_with_its_answers_and_a_false_boolean(
     play_sid = await browser(run)
     play = await service.call("play_status", play_sid=play_sid)
     assert play["output_data"] == {"wrap": False, "colour": "blue"}
+
+
+PROFILE = """
+from hero_tracing import flow
+
+@flow(name="profile")
+def main():
+    schema = {"type": "object", "properties": {"age": {"type": "integer"}, "name": {"type": "string"}}, "required": ["age"]}
+    return flow.pause("About you", schema=schema)
+"""
+
+
+async def test_a_pause_with_an_object_schema_gets_a_form_of_its_fields(
+    service: Service, nursery: trio.Nursery, browser: BrowserThread
+) -> None:
+    host = await start_admin(service, nursery)
+    wf = await service.push(PROFILE, name="profile")
+    play = await service.run(wf)
+    assert play["status"] == "awaiting_resume"
+
+    def answer(b: Browser) -> None:
+        from playwright.sync_api import expect
+
+        page, errors = open_page(b, f"http://{host}/plays/{play['sid']}")
+        form = page.locator('.resume-form[data-kind="object"]')
+        form.get_by_role("button", name="Send answer").click()
+        expect(form).to_contain_text("fill in age")
+        form.get_by_label("age").fill("42")
+        form.get_by_label("name").fill("Ada")
+        form.get_by_role("button", name="Send answer").click()
+        expect(page.locator("#play-status .pill")).to_have_attribute("data-status", "success")
+        assert not errors, errors
+        page.close()
+
+    await browser(answer)
+    done = await service.call("play_status", play_sid=play["sid"])
+    assert done["output_data"] == {"age": 42, "name": "Ada"}

@@ -178,11 +178,11 @@ export async function showHealth() {
 // -- forms generated from declared inputs and pause schemas -----------------------------------
 
 /** Inputs for a flow's declared fields; returns {element, read(), fill(values)}. */
-export function inputsForm(fields, values = {}) {
+export function inputsForm(fields, values = {}, prefix = "input") {
   const readers = [];
   const fillers = [];
   const rows = fields.map((field) => {
-    const id = `input-${field.name}`;
+    const id = `${prefix}-${field.name}`;
     const type = field.field_type;
     let control;
     let read;
@@ -253,7 +253,24 @@ export function pauseKind(pause) {
   if (schema.type === "array" && Array.isArray(schema.items?.enum)) return "multi_choice";
   if (schema.type === "number" || schema.type === "integer") return "number";
   if (schema.type === "string") return "text";
+  if (objectFields(schema)) return "object";
   return "json";
+}
+
+const SIMPLE_TYPES = ["string", "number", "integer", "boolean", "object", "array"];
+
+/** An object schema's properties as run-form fields, or null when they are not all plain types. */
+function objectFields(schema) {
+  if (schema.type !== "object" || !schema.properties || typeof schema.properties !== "object") return null;
+  const required = Array.isArray(schema.required) ? schema.required : [];
+  const fields = Object.entries(schema.properties).map(([name, prop]) => ({
+    name,
+    field_type: prop && SIMPLE_TYPES.includes(prop.type) ? prop.type : null,
+    required: required.includes(name),
+    description: (prop && (prop.description || prop.title)) || "",
+    default: prop ? prop.default : undefined,
+  }));
+  return fields.length && fields.every((f) => f.field_type) ? fields : null;
 }
 
 /** A form answering one pause; calls submit(payload) with the typed answer. */
@@ -293,6 +310,16 @@ export function pauseForm(pause, submit) {
     if (ui.default ?? schema.default) box.value = ui.default ?? schema.default;
     body.push(box);
     read = () => box.value;
+  } else if (kind === "object") {
+    const fields = objectFields(schema);
+    const inner = inputsForm(fields, {}, `pause-${pause.id.slice(0, 12)}`);
+    body.push(inner.element);
+    read = () => {
+      const value = inner.read();
+      const missing = fields.filter((f) => f.required && !(f.name in value)).map((f) => f.name);
+      if (missing.length) throw new Error(`fill in ${missing.join(", ")}`);
+      return value;
+    };
   } else {
     const box = h("textarea", { rows: 4, placeholder: "a JSON value" });
     body.push(box, schema && Object.keys(schema).length ? h("div", { class: "hint small muted" }, `schema: ${JSON.stringify(schema)}`) : null);
