@@ -389,6 +389,10 @@ function renderInspector() {
 
 function sourceSnippet(span) {
   if (!state.source || !span.source_line || span.source_line > state.source.length) return null;
+  // Only the play's own flow file is at hand; a library flow run in process (its source_file
+  // reads "<flow name@version>") or a module of the flow's has other lines.
+  const file = span.source_file || "";
+  if (file && !file.endsWith("/flow.py") && file !== "flow.py") return null;
   const at = span.source_line;
   const lines = [];
   for (let n = Math.max(1, at - 3); n <= Math.min(state.source.length, at + 3); n++) {
