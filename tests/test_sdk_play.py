@@ -418,14 +418,15 @@ def test_an_uncaught_exception_records_type_message_and_traceback(play: Callable
         """
     )
     assert run.returncode == 1
-    assert "Traceback" in run.stderr
-    assert "KeyError" in run.stderr
+    assert "flow failed: KeyError: 'missing'" in run.stderr
+    assert "Traceback" not in run.stderr  # once, in the span's error, not again on stderr
     span = run.span("main")
     assert span["status"] == "failed"
     first, rest = span["error"].split("\n", 1)
     assert first == "KeyError: 'missing'"
     assert "Traceback (most recent call last)" in rest
     assert 'flow.py", line 6' in rest
+    assert "hero_tracing" not in rest  # the SDK's own frames are left out
 
 
 def test_a_source_without_a_flow_exits_2_saying_what_to_do(play: Callable[..., Run]) -> None:

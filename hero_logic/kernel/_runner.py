@@ -174,6 +174,13 @@ def map_outcome(
             reason = state.root_error or f"flow process exited with code {outcome.exit_code}"
         if outcome.limit_reason:  # the sandbox's limit is the cause; what the flow saw follows
             reason = f"{outcome.limit_reason}\n{reason}"
+        if state.root_error and tail:  # the boot stub printed the same traceback: keep the rest
+            known = {line.strip() for line in reason.splitlines()}
+            tail = "\n".join(
+                line for line in tail.splitlines()
+                if line.strip() not in known
+                and not line.startswith(("flow failed:", "Traceback (most recent call last):"))
+            ).strip()
         message = reason if not tail or tail in reason else f"{reason}\n--- stderr ---\n{tail}"
         changes.update(status=PlayStatus.FAILED, error_message=message)
     started = play.started_at or now

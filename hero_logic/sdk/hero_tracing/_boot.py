@@ -191,9 +191,10 @@ def run(environ: Mapping[str, str]) -> int:
     except BaseException as exc:
         if outcome(exc) is None:
             return EXIT_AWAITING_RESUME
-        import traceback
+        if runtime is None:  # in a play the root span carries the traceback already
+            import traceback
 
-        traceback.print_exc()
+            traceback.print_exc()
         _say(f"flow failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     if runtime is not None:

@@ -90,7 +90,12 @@ def describe(exc: BaseException) -> str:
     import traceback  # only on the failure path: it is slow to import
 
     head = f"{type(exc).__name__}: {exc}"
-    text = head + "\n" + "".join(traceback.format_exception(exc))
+    report = traceback.TracebackException.from_exception(exc)
+    sdk_dir = __file__.rpartition("/")[0] + "/"
+    own = [frame for frame in report.stack if not frame.filename.startswith(sdk_dir)]
+    if own:  # the SDK's own frames (the step wrapper) say nothing about the flow's error
+        report.stack = traceback.StackSummary.from_list(own)
+    text = head + "\n" + "".join(report.format())
     limit = 64 * 1024
     if len(text) > limit // 4:
         raw = text.encode("utf-8", "replace")
