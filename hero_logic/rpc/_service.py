@@ -126,6 +126,7 @@ class LogicService:
     library: LibraryService | None = None
     """Presets and version picking for ``play_start`` (set by :func:`hero_logic.server.serve`)."""
     _resume_locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    _check_locks: dict[str, trio.Lock] = attrs.Factory(dict)
     schema_checker: SchemaChecker = attrs.Factory(SchemaChecker)
     """Evaluates the JSON schemas of pauses (flow-supplied, untrusted) out of process."""
 
@@ -687,7 +688,15 @@ class LogicService:
             request = ResumeRequest(
                 id=str(params.get("resume_id", "")), name=str(params.get("name", "")), schema=params.get("schema")
             )
-            await _check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
+            # One check at a time per play: the checker is shared and fair (FIFO), so a flow
+            # sending slow schemas delays another play's check by at most one deadline.
+            lock = self._check_locks.setdefault(play_sid, trio.Lock())
+            try:
+                async with lock:
+                    await _check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
+            finally:
+                if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                    self._check_locks.pop(play_sid, None)
             return {"ok": True}
         if method == "wait_child_play":
             child_sid = str(params.get("play_sid", ""))
