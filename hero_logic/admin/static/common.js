@@ -205,7 +205,11 @@ export function inputsForm(fields, values = {}, prefix = "input") {
     } else {
       control = h("input", { type: "text", id, name: field.name, autocomplete: "off" });
       const box = control;
-      read = () => (box.value === "" && !field.required ? undefined : box.value);
+      read = () => {
+        if (box.value !== "") return box.value;
+        if (field.required && (field.default === undefined || field.default === null)) throw new Error(`${field.name}: required`);
+        return undefined;
+      };
       fill = (v) => { box.value = v === undefined || v === null ? "" : String(v); };
     }
     fill(field.name in values ? values[field.name] : field.default);
@@ -226,8 +230,8 @@ export function inputsForm(fields, values = {}, prefix = "input") {
         let value;
         try {
           value = read();
-        } catch {
-          throw new Error(`input ${name}: not valid JSON`);
+        } catch (error) {
+          throw new Error(error instanceof SyntaxError ? `input ${name}: not valid JSON` : `input ${error.message}`);
         }
         if (value !== undefined) out[name] = value;
       }
