@@ -185,3 +185,27 @@ async def test_a_subscriber_is_dropped_past_its_byte_bound_but_not_while_it_keep
         assert bus.statistics().dropped_subscribers == 1
         bus.publish("p", {"i": 20}, size=200)
         assert (await reader.receive())["i"] == 20
+
+
+async def test_a_keyed_lock_serialises_one_key_and_forgets_it_when_idle() -> None:
+    import trio
+
+    from hero_logic.kernel._keyed_lock import KeyedLock
+
+    locks = KeyedLock()
+    order: list[str] = []
+
+    async def hold(key: str, name: str) -> None:
+        async with locks.hold(key):
+            order.append(f"{name} in")
+            await trio.sleep(0.01)
+            order.append(f"{name} out")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, "p", "a")
+        await trio.lowlevel.checkpoint()
+        nursery.start_soon(hold, "p", "b")
+        nursery.start_soon(hold, "q", "c")
+    assert order.index("a out") < order.index("b in")  # same key: one at a time
+    assert order.index("c in") < order.index("a out")  # another key: not held up
+    assert len(locks) == 0

@@ -24,6 +24,7 @@ import trio
 from ._bus import EventBus
 from ._convert import dumps, to_json
 from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
+from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, WorkflowVersion, now_ms
 from ._plugins import installed_plugins, load_plugin
 from ._repo import Repo, event_key
@@ -125,7 +126,7 @@ class Kernel:
     _nursery: trio.Nursery
     _limiter: trio.CapacityLimiter
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
-    _push_locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    _push_locks: KeyedLock = attrs.Factory(KeyedLock)
     _closed: bool = False
     request_handler: RequestHandler = None
     _tier_strengths: dict[str, int] | None = None
@@ -234,14 +235,9 @@ class Kernel:
         if state is None:
             # span_push for a play that is not running: read the last position and append
             # under the play's lock, so concurrent pushes never write the same position.
-            lock = self._push_locks.setdefault(play_sid, trio.Lock())
-            try:
-                async with lock:
-                    state = RunState(seq=await self.repo.last_event_seq(play_sid))
-                    await self._append(play_sid, state, events)
-            finally:
-                if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                    self._push_locks.pop(play_sid, None)
+            async with self._push_locks.hold(play_sid):
+                state = RunState(seq=await self.repo.last_event_seq(play_sid))
+                await self._append(play_sid, state, events)
             return
         await self._append(play_sid, state, events)
 

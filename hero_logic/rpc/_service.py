@@ -12,7 +12,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
 from hero_logic.kernel import (
     Conflict,
@@ -35,6 +34,7 @@ from hero_logic.kernel import (
     new_sid,
     now_ms,
 )
+from hero_logic.kernel._keyed_lock import KeyedLock
 from hero_logic.sdk import FlowSourceError, decode_event, read_flow_signature
 
 from ._methods import rpc_method
@@ -125,8 +125,8 @@ class LogicService:
     kernel: Kernel
     library: LibraryService | None = None
     """Presets and version picking for ``play_start`` (set by :func:`hero_logic.server.serve`)."""
-    _resume_locks: dict[str, trio.Lock] = attrs.Factory(dict)
-    _check_locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    _resume_locks: KeyedLock = attrs.Factory(KeyedLock)
+    _check_locks: KeyedLock = attrs.Factory(KeyedLock)
     schema_checker: SchemaChecker = attrs.Factory(SchemaChecker)
     """Evaluates the JSON schemas of pauses (flow-supplied, untrusted) out of process."""
 
@@ -511,13 +511,8 @@ class LogicService:
         pause is a conflict. A pause of a child play can be answered through its parent.
         Answers to one play are taken one at a time, so concurrent identical answers all get
         the first one's receipt and concurrent different answers conflict."""
-        lock = self._resume_locks.setdefault(play_sid, trio.Lock())
-        try:
-            async with lock:
-                return await self._resume(play_sid, resume_id, payload)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._resume_locks.pop(play_sid, None)
+        async with self._resume_locks.hold(play_sid):
+            return await self._resume(play_sid, resume_id, payload)
 
     async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
         context = "play_resume"
@@ -690,13 +685,8 @@ class LogicService:
             )
             # One check at a time per play: the checker is shared and fair (FIFO), so a flow
             # sending slow schemas delays another play's check by at most one deadline.
-            lock = self._check_locks.setdefault(play_sid, trio.Lock())
-            try:
-                async with lock:
-                    await _check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
-            finally:
-                if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                    self._check_locks.pop(play_sid, None)
+            async with self._check_locks.hold(play_sid):
+                await _check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
             return {"ok": True}
         if method == "wait_child_play":
             child_sid = str(params.get("play_sid", ""))
