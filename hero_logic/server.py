@@ -1,4 +1,4 @@
-"""Assembling the service: kernel + LogicService + JSON-RPC server on ``rpc.sock``.
+"""Assembling the process: kernel + service + JSON-RPC server on ``rpc.sock`` (+ the admin).
 
 :func:`serve` is what ``hero_logic_server`` and ``hero_logic serve`` run, and what the tests
 start in a nursery: it reports ``started`` (with the socket path) once the socket accepts
@@ -7,7 +7,6 @@ connections, and runs until cancelled.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +17,7 @@ from hero_logic import __version__
 from hero_logic._service_toml import load_service_toml, service_toml_text
 from hero_logic.kernel import Config, open_kernel
 from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
-from hero_logic.rpc._library import LibraryService, load_picker
-from hero_logic.rpc._seed import seed_library
-from hero_logic.rpc._service import LogicService
+from hero_logic.service import open_service
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,21 +53,15 @@ async def serve(
     """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
     ``started`` once rpc.sock (and the admin) accept."""
     load_service_toml()
-    picker = load_picker(config, config.version_picker)
-    async with open_kernel(config) as kernel:
-        service = LogicService(kernel)
-        service.library = library = LibraryService(kernel, picker)
-        kernel.request_handler = service.answer_flow_request
-        table = MethodTable.from_service(service)
-        table.add_service(library)
-        if config.seed_flows:
-            await seed_library(service)
-        await library.resume_benchmarks()
+    async with open_kernel(config) as kernel, open_service(kernel, seed=config.seed_flows) as service:
+        table = MethodTable()
+        for room in service.api():
+            table.add_service(room)
 
         def health() -> dict[str, Any]:
             return {
                 "version": __version__,
-                "running_plays": sum(1 for _ in kernel._handles),
+                "running_plays": kernel.active_plays(),
                 "sandbox": kernel.runner.tier.name,
                 "store": config.store,
                 "stream": attrs.asdict(kernel.bus.statistics()),
@@ -83,9 +74,7 @@ async def serve(
             health=health,
             websocket_routes=stream_routes(kernel),
         )
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(service.schema_checker.aclose)
-            nursery = await stack.enter_async_context(trio.open_nursery())
+        async with trio.open_nursery() as nursery:
             await nursery.start(serve_rpc, app, config.rpc_socket)
             if admin:
                 from hero_logic.admin import serve_admin

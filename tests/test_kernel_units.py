@@ -19,11 +19,11 @@ from hero_logic.kernel import (
     PluginNotFound,
     SpanKind,
     SpanStatus,
-    check_inputs,
     fold_spans,
     load_plugin,
 )
 from hero_logic.kernel._runner import RunState, map_outcome
+from hero_logic.service import check_inputs
 
 
 def test_config_flag_beats_environment_beats_default() -> None:

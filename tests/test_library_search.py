@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hero_logic.kernel import FlowField, SearchDoc, Workflow, rank_workflows
-from hero_logic.kernel._search import words
+from hero_logic.kernel import FlowField, Workflow
 from hero_logic.rpc import RpcError
+from hero_logic.service import SearchDoc, rank_workflows
+from hero_logic.service._search import words
 
 if TYPE_CHECKING:
     from .conftest import Service

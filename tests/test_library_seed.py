@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from hero_logic.rpc import AsyncClient
-from hero_logic.rpc._seed import SeedError, read_seed, seed_files
 from hero_logic.server import serve
+from hero_logic.service import SeedError, read_seed, seed_files
 
 from .conftest import Service, make_config
 

@@ -6,14 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hero_logic.kernel import (
-    FieldType,
-    FlowField,
-    InvalidParams,
+from hero_logic.kernel import FieldType, FlowField, InvalidParams, pick_weights
+from hero_logic.service import (
     RunOutcome,
     check_expected_output,
     outputs_match,
-    pick_weights,
     run_accuracy,
     summarise_runs,
 )
@@ -120,7 +117,7 @@ def test_the_version_picker_slot_surface() -> None:
 
 def test_a_plugin_that_cannot_fill_the_picker_slot_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     from hero_logic.kernel import Config, PluginNotFound
-    from hero_logic.rpc import _library
+    from hero_logic.kernel import _slots as _library
 
     class NotAPicker:
         @classmethod

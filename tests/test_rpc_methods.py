@@ -298,7 +298,7 @@ def _refs(node: Any) -> list[str]:
 
 
 def test_the_document_lists_every_method_with_params_and_result(table: MethodTable) -> None:
-    doc = openrpc_document(table, title="shop", version="9.9")
+    doc = openrpc_document(list(table), table.schemas, title="shop", version="9.9")
     assert doc["openrpc"] == "1.2.6"
     assert doc["info"] == {"title": "shop", "version": "9.9"}
     assert [m["name"] for m in doc["methods"]] == sorted(m.name for m in table)

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
-    from ._library import PickResult, PickWeights, VersionCandidate
+    from ._library_records import PickResult, PickWeights, VersionCandidate
 
 __all__ = [
     "EventSink",
     "ExitOutcome",
+    "FlowRequestHandler",
     "Launch",
     "ListenerStatistics",
     "ProcessExecutorSlot",
@@ -179,6 +180,33 @@ class SpanListenerSlot(Protocol):
     ) -> None:
         """Bind ``socket_path`` (0600), report started, then serve flow connections until
         cancelled."""
+        ...
+
+
+class FlowRequestHandler(Protocol):
+    """What answers the requests a running flow sends on its span socket: one method per
+    request kind (``hero_tracing``'s ``REQUEST_METHODS``), each given the asking play and the
+    request's params, returning the response's ``result``. A HeroLogicError raised becomes the
+    response's ``error``. The service provides it (``hero_logic.service.FlowRequests``)."""
+
+    async def flow_source(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The source of the flow ``params["name"]`` that the play may invoke."""
+        ...
+
+    async def start_child_play(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Start (or, for a step it asked before, find) a child play; ``{"play_sid"}``."""
+        ...
+
+    async def wait_child_play(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Wait for a child play of the asking play to settle; its status, output and error."""
+        ...
+
+    async def check_answer(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a prefilled answer against its pause's schema, as ``play_resume`` would."""
+        ...
+
+    async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Confirm every line the flow sent before this request is durable."""
         ...
 
 

@@ -21,31 +21,32 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from hero_logic.sdk import REQUEST_METHODS
+
 from ._bus import EventBus
 from ._convert import dumps, to_json
-from ._errors import HeroLogicError, NotFound, SandboxUnavailable, ServiceClosed, WrongState
+from ._errors import HeroLogicError, NotFound, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
-from ._model import Play, PlayStatus, WorkflowVersion, now_ms
-from ._plugins import installed_plugins, load_plugin
+from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
+from ._slots import load_slots, select_sandbox_tier, tier_strengths
 from ._store_api import Put, Store, Write
+from ._tree import PlayTree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from ._config import Config
-    from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+    from ._interfaces import FlowRequestHandler, VersionPicker
 
-__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "select_sandbox_tier", "tier_strengths"]
+__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "status_topic"]
 
 log = logging.getLogger("hero_logic.kernel")
 
 MAX_RECOVERY_ATTEMPTS = 3
 """Runs a play may start since it last paused (or since it began) before a service crash
 that leaves it ``running`` makes it fail: a play that keeps crashing the service stops."""
-
-RequestHandler = Any  # async (play_sid, event) -> response dict; set by the service layer
 
 
 @attrs.define(eq=False)
@@ -66,54 +67,6 @@ MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
 """Span event bytes one run of a play may have stored; past it the play fails (a flow must
 not fill the store, and every later read of its spans, for everyone)."""
 
-_TIER_METHODS = ("from_config", "check", "prepare", "wrap", "close")
-
-
-def select_sandbox_tier(config: Config) -> SandboxTier:
-    """The configured tier, prepared; for ``auto`` the strongest tier that can work here.
-
-    The setting is ``NAME`` or ``NAME:OPTIONS`` (the tier's limits, e.g.
-    ``bwrap:memory_mb=512,pids=128``). An explicitly named tier that cannot work here raises
-    SandboxUnavailable: a tier is never silently downgraded. ``auto`` tries the installed
-    tiers from the strongest down and logs the one it picked.
-    """
-    group = "hero_logic.sandbox"
-    name = config.sandbox.partition(":")[0].strip()
-    if name != "auto":
-        tier: SandboxTier = load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config)
-        tier.prepare()
-        return tier
-    candidates: list[SandboxTier] = []
-    for candidate_name in installed_plugins(group):
-        candidate = load_plugin(group, candidate_name, required_attrs=_TIER_METHODS).from_config(config)
-        try:
-            candidate.check()
-        except SandboxUnavailable as exc:
-            log.info("sandbox tier %s is not available here: %s", candidate_name, exc)
-            continue
-        candidates.append(candidate)
-    for candidate in sorted(candidates, key=lambda t: t.strength, reverse=True):
-        try:
-            candidate.prepare()
-        except SandboxUnavailable as exc:
-            log.warning("sandbox tier %s passed its check but cannot start: %s", candidate.name, exc)
-            continue
-        others = ", ".join(t.name for t in candidates if t is not candidate) or "none"
-        log.info("sandbox auto: using %s, the strongest tier available (also available: %s)", candidate.name, others)
-        return candidate
-    msg = "no sandbox tier can work on this machine: install bubblewrap or check the env_scrub tier"
-    raise SandboxUnavailable(msg)
-
-
-def tier_strengths(config: Config) -> dict[str, int]:
-    """The strength of every installed sandbox tier, by name (no tier is checked)."""
-    group = "hero_logic.sandbox"
-    return {
-        name: int(load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config).strength)
-        for name in installed_plugins(group)
-    }
-
-
 @attrs.define(eq=False)
 class Kernel:
     """Supervises plays. Use :func:`open_kernel` to get a running one."""
@@ -123,22 +76,53 @@ class Kernel:
     repo: Repo
     bus: EventBus
     runner: PlayRunner
+    tree: PlayTree
+    picker: VersionPicker
+    """The version picker slot (``pick_version``, ``play_start(pick=...)``)."""
     _nursery: trio.Nursery
     _limiter: trio.CapacityLimiter
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
     _push_locks: KeyedLock = attrs.Factory(KeyedLock)
+    _transitions: KeyedLock = attrs.Factory(KeyedLock)
+    """Held while a play's status is decided and written: cancel, resume and a run's end."""
     _closed: bool = False
-    request_handler: RequestHandler = None
+    _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
-    async def create_play(self, play: Play) -> Play:
-        """Persist a new ``pending`` play and schedule it; returns once the record is durable."""
+    def answer_requests_with(self, handler: FlowRequestHandler) -> None:
+        """Answer flows' requests (flow lookup, child plays, ...) with ``handler``'s methods."""
+        self._requests = handler
+
+    async def get_play(self, play_sid: str) -> Play:
+        """The play as it stands; NotFound names it otherwise."""
+        return await self.repo.get_play(play_sid)
+
+    async def create_play(self, play: Play, *, step_key: str = "") -> Play:
+        """Persist a new ``pending`` play and schedule it; returns once the record is durable.
+
+        A child play (``parent_play_sid`` set) is linked to its parent in the same commit, and
+        within the tree's limits (:class:`PlayTree`). A parent asking again for the child it
+        started at ``step_key`` (a re-run) gets that child back and nothing new is created.
+        """
         if self._closed:
             msg = "the service is shutting down and starts no new plays: retry once it is back"
             raise ServiceClosed(msg)
-        await self.repo.commit(self.repo.put_play(play, new=True))
+        if not play.parent_play_sid:
+            await self.repo.commit(self.repo.put_play(play, new=True))
+            self._schedule(play.sid)
+            return play
+        parent = await self.repo.get_play(play.parent_play_sid)
+        root = await self.tree.root_of(parent)
+        async with self.tree.hold(root):
+            known = await self.tree.child_for_step(parent.sid, step_key)
+            if known is not None:
+                return await self.repo.get_play(known)
+            parent = await self.repo.get_play(parent.sid)  # as it stands under the lock
+            play = attrs.evolve(play, root_play_sid=root)
+            links = await self.tree.link_writes(parent, play, step_key)
+            await self.repo.commit([*self.repo.put_play(play, new=True), *links])
         self._schedule(play.sid)
         return play
 
@@ -149,12 +133,33 @@ class Kernel:
         self._handles[play_sid] = _PlayHandle()
         self._nursery.start_soon(self._supervise, play_sid, name=f"play {play_sid}")
 
-    async def schedule_existing(self, play: Play) -> None:
-        """Run an existing play again (a resume or a recovery); it must not be running."""
-        if play.sid in self._handles and not self._handles[play.sid].done.is_set():
-            msg = f"play {play.sid} is already running"
-            raise WrongState(msg)
-        self._schedule(play.sid)
+    async def resume(self, play_sid: str, answer: ResumeRequest) -> Play:
+        """Record ``answer`` to one of the play's open pauses and run the play again.
+
+        Taken under the play's transition lock, like :meth:`cancel`: a play that was cancelled
+        (or is running, or no longer asks this) is refused with WrongState (-32002) and nothing
+        changes. The answer is durable before this returns. Ancestors that waited only for this
+        play become ``running`` again.
+        """
+        async with self._transitions.hold(play_sid):
+            play = await self.repo.get_play(play_sid)
+            if self.is_active(play_sid) or play.status is not PlayStatus.AWAITING_RESUME:
+                msg = f"play {play_sid} is {play.status.value}; answers are taken once it awaits resume"
+                raise WrongState(msg)
+            if not any(r.id == answer.id for r in play.pending_resumes):
+                msg = f"play {play_sid} no longer asks {answer.name!r} ({answer.id}): it was answered or withdrawn"
+                raise WrongState(msg)
+            resumed = attrs.evolve(
+                play,
+                status=PlayStatus.RUNNING,
+                pending_resumes=[r for r in play.pending_resumes if r.id != answer.id],
+                received_resumes=[*play.received_resumes, answer],
+            )
+            await self._save_status(resumed)
+            for ancestor in await self.tree.awaiting_ancestors(resumed):
+                await self._save_status(attrs.evolve(ancestor, status=PlayStatus.RUNNING))
+            self._schedule(play_sid)
+            return resumed
 
     async def cancel(self, play_sid: str) -> Play:
         """Cancel a pending, running or paused play and its unfinished child plays; their
@@ -166,21 +171,39 @@ class Kernel:
         if play.status.is_terminal:
             msg = f"play {play_sid} already ended ({play.status.value}); only unfinished plays can be cancelled"
             raise WrongState(msg)
-        for child_sid in play.child_play_sids:  # a cancelled parent leaves no child behind
-            try:
-                await self.cancel(child_sid)
-            except (NotFound, WrongState):
-                pass
+        await self._cancel_children(play)  # a cancelled parent leaves no child behind
         handle = self._handles.get(play_sid)
         if handle is not None and not handle.done.is_set():
             handle.cancel_requested = True
             handle.scope.cancel()
             await handle.done.wait()
             return await self.repo.get_play(play_sid)
-        # Paused (no process) or not yet scheduled: end it here.
-        ended = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
-        await self._save_status(ended)
-        return ended
+        async with self._transitions.hold(play_sid):
+            play = await self.repo.get_play(play_sid)
+            handle = self._handles.get(play_sid)
+            if handle is not None and not handle.done.is_set():  # a resume won the lock first
+                handle.cancel_requested = True
+                handle.scope.cancel()
+            elif not play.status.is_terminal:
+                # Paused (no process) or not yet scheduled: end it here.
+                ended = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
+                await self._save_status(ended)
+                await self._cancel_children(ended)
+                return ended
+        if handle is not None:
+            await handle.done.wait()
+        return await self.repo.get_play(play_sid)
+
+    async def _cancel_children(self, play: Play) -> None:
+        """Cancel every unfinished child play of ``play`` (read under its tree's lock, so a
+        child created at the same moment is either refused or seen here)."""
+        async with self.tree.hold(await self.tree.root_of(play)):
+            children = await self.tree.children(play.sid)
+        for child_sid in children:
+            try:
+                await self.cancel(child_sid)
+            except (NotFound, WrongState):
+                pass
 
     async def wait(self, play_sid: str, timeout_ms: int) -> Play:
         """The play once it is terminal or awaiting resume, or as it stands when the wait times
@@ -220,6 +243,10 @@ class Kernel:
                 log.exception("system task %s crashed", name)
 
         self._nursery.start_soon(guarded, name=name)
+
+    def active_plays(self) -> int:
+        """How many plays the kernel has queued or running."""
+        return len(self._handles)
 
     def is_active(self, play_sid: str) -> bool:
         """True while the kernel has the play queued or running."""
@@ -271,12 +298,19 @@ class Kernel:
                 self.bus.publish(play_sid, {**event, "seq": seq}, size=len(raw))
 
     async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Answer a flow's request (flow lookup, child plays) through the service layer."""
+        """Answer a flow's request (flow lookup, child plays) with the handler of its kind."""
         request_id = event.get("id")
-        if self.request_handler is None:
-            return _error_response(request_id, -32601, f"the service answers no {event.get('method')!r} requests")
+        method = event.get("method")
+        if self._requests is None or method not in REQUEST_METHODS:
+            known = ", ".join(sorted(REQUEST_METHODS))
+            return _error_response(
+                request_id, -32601,
+                f"unknown flow request method {method!r} (known: {known}): the SDK and the service disagree on the protocol",
+            )
+        params = event.get("params")
+        handler = getattr(self._requests, str(method))
         try:
-            result = await self.request_handler(play_sid, event)
+            result = await handler(play_sid, params if isinstance(params, dict) else {})
         except HeroLogicError as exc:
             return {"type": "response", "id": request_id, "error": exc.to_json()}
         except Exception as exc:  # hostile params must get an error answer, not end the play
@@ -368,7 +402,7 @@ class Kernel:
             if skipped:
                 log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
                 play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
-            children_waiting = await self._children_waiting(play)
+            children_waiting = await self.tree.any_child_awaiting(play)
             final = map_outcome(
                 play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
             )
@@ -418,16 +452,6 @@ class Kernel:
             replay["prefill_only"] = True
         return replay
 
-    async def _children_waiting(self, play: Play) -> bool:
-        for child_sid in play.child_play_sids:
-            try:
-                child = await self.repo.get_play(child_sid)
-            except NotFound:
-                continue
-            if child.status is PlayStatus.AWAITING_RESUME:
-                return True
-        return False
-
     async def _close_open_spans(self, play_sid: str, state: RunState, status: PlayStatus) -> None:
         """End the spans a run left open: ``pending`` for a pause, else the play's end state."""
         if not state.open_spans:
@@ -449,11 +473,7 @@ class Kernel:
         while it ran, the wake-up of a parent waiting for this child, and the end of the
         unfinished children of a play that failed, timed out or was cancelled."""
         if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
-            for child_sid in play.child_play_sids:  # nobody is left to wait for them
-                try:
-                    await self.cancel(child_sid)
-                except (NotFound, WrongState):
-                    pass
+            await self._cancel_children(play)  # nobody is left to wait for them
         if not play.parent_play_sid:
             return
         try:
@@ -469,11 +489,16 @@ class Kernel:
             await self._save_status(waiting)
             await self._after_settle(waiting)
 
-    async def save_status(self, play: Play) -> None:
-        """Persist ``play`` and publish its status; for the service layer's state changes."""
-        await self._save_status(play)
-
     async def _save_status(self, play: Play) -> None:
+        """Persist ``play`` and publish its status. The kernel is the only writer of a play's
+        status: an ended play stays ended (a late write of another status is dropped)."""
+        stored = await self.repo.find_play(play.sid)
+        if stored is not None and stored.status.is_terminal and play.status is not stored.status:
+            log.warning(
+                "play %s: dropped a change to %s, the play already ended %s",
+                play.sid, play.status.value, stored.status.value,
+            )
+            return
         if play.status is PlayStatus.AWAITING_RESUME and play.attempts:
             # A pause is a clean stop: the recovery bound counts runs since the last one, so
             # a play may pause and resume any number of times.
@@ -549,13 +574,7 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
 
     # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
     # before anything is set up; once prepared, the tier is closed however start-up ends.
-    store_cls = load_plugin("hero_logic.store", config.store, required_attrs=("from_config",))
-    executor: ProcessExecutorSlot = load_plugin(
-        "hero_logic.executor", "process", required_attrs=("from_config",)
-    ).from_config(config)
-    listener: SpanListenerSlot = load_plugin(
-        "hero_logic.span_listener", "unix", required_attrs=("from_config",)
-    ).from_config(config)
+    slots = load_slots(config)
     tier = select_sandbox_tier(config)
     log.info("sandbox tier: %s", tier.name)
     try:
@@ -567,22 +586,25 @@ async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[
         # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile
         # the SDK once here so no play pays for compiling it.
         await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
-        store: Store = store_cls.from_config(config)
+        store: Store = slots.store_factory.from_config(config)
     except BaseException:
         tier.close()
         raise
     try:
         async with trio.open_nursery() as nursery:
+            repo = Repo(store)
             kernel = Kernel(
                 config=config,
                 store=store,
-                repo=Repo(store),
+                repo=repo,
+                tree=PlayTree(repo, max_descendants=config.max_descendants),
+                picker=slots.picker,
                 bus=EventBus(),
                 runner=PlayRunner(
                     config=config,
-                    executor=executor,
+                    executor=slots.executor,
                     tier=tier,
-                    listener=listener,
+                    listener=slots.listener,
                     sdk_dir=Path(SDK_DIR),
                     boot_script=Path(BOOT_SCRIPT),
                 ),

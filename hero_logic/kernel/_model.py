@@ -200,7 +200,10 @@ class Play:
     error_message: str = ""
     parent_play_sid: str = ""
     parent_span_id: str = ""
+    root_play_sid: str = ""
+    """The play at the top of this play's tree ("" for a root play itself)."""
     child_play_sids: list[str] = attrs.Factory(list)
+    """Filled on read from the kernel's link rows (:mod:`._tree`); never stored in the record."""
     pending_resumes: list[ResumeRequest] = attrs.Factory(list)
     received_resumes: list[ResumeRequest] = attrs.Factory(list)
     prefill_resumes: dict[str, JSON] = attrs.Factory(dict)

@@ -14,6 +14,9 @@ table               key                                value
 ``events``          ``{play_sid}/{seq:010d}``          one wire event, exactly as received
 ==================  =================================  =========================================
 
+Links between plays (``play_children``, ``children``, ``tree_size``) are written by the
+kernel's tree (:mod:`._tree`); a play read here has its ``child_play_sids`` filled from them.
+
 Sids embed their creation time in hex, so key order is creation order and a reverse scan is
 newest first. Span records are not stored: a play's spans are folded from its events on read
 (:mod:`._spans`), which keeps the hot path to one append per event.
@@ -35,7 +38,7 @@ from ._store_api import Delete, Put, Store, Write
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-__all__ = ["Repo", "event_key"]
+__all__ = ["Repo", "decode_record", "encode_record", "event_key"]
 
 T = TypeVar("T")
 
@@ -45,11 +48,13 @@ def event_key(play_sid: str, seq: int) -> str:
     return f"{play_sid}/{seq:010d}"
 
 
-def _encode(record: Any) -> bytes:
+def encode_record(record: Any) -> bytes:
+    """A record as the compact JSON the store keeps."""
     return dumps(to_json(record))
 
 
-def _decode(cls: type[T], raw: bytes) -> T:
+def decode_record(cls: type[T], raw: bytes) -> T:
+    """The record of type ``cls`` stored as ``raw``."""
     return from_json(cls, json.loads(raw))
 
 
@@ -74,7 +79,7 @@ class Repo:
     def put_workflow(wf: Workflow, *, old_name: str = "") -> list[Write]:
         """Writes that store ``wf`` and its name index (dropping ``old_name`` on rename)."""
         writes: list[Write] = [
-            Put("workflows", wf.sid, _encode(wf)),
+            Put("workflows", wf.sid, encode_record(wf)),
             Put("wf_names", wf.name, wf.sid.encode()),
         ]
         if old_name and old_name != wf.name:
@@ -85,14 +90,16 @@ class Repo:
     def put_version(version: WorkflowVersion) -> list[Write]:
         """Writes that store ``version`` and index it under its workflow."""
         return [
-            Put("versions", version.sid, _encode(version)),
+            Put("versions", version.sid, encode_record(version)),
             Put("wf_versions", f"{version.workflow_sid}/{version.sid}", b""),
         ]
 
     @staticmethod
     def put_play(play: Play, *, new: bool = False) -> list[Write]:
         """Writes that store ``play`` (and, when ``new``, index it under its workflow)."""
-        writes: list[Write] = [Put("plays", play.sid, _encode(play))]
+        if play.child_play_sids:  # links live in their own rows, written with each child
+            play = attrs.evolve(play, child_play_sids=[])
+        writes: list[Write] = [Put("plays", play.sid, encode_record(play))]
         if new:
             writes.append(Put("wf_plays", f"{play.workflow_sid}/{play.sid}", b""))
         return writes
@@ -105,8 +112,10 @@ class Repo:
             writes += [Delete("wf_versions", key), Delete("versions", key.split("/", 1)[1])]
         for key, _ in await self.store.scan("wf_plays", f"{wf.sid}/"):
             play_sid = key.split("/", 1)[1]
-            writes += [Delete("wf_plays", key), Delete("plays", play_sid)]
+            writes += [Delete("wf_plays", key), Delete("plays", play_sid), Delete("tree_size", play_sid)]
             writes += [Delete("events", k) for k, _ in await self.store.scan("events", f"{play_sid}/")]
+            for table in ("play_children", "children"):
+                writes += [Delete(table, k) for k, _ in await self.store.scan(table, f"{play_sid}/")]
         await self.commit(writes)
 
     # -- reads -----------------------------------------------------------------------------------
@@ -117,7 +126,7 @@ class Repo:
         if raw is None:
             msg = f"no workflow with sid {sid!r}: list them with workflow_list"
             raise NotFound(msg)
-        return _decode(Workflow, raw)
+        return decode_record(Workflow, raw)
 
     async def find_workflow(self, name_or_sid: str) -> Workflow:
         """The workflow whose sid or name is ``name_or_sid``."""
@@ -138,7 +147,7 @@ class Repo:
     async def list_workflows(self, *, limit: int, offset: int = 0) -> list[Workflow]:
         """Workflows, newest first."""
         rows = await self.store.scan("workflows", reverse=True, limit=offset + limit)
-        return [_decode(Workflow, raw) for _, raw in rows[offset:]]
+        return [decode_record(Workflow, raw) for _, raw in rows[offset:]]
 
     async def get_version(self, sid: str) -> WorkflowVersion:
         """The version ``sid``; NotFound names it otherwise."""
@@ -146,7 +155,7 @@ class Repo:
         if raw is None:
             msg = f"no workflow version with sid {sid!r}: list them with workflow_version_list"
             raise NotFound(msg)
-        return _decode(WorkflowVersion, raw)
+        return decode_record(WorkflowVersion, raw)
 
     async def list_versions(self, workflow_sid: str) -> list[WorkflowVersion]:
         """Versions of a workflow, oldest first."""
@@ -155,11 +164,30 @@ class Repo:
 
     async def get_play(self, sid: str) -> Play:
         """The play ``sid``; NotFound names it otherwise."""
-        raw = await self.store.get("plays", sid) if sid else None
-        if raw is None:
+        play = await self.find_play(sid)
+        if play is None:
             msg = f"no play with sid {sid!r}: list them with play_list"
             raise NotFound(msg)
-        return _decode(Play, raw)
+        return play
+
+    async def find_play(self, sid: str) -> Play | None:
+        """The play ``sid`` (its ``child_play_sids`` filled from the link rows), or None."""
+        raw = await self.store.get("plays", sid) if sid else None
+        if raw is None:
+            return None
+        return await self._with_children(decode_record(Play, raw))
+
+    async def child_sids(self, parent_sid: str) -> list[str]:
+        """The sids of the child plays linked under ``parent_sid``, oldest first."""
+        rows = await self.store.scan("play_children", f"{parent_sid}/")
+        return [key.split("/", 1)[1] for key, _ in rows]
+
+    async def _with_children(self, play: Play) -> Play:
+        linked = await self.child_sids(play.sid)
+        if not linked:
+            return play
+        known = set(linked)  # records written before the link rows kept a list: keep it too
+        return attrs.evolve(play, child_play_sids=[*[s for s in play.child_play_sids if s not in known], *linked])
 
     async def list_plays(
         self, *, workflow_sid: str = "", statuses: Iterable[PlayStatus] = (), limit: int = 50
@@ -182,9 +210,9 @@ class Repo:
             if not rows:
                 break
             for _key, raw in rows:
-                play = _decode(Play, raw)
+                play = decode_record(Play, raw)
                 if not wanted or play.status in wanted:
-                    out.append(play)
+                    out.append(await self._with_children(play))
                     if len(out) >= limit:
                         break
             after = rows[-1][0]
@@ -194,6 +222,13 @@ class Repo:
         """The wire events of a play, in arrival order."""
         rows = await self.store.scan("events", f"{play_sid}/")
         return [json.loads(raw) for _, raw in rows]
+
+    async def read_events_with_last_seq(self, play_sid: str) -> tuple[list[dict[str, Any]], int]:
+        """The wire events of a play in arrival order, and the position of the last (-1: none),
+        read from one snapshot of the store."""
+        rows = await self.store.scan("events", f"{play_sid}/")
+        last_seq = int(rows[-1][0].rsplit("/", 1)[1]) if rows else -1
+        return [json.loads(raw) for _, raw in rows], last_seq
 
     async def last_event_seq(self, play_sid: str) -> int:
         """The sequence number of a play's last stored event, or -1."""

@@ -26,6 +26,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from hero_logic.sdk import (
+    ENV_ENTRY,
+    ENV_INPUT_FILE,
+    ENV_PARENT_SPAN,
+    ENV_PLAY_SID,
+    ENV_REPLAY_FILE,
+    ENV_SANDBOX,
+    ENV_SOURCE_FILE,
+    ENV_SPAN_SOCK,
+    ENV_VERSION_SID,
+    EXIT_AWAITING_RESUME,
+    EXIT_NO_ENTRY,
+)
+
 from ._convert import dumps
 from ._interfaces import ExitOutcome, Launch, ProcessExecutorSlot, SandboxTier, SpanListenerSlot
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
@@ -36,15 +50,11 @@ if TYPE_CHECKING:
     from ._config import Config
 
 __all__ = [
-    "EXIT_AWAITING_RESUME",
-    "EXIT_NO_FLOW",
     "PlayRunner",
     "RunState",
     "map_outcome",
 ]
 
-EXIT_AWAITING_RESUME = 75
-EXIT_NO_FLOW = 2
 STDERR_IN_ERROR = 4000
 """How many characters of stderr's tail go into a failed play's error_message."""
 
@@ -159,7 +169,7 @@ def map_outcome(
             pending_resumes=list(pending.values()),
             **changes,
         )
-    elif outcome.exit_code == EXIT_NO_FLOW:
+    elif outcome.exit_code == EXIT_NO_ENTRY:
         changes.update(
             status=PlayStatus.FAILED,
             error_message="no @flow entry found in the flow source (exit 2): decorate the "
@@ -234,21 +244,21 @@ class PlayRunner:
         _write_private(source, version.python_source.encode())
         _write_private(inputs, dumps(play.input_data))
         env = {
-            "HERO_FLOW_SPAN_SOCK": str(play_dir / "span.sock"),
-            "HERO_FLOW_PLAY_SID": play.sid,
-            "HERO_FLOW_VERSION_SID": version.sid,
-            "HERO_FLOW_SOURCE_FILE": str(source),
-            "HERO_FLOW_INPUT_FILE": str(inputs),
-            "HERO_FLOW_SANDBOX": self.tier.name,
+            ENV_SPAN_SOCK: str(play_dir / "span.sock"),
+            ENV_PLAY_SID: play.sid,
+            ENV_VERSION_SID: version.sid,
+            ENV_SOURCE_FILE: str(source),
+            ENV_INPUT_FILE: str(inputs),
+            ENV_SANDBOX: self.tier.name,
         }
         if version.entry_flow:
-            env["HERO_FLOW_ENTRY"] = version.entry_flow
+            env[ENV_ENTRY] = version.entry_flow
         if play.parent_span_id:
-            env["HERO_FLOW_PARENT_SPAN"] = play.parent_span_id
+            env[ENV_PARENT_SPAN] = play.parent_span_id
         replay_file = play_dir / "replay.json"
         if replay:
             _write_private(replay_file, json.dumps(replay).encode())
-            env["HERO_FLOW_REPLAY_FILE"] = str(replay_file)
+            env[ENV_REPLAY_FILE] = str(replay_file)
         else:
             replay_file.unlink(missing_ok=True)
         return Launch(

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hero_logic.kernel import HeroLogicError
-from hero_logic.kernel import json_type_name as _json_type
+from hero_logic.sdk import type_name as _json_type
 
 __all__ = [
     "MAX_DEPTH",

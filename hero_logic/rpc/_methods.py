@@ -24,90 +24,33 @@ import re
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import attrs
 
 import hero_logic
 from hero_logic.kernel import InvalidParams, from_json, to_json
-from hero_logic.kernel import json_type_name as _json_type
+from hero_logic.service import MethodInfo, marked_methods, method_info, rpc_method
+from hero_logic.service import json_type_name as _json_type
 
 from ._jsonrpc import MethodNotFound, ParseError, loads_strict
 from ._openrpc import openrpc_document
 
-__all__ = ["Method", "MethodInfo", "MethodTable", "Param", "rpc_method"]
+__all__ = ["Method", "MethodInfo", "MethodTable", "Param", "RpcCallable", "rpc_method"]
+
+RpcCallable = Callable[..., Awaitable[Any]]
 
 Problem = dict[str, str]
 Checker = Callable[[Any, str, list[Problem]], Any]
 """``check(value, field, problems)`` → the converted value, or :data:`_BAD` after noting why."""
 
-RpcCallable = Callable[..., Awaitable[Any]]
-F = TypeVar("F", bound=RpcCallable)
 
 MAX_PROBLEMS = 50
 """At most this many problems are listed in one -32602 error."""
 
 _BAD: Any = object()
 _MISSING: Any = object()
-_MARK = "__hero_logic_rpc_method__"
 _NoneType = type(None)
-
-
-# -- the decorator -------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class MethodInfo:
-    """What :func:`rpc_method` records on a coroutine function."""
-
-    name: str | None = None
-    summary: str = ""
-    result_description: str = ""
-    cancel_on_disconnect: bool = False
-
-
-@overload
-def rpc_method(name: F, /) -> F: ...
-@overload
-def rpc_method(
-    name: str | None = None,
-    /,
-    *,
-    summary: str = "",
-    result_description: str = "",
-    cancel_on_disconnect: bool = False,
-) -> Callable[[F], F]: ...
-def rpc_method(
-    name: str | F | None = None,
-    /,
-    *,
-    summary: str = "",
-    result_description: str = "",
-    cancel_on_disconnect: bool = False,
-) -> F | Callable[[F], F]:
-    """Mark an ``async def`` method as an RPC method (``@rpc_method()`` or ``@rpc_method``).
-
-    ``name`` defaults to the function's name; ``summary`` to the first line of its docstring.
-    ``cancel_on_disconnect`` is for pure waits (``play_wait``): when the HTTP client goes away
-    mid-call the call is cancelled instead of holding its task until it would have returned.
-    Never set it on a method that changes state: cancelling it half-way could strand a change.
-    """
-    if callable(name):
-        return rpc_method()(name)
-    info = MethodInfo(name, summary, result_description, cancel_on_disconnect)
-
-    def mark(func: F) -> F:
-        if not _is_async(func):
-            msg = f"@rpc_method needs an `async def` function, got {func!r}"
-            raise TypeError(msg)
-        setattr(func, _MARK, info)
-        return func
-
-    return mark
-
-
-def _is_async(func: object) -> bool:
-    return inspect.iscoroutinefunction(func)
 
 
 # -- annotations → checkers and JSON schemas -----------------------------------------------------
@@ -497,9 +440,22 @@ class Method:
             raise InvalidParams.fields(problems, context=self.name)
         return kwargs
 
-    async def call(self, params: dict[str, Any] | list[Any] | None) -> Any:
-        """Bind ``params``, await the method, and return its JSON-shaped result."""
-        return self.to_wire(await self.func(**self.bind(params)))
+    def describe(self, invalid_params_ref: dict[str, str]) -> dict[str, Any]:
+        """This method's OpenRPC Method Object (its errors refer to ``invalid_params_ref``)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.summary:
+            out["summary"] = self.summary
+        if self.description:
+            out["description"] = self.description
+        out["paramStructure"] = "either"
+        out["params"] = [{"name": p.name, "required": p.required, "schema": p.schema} for p in self.params]
+        result: dict[str, Any] = {"name": self.result_name, "schema": self.result_schema}
+        if self.result_description:
+            result["description"] = self.result_description
+        out["result"] = result
+        if self.params:
+            out["errors"] = [invalid_params_ref]
+        return out
 
 
 def _missing(param: Param) -> Problem:
@@ -536,17 +492,14 @@ class MethodTable:
 
     def add_service(self, service: object) -> None:
         """Add every ``@rpc_method`` of ``service`` (bound to it)."""
-        for attr in dir(service):
-            raw = inspect.getattr_static(service, attr, None)
-            info = getattr(raw, _MARK, None)
-            if isinstance(info, MethodInfo):
-                self.add(getattr(service, attr), info=info)
+        for attr, info in marked_methods(service):
+            self.add(getattr(service, attr), info=info)
 
     def add(
         self, func: RpcCallable, *, name: str | None = None, info: MethodInfo | None = None
     ) -> Method:
         """Add one coroutine function as a method (``name`` beats ``info.name`` and ``__name__``)."""
-        info = info or getattr(func, _MARK, None) or MethodInfo()
+        info = info or method_info(func) or MethodInfo()
         method_name = name or info.name or getattr(func, "__name__", "")
         if not method_name:
             msg = f"cannot tell the RPC name of {func!r}: pass name="
@@ -575,7 +528,7 @@ class MethodTable:
     def document(self) -> dict[str, Any]:
         """The OpenRPC document of this table (computed once, until a method is added)."""
         if self._document is None:
-            self._document = openrpc_document(self, title=self.title, version=self.version)
+            self._document = openrpc_document(list(self), dict(self.schemas), title=self.title, version=self.version)
         return self._document
 
     @property

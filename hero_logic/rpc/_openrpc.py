@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from hero_logic.kernel import HeroLogicError
 
 if TYPE_CHECKING:
-    from ._methods import Method, MethodTable
+    from collections.abc import Mapping, Sequence
+
+    from ._methods import Method
 
 __all__ = ["OPENRPC_VERSION", "error_classes", "openrpc_document"]
 
@@ -38,29 +40,10 @@ def _error_object(cls: type[HeroLogicError]) -> dict[str, Any]:
     return {"code": cls.code, "message": doc or cls.__name__}
 
 
-def _method_object(method: Method, invalid_params_ref: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": method.name}
-    if method.summary:
-        out["summary"] = method.summary
-    if method.description:
-        out["description"] = method.description
-    out["paramStructure"] = "either"
-    out["params"] = [
-        {"name": p.name, "required": p.required, "schema": p.schema} for p in method.params
-    ]
-    result: dict[str, Any] = {"name": method.result_name, "schema": method.result_schema}
-    if method.result_description:
-        result["description"] = method.result_description
-    out["result"] = result
-    if method.params:
-        out["errors"] = [invalid_params_ref]
-    return out
-
-
 def openrpc_document(
-    table: MethodTable, *, title: str, version: str, description: str = ""
+    methods: Sequence[Method], schemas: Mapping[str, Any], *, title: str, version: str, description: str = ""
 ) -> dict[str, Any]:
-    """The OpenRPC document of every method of ``table``."""
+    """The OpenRPC document of ``methods``, each describing itself, with the record ``schemas``."""
     errors = {cls.__name__: _error_object(cls) for cls in error_classes()}
     invalid = next((n for n, e in errors.items() if e["code"] == -32602), "InvalidParams")
     info: dict[str, Any] = {"title": title, "version": version}
@@ -69,6 +52,6 @@ def openrpc_document(
     return {
         "openrpc": OPENRPC_VERSION,
         "info": info,
-        "methods": [_method_object(m, {"$ref": f"#/components/errors/{invalid}"}) for m in table],
-        "components": {"schemas": dict(table.schemas), "errors": errors},
+        "methods": [m.describe({"$ref": f"#/components/errors/{invalid}"}) for m in methods],
+        "components": {"schemas": dict(schemas), "errors": errors},
     }

@@ -33,13 +33,20 @@ connection starts from a fresh snapshot. An unknown play is refused before the h
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hero_logic.kernel import NotFound, Play, PlayStatus, dumps, fold_spans, to_json
+from hero_logic.kernel import (
+    RECENT_PLAYS,
+    WATCH_QUEUE_SIZE,
+    Dropped,
+    NotFound,
+    dumps,
+    watch_all_plays,
+    watch_play,
+)
 
 from ._guard import SendGuard
 
@@ -55,6 +62,7 @@ __all__ = [
     "CLOSE_NOT_FOUND",
     "RECENT_PLAYS",
     "STREAM_QUEUE_SIZE",
+    "Dropped",
     "stream_all_plays",
     "stream_play",
     "stream_routes",
@@ -62,129 +70,19 @@ __all__ = [
 
 logger = logging.getLogger("hero_logic.rpc.stream")
 
-STREAM_QUEUE_SIZE = 10_000
-"""Bus messages a stream subscriber may fall behind before it is dropped. A flow's events
-arrive in bursts (the span listener applies them in batches): a subscriber reading at full
-speed (several thousand messages a second) still lags a whole burst behind."""
+STREAM_QUEUE_SIZE = WATCH_QUEUE_SIZE
+"""Bus messages a stream subscriber may fall behind before it is dropped."""
 
-RECENT_PLAYS = 50
-"""Plays in the all-plays stream's snapshot, newest first."""
+stream_play = watch_play
+"""One play's stream: the kernel's watch (see :func:`hero_logic.kernel.watch_play`)."""
+stream_all_plays = watch_all_plays
+"""Every play's status changes: the kernel's watch (see :func:`hero_logic.kernel.watch_all_plays`)."""
 
 CLOSE_DROPPED = 1013
 """Close code of a subscriber the bus dropped for falling behind (RFC 6455 "try again later")."""
 
 CLOSE_NOT_FOUND = 4404
 """Close code for an unknown play when the server cannot answer the handshake with a 404."""
-
-class Dropped(Exception):
-    """The bus dropped this subscriber: it fell too far behind."""
-
-
-async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, list[dict[str, Any]], int]:
-    """The play, its stored events and the position of the last one.
-
-    The play is read before the events: a play found terminal had stored all its events
-    before its status, so they are all in the snapshot.
-    """
-    play = await kernel.repo.get_play(play_sid)
-    rows = await kernel.store.scan("events", f"{play_sid}/")
-    events = [json.loads(raw) for _, raw in rows]
-    last_seq = int(rows[-1][0].rsplit("/", 1)[1]) if rows else -1
-    return play, events, last_seq
-
-
-async def stream_play(
-    kernel: Kernel,
-    play_sid: str,
-    emit: Callable[[dict[str, Any]], Awaitable[None]],
-    *,
-    queue_size: int = STREAM_QUEUE_SIZE,
-) -> PlayStatus:
-    """Emit one play's snapshot, then its events and status changes, until it ends.
-
-    Returns the terminal status. Raises :class:`~hero_logic.kernel.NotFound` for an unknown
-    play (before emitting anything) and :class:`Dropped` if the subscriber fell behind.
-    """
-    async with kernel.bus.subscribe(play_sid, queue_size=queue_size) as messages:
-        play, events, last_seq = await _snapshot(kernel, play_sid)
-        # Whatever is queued now was published before the snapshot read completed.
-        early: list[dict[str, Any]] = []
-        while True:
-            try:
-                early.append(messages.receive_nowait())
-            except trio.WouldBlock:
-                break
-            except trio.EndOfChannel:
-                raise Dropped from None
-        sent_play = to_json(play)
-        await emit({
-            "type": "snapshot",
-            "play": sent_play,
-            "spans": to_json(fold_spans(play_sid, events)),
-            "seq": last_seq,
-        })
-        # A status published before the read that equals the snapshot's play marks every
-        # earlier status as already included.
-        stale = max((i for i, m in enumerate(early) if _is_status(m) and m["play"] == sent_play), default=-1)
-        status = play.status
-
-        async def relay(message: dict[str, Any], *, early_index: int | None = None) -> bool:
-            """Emit ``message`` unless the snapshot holds it; True once the play ended."""
-            nonlocal last_seq, status
-            if _is_status(message):
-                if (early_index is not None and early_index <= stale) or message["status"] == status.value:
-                    return False  # in the snapshot already, or a re-save that changed no status
-                status = PlayStatus(message["status"])
-                await emit({"type": "status", "status": status.value, "play": message["play"]})
-                return status.is_terminal
-            seq = message.get("seq")
-            if not isinstance(seq, int) or seq <= last_seq:
-                return False
-            last_seq = seq
-            await emit(message)
-            return False
-
-        if play.status.is_terminal:
-            for message in early:
-                if not _is_status(message):
-                    await relay(message)
-            await emit({"type": "status", "status": play.status.value, "play": sent_play})
-            return play.status
-        for index, message in enumerate(early):
-            if await relay(message, early_index=index):
-                return status
-        async for message in messages:
-            if await relay(message):
-                return status
-        raise Dropped
-
-
-async def stream_all_plays(
-    kernel: Kernel,
-    emit: Callable[[dict[str, Any]], Awaitable[None]],
-    *,
-    queue_size: int = STREAM_QUEUE_SIZE,
-) -> None:
-    """Emit ``{"type": "snapshot", "plays": [Play]}`` (the newest :data:`RECENT_PLAYS`), then a
-    ``status`` message for every status change of any play. Runs until cancelled; raises
-    :class:`Dropped` if the subscriber fell behind."""
-    async with kernel.bus.subscribe(None, queue_size=queue_size) as messages:
-        plays = await kernel.repo.list_plays(limit=RECENT_PLAYS)
-        seen = {p.sid: to_json(p) for p in plays}
-        await emit({"type": "snapshot", "plays": list(seen.values())})
-        async for message in messages:
-            if not _is_status(message):
-                continue  # span events of every play: the per-play stream carries those
-            play = message["play"]
-            if seen.pop(play["sid"], None) == play:
-                continue  # the snapshot already shows it
-            await emit({"type": "status", "status": message["status"], "play": play})
-        raise Dropped
-
-
-def _is_status(message: dict[str, Any]) -> bool:
-    return message.get("type") == "status" and isinstance(message.get("play"), dict)
-
 
 # -- the ASGI websocket handlers ------------------------------------------------------------------
 
@@ -241,7 +139,7 @@ def stream_routes(kernel: Kernel, *, queue_size: int = STREAM_QUEUE_SIZE) -> lis
     async def play_socket(scope: Scope, receive: Receive, send: Send, *, play_sid: str) -> None:
         await receive()  # websocket.connect
         try:
-            await kernel.repo.get_play(play_sid)
+            await kernel.get_play(play_sid)
         except NotFound as exc:
             await refuse(scope, send, 404, exc.message)
             return

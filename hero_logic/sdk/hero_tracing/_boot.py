@@ -16,6 +16,7 @@ import sys
 from . import _state
 from ._load import flows_in, load_module, pick_entry
 from ._spans import Failed, outcome
+from ._wire import EXIT_AWAITING_RESUME, EXIT_FAILED, EXIT_NO_ENTRY, EXIT_OK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,10 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_AWAITING_RESUME", "EXIT_FAILED", "EXIT_NO_ENTRY", "EXIT_OK", "main", "run"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_NO_ENTRY = 2
-EXIT_AWAITING_RESUME = 75
+
 MODULE_NAME = "__hero_flow__"
 PAUSE_GRACE_S = 30.0
 """How long an async flow that is pausing waits for its other branches to pause or finish."""

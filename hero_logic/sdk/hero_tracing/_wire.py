@@ -21,10 +21,24 @@ else:
         from hashlib import sha1 as _new_sha1
 
 __all__ = [
+    "ENV_ENTRY",
+    "ENV_INPUT_FILE",
+    "ENV_PARENT_SPAN",
+    "ENV_PLAY_SID",
+    "ENV_REPLAY_FILE",
+    "ENV_SANDBOX",
+    "ENV_SOURCE_FILE",
+    "ENV_SPAN_SOCK",
+    "ENV_VERSION_SID",
     "EVENT_TYPES",
+    "EXIT_AWAITING_RESUME",
+    "EXIT_FAILED",
+    "EXIT_NO_ENTRY",
+    "EXIT_OK",
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "MAX_TEXT_BYTES",
+    "REQUEST_METHODS",
     "SPAN_END_STATUSES",
     "SPAN_KINDS",
     "canonical_json",
@@ -45,6 +59,30 @@ EVENT_TYPES = frozenset(
 """Every ``type`` a flow process may send (``response`` travels the other way)."""
 
 SPAN_KINDS = frozenset({"flow_root", "step", "rpc", "subflow", "other"})
+"""Every span ``kind`` (the service's ``SpanKind`` enum is built from this set)."""
+
+REQUEST_METHODS = frozenset({"flow_source", "start_child_play", "wait_child_play", "check_answer", "checkpoint"})
+"""Every ``method`` of a ``request`` line; the service answers each with one named handler."""
+
+EXIT_OK = 0
+"""Exit status of a flow process whose entry flow returned."""
+EXIT_FAILED = 1
+"""Exit status of a flow process whose entry flow raised."""
+EXIT_NO_ENTRY = 2
+"""Exit status of a flow process whose source has no ``@flow`` entry to run."""
+EXIT_AWAITING_RESUME = 75
+"""Exit status of a flow process that paused (its play awaits resume)."""
+
+ENV_SPAN_SOCK = "HERO_FLOW_SPAN_SOCK"
+ENV_PLAY_SID = "HERO_FLOW_PLAY_SID"
+ENV_VERSION_SID = "HERO_FLOW_VERSION_SID"
+ENV_SOURCE_FILE = "HERO_FLOW_SOURCE_FILE"
+ENV_INPUT_FILE = "HERO_FLOW_INPUT_FILE"
+ENV_SANDBOX = "HERO_FLOW_SANDBOX"
+ENV_ENTRY = "HERO_FLOW_ENTRY"
+ENV_PARENT_SPAN = "HERO_FLOW_PARENT_SPAN"
+ENV_REPLAY_FILE = "HERO_FLOW_REPLAY_FILE"
+"""The ``HERO_FLOW_*`` environment the service gives a flow process (see the package docstring)."""
 SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
 _START_STATUSES = frozenset({"running", "replayed"})
 

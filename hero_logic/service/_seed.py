@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from hero_logic.kernel import Example, HeroLogicError, Library, Workflow, new_sid, now_ms
+from hero_logic.kernel import Example, HeroLogicError, Workflow, new_sid, now_ms
 
+from ._catalog import Library
 from ._library import check_preset
 
 if TYPE_CHECKING:
     from hero_logic.kernel import Write
 
-    from ._service import LogicService
+    from ._workflows import Workflows
 
 __all__ = ["SeedFile", "read_seed", "seed_files", "seed_library"]
 
@@ -115,9 +116,9 @@ def seed_files() -> dict[str, list[SeedFile]]:
     return {name: sorted(group, key=lambda s: (s.order, s.origin)) for name, group in groups.items()}
 
 
-async def seed_library(logic: LogicService) -> list[str]:
+async def seed_library(workflows: Workflows) -> list[str]:
     """Seed every bundled workflow not seeded before; returns the names seeded now."""
-    repo = logic.kernel.repo
+    repo = workflows.kernel.repo
     library = Library(repo)
     done = await library.seeded_names()
     seeded = []
@@ -129,7 +130,7 @@ async def seed_library(logic: LogicService) -> list[str]:
             await repo.commit(library.mark_seeded(name, "skipped: the name was taken"))
             continue
         try:
-            writes = _seed_writes(logic, name, group)
+            writes = _seed_writes(workflows, name, group)
         except (HeroLogicError, ValueError, TypeError, KeyError) as exc:
             log.error("seed %s (%s) skipped: %s", name, ", ".join(s.origin for s in group), exc)
             continue
@@ -140,13 +141,13 @@ async def seed_library(logic: LogicService) -> list[str]:
     return seeded
 
 
-def _seed_writes(logic: LogicService, name: str, group: list[SeedFile]) -> list[Write]:
+def _seed_writes(workflows: Workflows, name: str, group: list[SeedFile]) -> list[Write]:
     """Every write of one seeded workflow: the workflow, its versions, its presets, the mark."""
-    repo = logic.kernel.repo
+    repo = workflows.kernel.repo
     now = now_ms()
     wf_sid = new_sid("wf")
     versions = [
-        logic._new_version(wf_sid, s.source, label=s.version_label, notes=f"seeded from {s.origin}", context=f"seed {s.origin}")
+        workflows.new_version(wf_sid, s.source, label=s.version_label, notes=f"seeded from {s.origin}", context=f"seed {s.origin}")
         for s in group
     ]
     chosen = [i for i, s in enumerate(group) if s.current]

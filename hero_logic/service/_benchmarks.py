@@ -19,23 +19,23 @@ import trio
 from hero_logic.kernel import (
     BenchmarkStatus,
     HeroLogicError,
-    Library,
     NotFound,
     Play,
     PlayStatus,
-    RunOutcome,
     ServiceClosed,
     SpanKind,
     WrongState,
-    check_inputs,
     new_sid,
     now_ms,
-    run_accuracy,
-    summarise_runs,
 )
+
+from ._catalog import Library
+from ._scoring import RunOutcome, run_accuracy, summarise_runs
 
 if TYPE_CHECKING:
     from hero_logic.kernel import Benchmark, Example, Kernel, WorkflowVersion
+
+    from ._plays import Plays
 
 __all__ = ["BenchmarkDriver"]
 
@@ -47,6 +47,7 @@ class BenchmarkDriver:
     """Runs benchmarks in the background and lets callers wait for them."""
 
     kernel: Kernel
+    plays: Plays
     _finished: dict[str, trio.Event] = attrs.Factory(dict)
 
     @property
@@ -131,16 +132,15 @@ class BenchmarkDriver:
         try:
             await kernel.repo.get_play(play_sid)  # started before a restart: the kernel recovered it
         except NotFound:
-            play = Play(
+            await self.plays.create(
+                context=f"benchmark {benchmark.sid}",
                 sid=play_sid,
                 workflow_sid=benchmark.workflow_sid,
-                workflow_version_sid=version.sid,
+                version_sid=version.sid,
                 name=f"benchmark:{benchmark.sid}:{index}",
-                input_data=check_inputs(version.inputs, example.input_values, flow_name=version.entry_flow),
-                prefill_resumes=dict(example.prefill_resumes),
-                created_at=now_ms(),
+                input_data=example.input_values,
+                prefill_resumes=example.prefill_resumes,
             )
-            await kernel.create_play(play)
         play = await kernel.wait(play_sid, 0)
         label = f"run {index} (preset {example.name!r}, play {play_sid})"
         if play.status is PlayStatus.AWAITING_RESUME:
@@ -171,14 +171,7 @@ class BenchmarkDriver:
         return outcome, note
 
     async def _cancel_tree(self, play: Play) -> Play:
-        """Cancel a paused play and the paused child plays it waits for; the play as it ends."""
-        for child_sid in play.child_play_sids:
-            try:
-                child = await self.kernel.repo.get_play(child_sid)
-            except NotFound:
-                continue
-            if child.status is PlayStatus.AWAITING_RESUME:
-                await self._cancel_tree(child)
+        """Cancel a paused play (the kernel cancels its children with it); the play as it ends."""
         try:
             return await self.kernel.cancel(play.sid)
         except WrongState:  # it ended (or was answered) meanwhile

@@ -1,9 +1,9 @@
 """LibraryService: presets, benchmarks, version picking and search (CONTRACT.md §3).
 
-Its ``@rpc_method`` coroutines join LogicService's in the one method table
-(:meth:`MethodTable.add_service`). It also resolves what ``play_start`` needs for a preset
-(``example_sid``) or a pick (``pick={...}``). Benchmarks run in the background through a
-:class:`~hero_logic.rpc._benchmark.BenchmarkDriver`.
+Its ``@rpc_method`` coroutines join the other rooms' in the one method table. It also resolves
+what ``play_start`` needs for a preset (``example_sid``) or a pick (``pick={...}``). Benchmarks
+run in the background through a :class:`~hero_logic.service._benchmarks.BenchmarkDriver`,
+whose plays are created by :class:`~hero_logic.service._plays.Plays` like every other.
 """
 
 from __future__ import annotations
@@ -17,57 +17,37 @@ from hero_logic.kernel import (
     BenchmarkStatus,
     Example,
     InvalidParams,
-    Library,
+    KeyedLock,
     NotFound,
     PickResult,  # an RPC result annotation: the method table resolves it at run time
-    PluginNotFound,
-    SearchDoc,
     VersionCandidate,
-    VersionPicker,
     WrongState,
-    check_expected_output,
-    check_inputs,
-    load_plugin,
-    merge_under,
     new_sid,
     now_ms,
     pick_weights,
-    rank_workflows,
 )
 
-from ._benchmark import BenchmarkDriver
-from ._methods import rpc_method
+from ._benchmarks import BenchmarkDriver
+from ._catalog import Library
+from ._checks import check_name, invalid_field
+from ._inputs import check_inputs
+from ._marker import rpc_method
+from ._scoring import check_expected_output, merge_under
+from ._search import SearchDoc, rank_workflows
 
 if TYPE_CHECKING:
-    from hero_logic.kernel import Config, Kernel, Workflow, WorkflowVersion
+    from hero_logic.kernel import Kernel, Workflow, WorkflowVersion
+
+    from ._plays import Plays
 
 
-__all__ = ["DEFAULT_PICKER", "LibraryService", "StartPlan", "check_preset", "load_picker"]
+__all__ = ["LibraryService", "StartPlan", "check_preset"]
 
-DEFAULT_PICKER = "weighted"
-MAX_NAME_LENGTH = 200
 MAX_REPEATS = 100
 MAX_BENCHMARK_RUNS = 1000
 MAX_SEARCH_LIMIT = 1000
 MAX_QUERY_LENGTH = 1000
 _PICK_KEYS = ("cost_weight", "speed_weight", "accuracy_weight", "min_accuracy")
-
-
-def load_picker(config: Config, name: str = DEFAULT_PICKER) -> VersionPicker:
-    """The version picker plugin ``name`` (entry-point group ``hero_logic.version_picker``), checked."""
-    group = "hero_logic.version_picker"
-    picker = load_plugin(group, name, required_attrs=("from_config",)).from_config(config)
-    if not isinstance(picker, VersionPicker):
-        msg = (
-            f"plugin {name!r} of group {group!r} built {picker!r}, which lacks `name` or "
-            "`pick(candidates, weights, *, current_version_sid)`: it cannot fill the version_picker slot"
-        )
-        raise PluginNotFound(msg)
-    return picker
-
-
-def _bad(*, field: str, error: str, context: str) -> InvalidParams:
-    return InvalidParams.fields([{"field": field, "error": error}], context=context)
 
 
 def check_preset(
@@ -108,13 +88,14 @@ class LibraryService:
     """The library's RPC methods and its benchmark driver."""
 
     kernel: Kernel
-    picker: VersionPicker
+    plays: Plays
     driver: BenchmarkDriver = attrs.field(init=False)
+    _preset_locks: KeyedLock = attrs.Factory(KeyedLock)
     _search_docs: tuple[int, list[SearchDoc]] | None = attrs.field(default=None, init=False)
     """The search index of every workflow and the workflows generation it was built at."""
 
     def __attrs_post_init__(self) -> None:
-        self.driver = BenchmarkDriver(self.kernel)
+        self.driver = BenchmarkDriver(self.kernel, self.plays)
 
     @property
     def library(self) -> Library:
@@ -130,9 +111,8 @@ class LibraryService:
             return None
         version = await self.kernel.repo.get_version(sid)
         if version.workflow_sid != wf.sid:
-            raise _bad(
-                field="version_sid",
-                error=f"version {sid} belongs to workflow {version.workflow_sid}, not {wf.name!r} ({wf.sid})",
+            msg = "version_sid"
+            raise invalid_field(msg, f"version {sid} belongs to workflow {version.workflow_sid}, not {wf.name!r} ({wf.sid})",
                 context=context,
             )
         return version
@@ -154,11 +134,25 @@ class LibraryService:
         declared inputs and outputs of its pinned or current version)."""
         context = "example_upsert"
         wf = await self.kernel.repo.get_workflow(workflow_sid)
-        stripped = name.strip()
-        if not stripped or len(stripped) > MAX_NAME_LENGTH or not stripped.isprintable():
-            raise _bad(field="name", error=f"must be one non-empty line of at most {MAX_NAME_LENGTH} printable characters, got {name[:80]!r}", context=context)
+        stripped = check_name(name, context=context, what="the preset")
         version = await self._target_version(wf, version_sid, context=context)
         check_preset(version, input_values, expected_output, flow_name=version.entry_flow if version else wf.name)
+        # One upsert of a name at a time: concurrent ones all end on the one preset, in order.
+        async with self._preset_locks.hold(f"{wf.sid}/{stripped}"):
+            return await self._upsert(
+                wf, stripped, version_sid, description, input_values, expected_output, prefill_resumes
+            )
+
+    async def _upsert(
+        self,
+        wf: Workflow,
+        stripped: str,
+        version_sid: str,
+        description: str,
+        input_values: dict[str, Any],
+        expected_output: Any,
+        prefill_resumes: dict[str, Any] | None,
+    ) -> Example:
         old = await self.library.example_by_name(wf.sid, stripped)
         now = now_ms()
         example = Example(
@@ -230,9 +224,8 @@ class LibraryService:
         if example_sid:
             example = await self.library.get_example(example_sid)
             if example.workflow_sid != workflow_sid:
-                raise _bad(
-                    field="example_sid",
-                    error=f"preset {example.name!r} ({example.sid}) belongs to workflow {example.workflow_sid}, "
+                msg = "example_sid"
+                raise invalid_field(msg, f"preset {example.name!r} ({example.sid}) belongs to workflow {example.workflow_sid}, "
                     f"not {workflow_sid!r}: pass its own workflow_sid",
                     context=context,
                 )
@@ -244,7 +237,8 @@ class LibraryService:
             )
         if pick is not None:
             if version_sid:
-                raise _bad(field="pick", error="pass either version_sid or pick, not both", context=context)
+                msg = "pick"
+                raise invalid_field(msg, "pass either version_sid or pick, not both", context=context)
             result = await self._pick(workflow_sid, self._pick_params(pick, context=context), context=context)
             plan = attrs.evolve(plan, version_sid=result.version_sid)
         return plan
@@ -275,7 +269,8 @@ class LibraryService:
         version = await repo.get_version(version_sid)
         wf = await repo.get_workflow(version.workflow_sid)
         if not 1 <= repeats <= MAX_REPEATS:
-            raise _bad(field="repeats", error=f"must be between 1 and {MAX_REPEATS}, got {repeats}", context=context)
+            msg = "repeats"
+            raise invalid_field(msg, f"must be between 1 and {MAX_REPEATS}, got {repeats}", context=context)
         if not version.python_source.strip():
             msg = f"{context}: version {version.sid} of workflow {wf.name!r} has no python_source to run"
             raise WrongState(msg)
@@ -284,9 +279,10 @@ class LibraryService:
             for i, sid in enumerate(dict.fromkeys(example_sids)):
                 example = await self.library.get_example(sid)
                 if example.workflow_sid != wf.sid:
-                    raise _bad(
-                        field=f"example_sids[{i}]",
-                        error=f"preset {example.name!r} ({sid}) belongs to workflow {example.workflow_sid}, not {wf.name!r}",
+                    msg_0 = f"example_sids[{i}]"
+                    raise invalid_field(
+                        msg_0,
+                        f"preset {example.name!r} ({sid}) belongs to workflow {example.workflow_sid}, not {wf.name!r}",
                         context=context,
                     )
                 examples.append(example)
@@ -310,9 +306,8 @@ class LibraryService:
         if problems:
             raise InvalidParams.fields(problems, context=f"{context}: presets that do not fit version {version.sid}")
         if len(examples) * repeats > MAX_BENCHMARK_RUNS:
-            raise _bad(
-                field="repeats",
-                error=f"{len(examples)} presets × {repeats} repeats is over {MAX_BENCHMARK_RUNS} runs",
+            msg_0 = "repeats"
+            raise invalid_field(msg_0, f"{len(examples)} presets × {repeats} repeats is over {MAX_BENCHMARK_RUNS} runs",
                 context=context,
             )
         benchmark = Benchmark(
@@ -338,7 +333,8 @@ class LibraryService:
         """The benchmark once it is done or failed, or as it stands when timeout_ms (0 = forever)
         runs out."""
         if timeout_ms < 0:
-            raise _bad(field="timeout_ms", error=f"must be 0 (forever) or positive, got {timeout_ms}", context="benchmark_wait")
+            msg = "timeout_ms"
+            raise invalid_field(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="benchmark_wait")
         benchmark = await self.library.get_benchmark(sid)
         if benchmark.status is BenchmarkStatus.RUNNING:
             await self.driver.wait(sid, timeout_ms / 1000 if timeout_ms else float("inf"))
@@ -399,7 +395,7 @@ class LibraryService:
         if not candidates:
             msg = f"{context}: workflow {wf.name!r} ({wf.sid}) has no version to pick from: add one with workflow_create_version"
             raise WrongState(msg)
-        return self.picker.pick(candidates, weights, current_version_sid=wf.current_version_sid)
+        return self.kernel.picker.pick(candidates, weights, current_version_sid=wf.current_version_sid)
 
     @rpc_method()
     async def pick_version(
@@ -428,9 +424,11 @@ class LibraryService:
         tolerated), best first; an empty query lists the newest."""
         context = "flow_library_search"
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
-            raise _bad(field="limit", error=f"must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}", context=context)
+            msg = "limit"
+            raise invalid_field(msg, f"must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}", context=context)
         if len(query) > MAX_QUERY_LENGTH:
-            raise _bad(field="query", error=f"must be at most {MAX_QUERY_LENGTH} characters, got {len(query)}", context=context)
+            msg = "query"
+            raise invalid_field(msg, f"must be at most {MAX_QUERY_LENGTH} characters, got {len(query)}", context=context)
         repo = self.kernel.repo
         generation = repo.workflows_generation  # read before the workflows: never newer than they
         if self._search_docs is None or self._search_docs[0] != generation:

@@ -32,7 +32,7 @@ from rapidfuzz.distance import OSA
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ._model import Workflow
+    from hero_logic.kernel import Workflow
 
 __all__ = ["FIELD_WEIGHTS", "SearchDoc", "rank_workflows", "words"]
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hero_logic.kernel import FieldType, FlowField, InvalidParams
 from hero_logic.sdk import type_name
-
-from ._errors import InvalidParams
-from ._model import FieldType, FlowField
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -23,7 +21,7 @@ def json_type_name(value: Any) -> str:
     """The JSON type name of a Python value (``integer`` for ints, ``object`` for dicts...).
 
     The SDK's own definition, so the service and flows name types the same way."""
-    return type_name(value)
+    return str(type_name(value))
 
 
 def matches_type(value: Any, field_type: FieldType) -> bool:

@@ -1,0 +1,157 @@
+"""Watching plays: a snapshot, then every later event by position, with no gap and no repeat.
+
+:func:`watch_play` is what the live span stream (CONTRACT.md §7) sends for one play:
+
+1. ``{"type": "snapshot", "play": Play, "spans": [Span], "seq": N}`` — the play and its span
+   tree as stored when the watch began; ``seq`` is the position of the last event the
+   snapshot includes (-1 for none).
+2. Every event applied after it, as the flow sent it, plus its position ``seq`` (consecutive,
+   starting at the snapshot's ``seq + 1``).
+3. ``{"type": "status", "status": "<play status>", "play": Play}`` each time the play's status
+   changes, interleaved with the events in the order they happened (a re-save that leaves the
+   status as it was sends none).
+4. It returns after a terminal status; a play that had already ended gets its snapshot and one
+   status message.
+
+The watch subscribes to the bus *before* it reads the snapshot, so nothing that happens between
+the two is lost; what the snapshot already holds is skipped by position (events) or by equality
+with the snapshot's play and status (statuses). A watcher that falls ``queue_size`` messages
+behind is dropped by the bus (publishing never waits) and gets :class:`Dropped`.
+
+:func:`watch_all_plays` sends the newest plays, then every status change of any play.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._convert import to_json
+from ._model import Play, PlayStatus
+from ._spans import fold_spans
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._kernel import Kernel
+
+__all__ = ["RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "watch_all_plays", "watch_play"]
+
+WATCH_QUEUE_SIZE = 10_000
+"""Bus messages a watcher may fall behind before it is dropped. A flow's events arrive in
+bursts (the span listener applies them in batches): a watcher reading at full speed (several
+thousand messages a second) still lags a whole burst behind."""
+
+RECENT_PLAYS = 50
+"""Plays in the all-plays watch's snapshot, newest first."""
+
+
+class Dropped(Exception):
+    """The bus dropped this subscriber: it fell too far behind."""
+
+
+async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, list[dict[str, Any]], int]:
+    """The play, its stored events and the position of the last one.
+
+    The play is read before the events: a play found terminal had stored all its events
+    before its status, so they are all in the snapshot.
+    """
+    play = await kernel.repo.get_play(play_sid)
+    events, last_seq = await kernel.repo.read_events_with_last_seq(play_sid)
+    return play, events, last_seq
+
+
+async def watch_play(
+    kernel: Kernel,
+    play_sid: str,
+    emit: Callable[[dict[str, Any]], Awaitable[None]],
+    *,
+    queue_size: int = WATCH_QUEUE_SIZE,
+) -> PlayStatus:
+    """Emit one play's snapshot, then its events and status changes, until it ends.
+
+    Returns the terminal status. Raises :class:`~hero_logic.kernel.NotFound` for an unknown
+    play (before emitting anything) and :class:`Dropped` if the subscriber fell behind.
+    """
+    async with kernel.bus.subscribe(play_sid, queue_size=queue_size) as messages:
+        play, events, last_seq = await _snapshot(kernel, play_sid)
+        # Whatever is queued now was published before the snapshot read completed.
+        early: list[dict[str, Any]] = []
+        while True:
+            try:
+                early.append(messages.receive_nowait())
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                raise Dropped from None
+        sent_play = to_json(play)
+        await emit({
+            "type": "snapshot",
+            "play": sent_play,
+            "spans": to_json(fold_spans(play_sid, events)),
+            "seq": last_seq,
+        })
+        # A status published before the read that equals the snapshot's play marks every
+        # earlier status as already included.
+        stale = max((i for i, m in enumerate(early) if _is_status(m) and m["play"] == sent_play), default=-1)
+        status = play.status
+
+        async def relay(message: dict[str, Any], *, early_index: int | None = None) -> bool:
+            """Emit ``message`` unless the snapshot holds it; True once the play ended."""
+            nonlocal last_seq, status
+            if _is_status(message):
+                if (early_index is not None and early_index <= stale) or message["status"] == status.value:
+                    return False  # in the snapshot already, or a re-save that changed no status
+                status = PlayStatus(message["status"])
+                await emit({"type": "status", "status": status.value, "play": message["play"]})
+                return status.is_terminal
+            seq = message.get("seq")
+            if not isinstance(seq, int) or seq <= last_seq:
+                return False
+            last_seq = seq
+            await emit(message)
+            return False
+
+        if play.status.is_terminal:
+            for message in early:
+                if not _is_status(message):
+                    await relay(message)
+            await emit({"type": "status", "status": play.status.value, "play": sent_play})
+            return play.status
+        for index, message in enumerate(early):
+            if await relay(message, early_index=index):
+                return status
+        async for message in messages:
+            if await relay(message):
+                return status
+        raise Dropped
+
+
+async def watch_all_plays(
+    kernel: Kernel,
+    emit: Callable[[dict[str, Any]], Awaitable[None]],
+    *,
+    queue_size: int = WATCH_QUEUE_SIZE,
+) -> None:
+    """Emit ``{"type": "snapshot", "plays": [Play]}`` (the newest :data:`RECENT_PLAYS`), then a
+    ``status`` message for every status change of any play. Runs until cancelled; raises
+    :class:`Dropped` if the subscriber fell behind."""
+    async with kernel.bus.subscribe(None, queue_size=queue_size) as messages:
+        plays = await kernel.repo.list_plays(limit=RECENT_PLAYS)
+        seen = {p.sid: to_json(p) for p in plays}
+        await emit({"type": "snapshot", "plays": list(seen.values())})
+        async for message in messages:
+            if not _is_status(message):
+                continue  # span events of every play: the per-play stream carries those
+            play = message["play"]
+            if seen.pop(play["sid"], None) == play:
+                continue  # the snapshot already shows it
+            await emit({"type": "status", "status": message["status"], "play": play})
+        raise Dropped
+
+
+def _is_status(message: dict[str, Any]) -> bool:
+    return message.get("type") == "status" and isinstance(message.get("play"), dict)
+
+

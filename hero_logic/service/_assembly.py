@@ -1,0 +1,79 @@
+"""The service: every room of the domain over one running kernel, assembled once.
+
+:func:`open_service` builds the rooms, tells the kernel who answers flows' requests, seeds the
+bundled flows, drives on the benchmarks a previous run left, and closes what it opened (the
+schema checker's worker) on exit. Doors (RPC, admin, ingress) call the rooms' marked methods;
+:meth:`Service.api` lists the objects that carry them.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._flow_requests import FlowRequests
+from ._library import LibraryService
+from ._plays import Plays
+from ._resumes import Resumes
+from ._schema_check import SchemaChecker
+from ._seed import seed_library
+from ._workflows import Workflows
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from hero_logic.kernel import Kernel
+
+__all__ = ["Service", "open_service"]
+
+
+@attrs.define(eq=False)
+class Service:
+    """The domain rooms over one kernel."""
+
+    kernel: Kernel
+    schema_checker: SchemaChecker
+    workflows: Workflows
+    plays: Plays
+    resumes: Resumes
+    library: LibraryService
+    flow_requests: FlowRequests
+
+    @classmethod
+    def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
+        """Every room over ``kernel``, wired to each other (nothing started yet)."""
+        checker = schema_checker or SchemaChecker()
+        workflows = Workflows(kernel)
+        plays = Plays(kernel, workflows)
+        library = LibraryService(kernel, plays)
+        plays.library = library
+        return cls(
+            kernel=kernel,
+            schema_checker=checker,
+            workflows=workflows,
+            plays=plays,
+            resumes=Resumes(kernel, checker),
+            library=library,
+            flow_requests=FlowRequests(kernel, workflows, plays, checker),
+        )
+
+    def api(self) -> list[object]:
+        """The objects whose ``@rpc_method`` methods make up the API."""
+        return [self.workflows, self.plays, self.resumes, self.library]
+
+
+@asynccontextmanager
+async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Service]:
+    """A started service over ``kernel``: it answers flows' requests, the bundled flows are
+    seeded (when ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
+    service = Service.build(kernel)
+    try:
+        kernel.answer_requests_with(service.flow_requests)
+        if seed:
+            await seed_library(service.workflows)
+        await service.library.resume_benchmarks()
+        yield service
+    finally:
+        await service.schema_checker.aclose()

@@ -1,0 +1,223 @@
+"""Plays: the one place a Play record is created, and the methods that start, list and end them.
+
+Every play — ``play_start``, ``play_run_async``, a retry, a benchmark run, a child play, and
+later schedules and webhooks — is made by :meth:`Plays.create`, which checks the inputs against
+the version and hands the record to the kernel. Status changes are the kernel's alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hero_logic.kernel import (
+    Kernel,
+    Play,
+    PlayStatus,
+    Span,
+    WrongState,
+    new_sid,
+    now_ms,
+)
+from hero_logic.sdk import decode_event
+
+from ._checks import check_limit, invalid_field
+from ._inputs import check_inputs
+from ._marker import rpc_method
+
+if TYPE_CHECKING:
+    from ._library import LibraryService
+    from ._workflows import Workflows
+
+__all__ = ["Plays"]
+
+
+@attrs.define(eq=False)
+class Plays:
+    """The play methods of the API."""
+
+    kernel: Kernel
+    workflows: Workflows
+    library: LibraryService | None = None
+    """Presets and version picking for ``play_start`` (set when the service is assembled)."""
+
+    async def create(
+        self,
+        *,
+        context: str,
+        workflow_sid: str,
+        input_data: dict[str, Any],
+        version_sid: str = "",
+        name: str = "",
+        parent_span_id: str = "",
+        parent_play_sid: str = "",
+        prefill_resumes: dict[str, Any] | None = None,
+        timeout_ms: int = 0,
+        reuse_steps_of: str = "",
+        step_key: str = "",
+        sid: str = "",
+    ) -> Play:
+        """Create a ``pending`` play of a version (the workflow's current one unless named),
+        its inputs checked against the version's fields, and hand it to the kernel to run."""
+        if timeout_ms < 0:
+            msg = "timeout_ms"
+            raise invalid_field(msg, f"must be 0 (the default limit) or positive, got {timeout_ms}", context=context)
+        async with self.workflows.creating_play(workflow_sid):
+            wf = await self.kernel.repo.get_workflow(workflow_sid)
+            version = await self.workflows.version_for(wf, version_sid, context=context)
+            inputs = check_inputs(version.inputs, input_data, flow_name=version.entry_flow or wf.name)
+            play = Play(
+                sid=sid or new_sid("play"),
+                workflow_sid=wf.sid,
+                workflow_version_sid=version.sid,
+                name=name,
+                input_data=inputs,
+                parent_span_id=parent_span_id,
+                parent_play_sid=parent_play_sid,
+                prefill_resumes=dict(prefill_resumes or {}),
+                reuse_steps_of=reuse_steps_of,
+                timeout_ms=timeout_ms,
+                created_at=now_ms(),
+            )
+            return await self.kernel.create_play(play, step_key=step_key)
+
+    # -- plays -----------------------------------------------------------------------------------
+
+    @rpc_method()
+    async def play_start(
+        self,
+        workflow_sid: str,
+        input_data: dict[str, Any] | None = None,
+        version_sid: str = "",
+        name: str = "",
+        example_sid: str = "",
+        prefill_resumes: dict[str, Any] | None = None,
+        timeout_ms: int = 0,
+        pick: dict[str, Any] | None = None,
+    ) -> str:
+        """Start a play of a workflow (its current version unless version_sid is given);
+        returns the play sid at once.
+
+        example_sid runs a preset: its input values and prefills, under any explicit
+        input_data and prefill_resumes, on its pinned version unless version_sid is given.
+        pick ({cost_weight, speed_weight, accuracy_weight, min_accuracy}) lets the version
+        picker choose the version, as pick_version does."""
+        if example_sid or pick is not None:
+            if self.library is None:
+                msg = "play_start: this service runs without the library, so example_sid and pick are unavailable"
+                raise WrongState(msg)
+            plan = await self.library.plan_start(
+                workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
+                prefill_resumes=prefill_resumes, name=name, example_sid=example_sid, pick=pick,
+            )
+            input_data, version_sid, prefill_resumes, name = (
+                plan.input_data, plan.version_sid, plan.prefill_resumes, plan.name
+            )
+        play = await self.create(
+            context="play_start",
+            workflow_sid=workflow_sid,
+            input_data=input_data or {},
+            version_sid=version_sid,
+            name=name,
+            prefill_resumes=prefill_resumes,
+            timeout_ms=timeout_ms,
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_run_async(
+        self, workflow_sid: str, input_data: dict[str, Any], parent_span_id: str = ""
+    ) -> str:
+        """Start a play of the workflow's current version without waiting; parent_span_id
+        becomes the parent of its root span. Rejects versions without python_source."""
+        play = await self.create(
+            context="play_run_async",
+            workflow_sid=workflow_sid,
+            input_data=input_data,
+            parent_span_id=parent_span_id,
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_status(self, play_sid: str) -> Play:
+        """The play as it stands."""
+        return await self.kernel.repo.get_play(play_sid)
+
+    @rpc_method(cancel_on_disconnect=True)
+    async def play_wait(self, play_sid: str, timeout_ms: int = 0) -> Play:
+        """The play once it is terminal or awaiting resume, or when timeout_ms (0 = forever)
+        runs out."""
+        if timeout_ms < 0:
+            msg = "timeout_ms"
+            raise invalid_field(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
+        return await self.kernel.wait(play_sid, timeout_ms)
+
+    @rpc_method()
+    async def play_cancel(self, play_sid: str) -> Play:
+        """Cancel an unfinished play; its process group is killed. Returns the cancelled play."""
+        return await self.kernel.cancel(play_sid)
+
+    @rpc_method()
+    async def play_retry(self, play_sid: str, reuse_steps: bool = False) -> str:
+        """Start a new play with the same inputs on the same version; returns its sid.
+
+        By default every step runs afresh. With reuse_steps=true the new play replays the
+        steps the old one finished (same version, same step keys) and runs from the step that
+        failed: "retry from the failed step"."""
+        old = await self.kernel.repo.get_play(play_sid)
+        if not old.status.is_terminal:
+            msg = f"play_retry: play {play_sid} has not ended ({old.status.value}); wait for it or cancel it first"
+            raise WrongState(msg)
+        play = await self.create(
+            context="play_retry",
+            workflow_sid=old.workflow_sid,
+            input_data=old.input_data,
+            version_sid=old.workflow_version_sid,
+            name=old.name,
+            prefill_resumes=old.prefill_resumes,
+            timeout_ms=old.timeout_ms,
+            reuse_steps_of=old.sid if reuse_steps else "",
+        )
+        return play.sid
+
+    @rpc_method()
+    async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
+        """Plays, newest first, optionally of one workflow and/or in one status."""
+        check_limit(limit, context="play_list")
+        statuses: tuple[PlayStatus, ...] = ()
+        if status:
+            try:
+                statuses = (PlayStatus(status),)
+            except ValueError:
+                allowed = ", ".join(s.value for s in PlayStatus)
+                msg = "status"
+                raise invalid_field(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
+        if workflow_sid:
+            await self.kernel.repo.get_workflow(workflow_sid)
+        return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+
+    @rpc_method()
+    async def play_spans(self, play_sid: str) -> list[Span]:
+        """The play's spans in start order (parent links in parent_id)."""
+        await self.kernel.repo.get_play(play_sid)
+        return await self.kernel.repo.spans(play_sid)
+
+    @rpc_method()
+    async def span_push(self, play_sid: str, event_json: dict[str, Any]) -> bool:
+        """Apply one wire event to a play through the same path as its span socket (for tests
+        and tools); malformed events are rejected with -32602."""
+        await self.kernel.repo.get_play(play_sid)
+        raw = json.dumps(event_json, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            event = decode_event(raw)
+        except ValueError as exc:
+            msg = "event_json"
+            raise invalid_field(msg, str(exc), context="span_push") from None
+        if event["type"] == "request":
+            msg = "event_json"
+            raise invalid_field(msg, "requests are only answered on a play's own span socket", context="span_push")
+        await self.kernel.apply(play_sid, [(raw, event)])
+        return True
+

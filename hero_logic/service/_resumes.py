@@ -1,0 +1,155 @@
+"""Answers to pauses: the open pauses of a play (and of the child plays it waits for), and
+``play_resume``, which checks an answer and hands it to the kernel.
+
+Answers to one play are taken one at a time. The answer's schema is the flow's, so it is
+checked in the schema checker's worker process, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from hero_logic.kernel import (
+    Conflict,
+    InvalidParams,
+    Kernel,
+    KeyedLock,
+    NotFound,
+    Play,
+    PlayStatus,
+    ResumeRequest,
+    WrongState,
+    now_ms,
+)
+
+from ._checks import canonical_json, invalid_field
+from ._marker import rpc_method
+from ._schema_check import SchemaChecker, SchemaCheckFailed
+
+__all__ = ["Resumes", "check_payload"]
+
+async def check_payload(checker: SchemaChecker, request: ResumeRequest, payload: Any, *, context: str) -> None:
+    """Raise InvalidParams naming each way ``payload`` breaks the pause's JSON schema (the
+    schema is the flow's, so it is evaluated in the checker's worker, never here)."""
+    if not isinstance(request.schema, dict) or not request.schema:
+        return
+    try:
+        found = await checker.problems(request.schema, payload)
+    except SchemaCheckFailed as exc:
+        msg = f"{context}: pause {request.name!r} declares a JSON schema that cannot be used ({exc}); fix the flow's pause(schema=...)"
+        raise WrongState(msg) from None
+    problems = [
+        {
+            "field": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in problem["path"]),
+            "error": problem["message"],
+        }
+        for problem in found
+    ]
+    if problems:
+        raise InvalidParams.fields(problems, context=f"{context}: the answer to pause {request.name!r} does not match its schema")
+
+
+
+@attrs.define(eq=False)
+class Resumes:
+    """The pause and resume methods of the API."""
+
+    kernel: Kernel
+    schema_checker: SchemaChecker
+    _resume_locks: KeyedLock = attrs.Factory(KeyedLock)
+
+    # -- pauses and resumes ----------------------------------------------------------------------
+
+    async def _open_pauses(self, play: Play) -> list[ResumeRequest]:
+        """The unanswered pauses of ``play`` and of the child plays it waits for, recursively."""
+        out = [attrs.evolve(r, play_sid=r.play_sid or play.sid) for r in play.pending_resumes]
+        if play.status in (PlayStatus.AWAITING_RESUME, PlayStatus.RUNNING):
+            for child_sid in play.child_play_sids:
+                try:
+                    child = await self.kernel.repo.get_play(child_sid)
+                except NotFound:
+                    continue
+                if child.status is PlayStatus.AWAITING_RESUME:
+                    out += await self._open_pauses(child)
+        return out
+
+    @rpc_method()
+    async def play_pending_resumes(self, play_sid: str) -> list[ResumeRequest]:
+        """The open pauses of a play, including those of child plays it waits for (each
+        names its play in play_sid)."""
+        return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
+
+    @rpc_method()
+    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
+        """Answer a pause (by resume id, or by pause name when that is unambiguous) and
+        continue the play from where it paused.
+
+        The payload is checked against the pause's JSON schema. Idempotent: the same payload
+        again returns the first answer and runs nothing; a different payload for an answered
+        pause is a conflict. A pause of a child play can be answered through its parent.
+        Answers to one play are taken one at a time, so concurrent identical answers all get
+        the first one's receipt and concurrent different answers conflict."""
+        async with self._resume_locks.hold(play_sid):
+            return await self._resume(play_sid, resume_id, payload)
+
+    async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
+        context = "play_resume"
+        play = await self.kernel.repo.get_play(play_sid)
+        for answered in play.received_resumes:
+            if resume_id in (answered.id, answered.name):
+                if canonical_json(answered.payload) == canonical_json(payload):
+                    return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
+                msg = (
+                    f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
+                    f"answered with {canonical_json(answered.payload)[:200]}; a different answer cannot replace it"
+                )
+                raise Conflict(msg)
+        opened = await self._open_pauses(play)
+        matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
+        if not matches:
+            answered_by = await self._child_that_answered(play, resume_id)
+            if answered_by:  # the same answer again through the parent: idempotent there too
+                return await self.play_resume(answered_by, resume_id, payload)
+            if play.status is not PlayStatus.AWAITING_RESUME:
+                msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
+                raise WrongState(msg)
+            listed = ", ".join(f"{r.id} ({r.name!r})" for r in opened) or "none"
+            why = f"play {play.sid} has no open pause {resume_id!r}; open: {listed}"
+            msg_0 = "resume_id"
+            raise invalid_field(msg_0, why, context=context)
+        if len(matches) > 1:
+            listed = ", ".join(r.id for r in matches)
+            why = f"{resume_id!r} names several open pauses ({listed}): pass the resume id"
+            msg_0 = "resume_id"
+            raise invalid_field(msg_0, why, context=context)
+        request = matches[0]
+        if request.play_sid != play.sid:
+            return await self.play_resume(request.play_sid, request.id, payload)
+        await check_payload(self.schema_checker, request, payload, context=context)
+        if self.kernel.is_active(play.sid) or play.status is not PlayStatus.AWAITING_RESUME:
+            msg = f"{context}: play {play.sid} is {play.status.value}; answers are taken once it awaits resume"
+            raise WrongState(msg)
+        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
+        try:
+            await self.kernel.resume(play.sid, answered)  # durable before we answer
+        except WrongState as exc:
+            msg_1 = f"{context}: {exc.message}"
+            raise WrongState(msg_1) from None
+        return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": request.id}
+
+    async def _child_that_answered(self, play: Play, resume_id: str) -> str:
+        """The sid of a descendant play that already received an answer for ``resume_id``."""
+        for child_sid in play.child_play_sids:
+            try:
+                child = await self.kernel.repo.get_play(child_sid)
+            except NotFound:
+                continue
+            if any(resume_id in (r.id, r.name) for r in child.received_resumes):
+                return child.sid
+            deeper = await self._child_that_answered(child, resume_id)
+            if deeper:
+                return deeper
+        return ""
+
