@@ -132,9 +132,9 @@ def _follow_symlinks(set_: Setter) -> None:
 
 
 def _fail_open(set_: Setter) -> None:
-    from hero_logic.kernel import _errors, _kernel
+    from hero_logic.kernel import _errors, _open
 
-    real = _kernel.select_sandbox_tier
+    real = _open.select_sandbox_tier
 
     def downgrade(config: Any) -> Any:
         import attrs
@@ -144,7 +144,7 @@ def _fail_open(set_: Setter) -> None:
         except _errors.SandboxUnavailable:
             return real(attrs.evolve(config, sandbox="env_scrub"))
 
-    set_(_kernel, "select_sandbox_tier", downgrade)
+    set_(_open, "select_sandbox_tier", downgrade)
 
 
 def _no_min_tier(set_: Setter) -> None:

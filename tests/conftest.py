@@ -78,13 +78,13 @@ async def service(root: Path, nursery: trio.Nursery) -> AsyncIterator[Service]:
 
 
 async def start_service_process(
-    root: Path, *, sandbox: str, module: str = "hero_logic.cli"
+    root: Path, *, sandbox: str, module: str = "hero_logic.cli", env: dict[str, str] | None = None
 ) -> tuple[trio.Process, Config]:
     """``python -m <module> serve`` as a real subprocess on ``root``, once it answers /health.
 
     For tests that kill the service (kill -9) or need it outside the test's process.
     """
-    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": sandbox}
+    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": sandbox, **(env or {})}
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", module, "serve"],
         env=env,

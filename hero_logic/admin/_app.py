@@ -27,7 +27,14 @@ import trio
 
 from hero_logic import __version__
 from hero_logic.kernel import dumps
-from hero_logic.rpc import AsyncClient, RpcError, SendGuard, ServiceUnavailable, open_stream
+from hero_logic.rpc import (
+    AsyncClient,
+    RpcError,
+    SendGuard,
+    ServiceUnavailable,
+    admin_method_names,
+    open_stream,
+)
 from hero_logic.rpc._jsonrpc import ParseError, loads_strict
 
 from ._pages import STATIC_DIR, not_found_page, page
@@ -50,14 +57,10 @@ logger = logging.getLogger("hero_logic.admin")
 MAX_API_BODY_BYTES = 4 * 1024 * 1024
 """Largest ``POST /api/rpc`` body (a flow's source travels in one)."""
 
-PROXIED_METHODS = re.compile(
-    r"^(workflow_\w+|play_(start|status|cancel|retry|list|spans|resume|pending_resumes)"
-    r"|example_\w+|benchmark_(run|fetch|list_for_workflow|list_for_version|latest_for_version)"
-    r"|pick_version|flow_library_search|rpc\.discover|system\.ping)$"
-)
-"""The RPC methods the browser may call. Not ``span_push`` (flows write spans, people do not),
-the ``*_wait`` methods (pages follow the live stream instead of holding a request open) or
-``play_run_async`` (a flow's own call)."""
+PROXIED_METHODS = admin_method_names()
+"""The RPC methods the browser may call: those the service marks ``@rpc_method(admin=True)``.
+Not ``span_push`` (flows write spans, people do not), the ``*_wait`` methods (pages follow the
+live stream instead of holding a request open) or ``play_run_async`` (a flow's own call)."""
 
 _SID = r"[A-Za-z0-9_.\-]{1,200}"
 _PAGES = [
@@ -265,7 +268,7 @@ class AdminApp:
         if not isinstance(params, dict | list):
             await _problem(send, Refusal(400, f"POST /api/rpc: params must be an object or an array, got {type(params).__name__}"))
             return
-        if not PROXIED_METHODS.match(method):
+        if method not in PROXIED_METHODS:
             await _problem(send, Refusal(403, f"the admin does not call {method!r} for a browser"))
             return
         try:

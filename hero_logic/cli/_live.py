@@ -1,8 +1,8 @@
 """Following a play's live stream in the terminal: fold messages into a tree, draw it with rich.
 
 :class:`LiveTree` is sans-IO: it folds the stream's messages (CONTRACT.md §7) into the play
-and its spans exactly as the service folds stored events (``hero_logic.kernel.fold_spans``),
-so the tree on screen matches ``play_spans`` once the play ends. :func:`watch_play` feeds it
+and its spans with the service's own fold (:class:`hero_logic.kernel.SpanFold`), so the tree on
+screen matches ``play_spans`` once the play ends. :func:`watch_play` feeds it
 from :func:`~hero_logic.rpc.open_stream` and redraws a rich ``Live`` display.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from hero_logic.kernel import SpanFold, to_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,8 +23,6 @@ __all__ = ["LiveTree", "watch_play"]
 
 _SETTLED = frozenset({"success", "failed", "cancelled", "timed_out", "awaiting_resume"})
 _TERMINAL = frozenset({"success", "failed", "cancelled", "timed_out"})
-_STATUSES = frozenset({"pending", "running", "ok", "failed", "timed_out", "cancelled", "replayed"})
-_KINDS = frozenset({"flow_root", "step", "rpc", "subflow", "other"})
 
 
 @attrs.define
@@ -30,7 +30,7 @@ class LiveTree:
     """A play and its spans as the stream has described them so far."""
 
     play: dict[str, Any] = attrs.Factory(dict)
-    spans: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    fold: SpanFold = attrs.Factory(SpanFold)
     seq: int = -1
     events: int = 0
     """Events applied since the snapshot."""
@@ -55,7 +55,8 @@ class LiveTree:
         kind = message.get("type")
         if kind == "snapshot":
             self.play = dict(message.get("play") or {})
-            self.spans = {s["span_id"]: dict(s) for s in message.get("spans") or ()}
+            self.fold = SpanFold(str(self.play.get("sid", "")))
+            self.fold.load(message.get("spans") or ())
             self.seq = int(message.get("seq", -1))
             return
         if kind == "status":
@@ -67,55 +68,12 @@ class LiveTree:
                 return  # already folded
             self.seq = seq
         self.events += 1
-        self._fold(message)
-
-    def _fold(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        span_id = event.get("span_id")
-        if not isinstance(span_id, str):
-            return
-        span = self.spans.get(span_id)
-        if kind == "span_start":
-            if span is not None and span.get("end_ms") is not None and event.get("status") == "replayed":
-                span["status"] = "replayed"
-                return
-            if span is None:
-                span = self.spans[span_id] = {"span_id": span_id, "tags": {}, "logs": [], "end_ms": None, "error": ""}
-            status = event.get("status", "running")
-            first_start = span.get("start_ms") or 0  # a span a pause left open began in its first run
-            start = event.get("start_ms") or 0
-            span.update(
-                name=event.get("name") or "?",
-                parent_id=event.get("parent_id") or "",
-                kind=event.get("kind") if event.get("kind") in _KINDS else "other",
-                status=status if status in _STATUSES else "failed",
-                start_ms=first_start if first_start and (not start or first_start < start) else start,
-                end_ms=None,
-                child_play_sid=event.get("child_play_sid") or "",
-            )
-            if isinstance(event.get("tags"), dict):
-                span["tags"].update(event["tags"])
-            if isinstance(event.get("end_ms"), int):  # a replayed step starts finished
-                span["end_ms"] = event["end_ms"]
-        elif span is None:
-            return
-        elif kind == "span_tag" and isinstance(event.get("tags"), dict):
-            span["tags"].update(event["tags"])
-            if isinstance(event["tags"].get("child_play_sid"), str):
-                span["child_play_sid"] = event["tags"]["child_play_sid"]
-        elif kind == "span_log":
-            span["logs"].append(str(event.get("text", "")))
-        elif kind == "span_end":
-            if span.get("status") == "replayed" and span.get("end_ms") is not None:
-                return
-            status = event.get("status")
-            span["status"] = status if status in _STATUSES else "failed"
-            span["end_ms"] = event.get("end_ms") or None
-            span["error"] = event.get("error") or ""
+        self.fold.apply(message)
 
     def span_list(self) -> list[dict[str, Any]]:
-        """The spans in start order (the order they were first seen)."""
-        return list(self.spans.values())
+        """The spans in start order (the order they were first seen), as JSON records."""
+        spans: list[dict[str, Any]] = to_json(self.fold.spans())
+        return spans
 
 
 def _render(tree: LiveTree) -> Any:
@@ -124,7 +82,7 @@ def _render(tree: LiveTree) -> Any:
 
     from ._render import span_tree
 
-    footer = Text(f"{len(tree.spans)} spans, {tree.events} live events", style="dim")
+    footer = Text(f"{len(tree.fold)} spans, {tree.events} live events", style="dim")
     if tree.status == "awaiting_resume":
         footer.append(f"  · waiting for an answer: hero_logic resume {tree.play.get('sid', 'PLAY')}", style="yellow")
     return Group(span_tree(tree.play, tree.span_list()), footer)

@@ -1,5 +1,6 @@
 """The kernel: config, model, errors, plugin loading, the event bus and the play supervisor."""
 
+
 from ._bus import BusStatistics as BusStatistics
 from ._bus import EventBus as EventBus
 from ._config import SETTINGS as SETTINGS
@@ -27,12 +28,12 @@ from ._interfaces import FlowRequestHandler as FlowRequestHandler
 from ._interfaces import Launch as Launch
 from ._interfaces import ListenerStatistics as ListenerStatistics
 from ._interfaces import ProcessExecutorSlot as ProcessExecutorSlot
+from ._interfaces import ProcessScope as ProcessScope
 from ._interfaces import SandboxTier as SandboxTier
 from ._interfaces import SpanListenerSlot as SpanListenerSlot
 from ._interfaces import VersionPicker as VersionPicker
 from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
 from ._kernel import Kernel as Kernel
-from ._kernel import open_kernel as open_kernel
 from ._kernel import status_topic as status_topic
 from ._keyed_lock import KeyedLock as KeyedLock
 from ._library_records import Benchmark as Benchmark
@@ -57,6 +58,7 @@ from ._model import Workflow as Workflow
 from ._model import WorkflowVersion as WorkflowVersion
 from ._model import new_sid as new_sid
 from ._model import now_ms as now_ms
+from ._open import open_kernel as open_kernel
 from ._plugins import installed_plugins as installed_plugins
 from ._plugins import load_plugin as load_plugin
 from ._repo import Repo as Repo
@@ -67,6 +69,7 @@ from ._slots import load_picker as load_picker
 from ._slots import load_slots as load_slots
 from ._slots import select_sandbox_tier as select_sandbox_tier
 from ._slots import tier_strengths as tier_strengths
+from ._spans import SpanFold as SpanFold
 from ._spans import fold_spans as fold_spans
 from ._store_api import Delete as Delete
 from ._store_api import Put as Put

@@ -13,9 +13,6 @@ group is killed and the play ends ``cancelled``.
 from __future__ import annotations
 
 import logging
-import os
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,24 +20,25 @@ import trio
 
 from hero_logic.sdk import REQUEST_METHODS
 
-from ._bus import EventBus
 from ._convert import dumps, to_json
 from ._errors import HeroLogicError, NotFound, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
-from ._slots import load_slots, select_sandbox_tier, tier_strengths
+from ._slots import tier_strengths
 from ._store_api import Put, Store, Write
-from ._tree import PlayTree
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
+    from pathlib import Path
 
+    from ._bus import EventBus
     from ._config import Config
     from ._interfaces import FlowRequestHandler, VersionPicker
+    from ._tree import PlayTree
 
-__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "open_kernel", "status_topic"]
+__all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
 
 log = logging.getLogger("hero_logic.kernel")
 
@@ -556,69 +554,3 @@ def _remove_quietly(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _compile_sdk(sdk_dir: Path) -> None:
-    import compileall
-
-    try:
-        compileall.compile_dir(sdk_dir, quiet=2)
-    except OSError as exc:  # a read-only install: flows compile in memory instead
-        log.info("could not precompile the SDK in %s: %s", sdk_dir, exc)
-
-
-@asynccontextmanager
-async def open_kernel(config: Config, *, recover: bool = True) -> AsyncIterator[Kernel]:
-    """Load the plugins, open the store, start supervising plays; close it all on exit."""
-    from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
-
-    # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
-    # before anything is set up; once prepared, the tier is closed however start-up ends.
-    slots = load_slots(config)
-    tier = select_sandbox_tier(config)
-    log.info("sandbox tier: %s", tier.name)
-    try:
-        old = os.umask(0o077)
-        try:
-            config.state_dir.mkdir(parents=True, exist_ok=True)
-        finally:
-            os.umask(old)
-        # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile
-        # the SDK once here so no play pays for compiling it.
-        await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
-        store: Store = slots.store_factory.from_config(config)
-    except BaseException:
-        tier.close()
-        raise
-    try:
-        async with trio.open_nursery() as nursery:
-            repo = Repo(store)
-            kernel = Kernel(
-                config=config,
-                store=store,
-                repo=repo,
-                tree=PlayTree(repo, max_descendants=config.max_descendants),
-                picker=slots.picker,
-                bus=EventBus(),
-                runner=PlayRunner(
-                    config=config,
-                    executor=slots.executor,
-                    tier=tier,
-                    listener=slots.listener,
-                    sdk_dir=Path(SDK_DIR),
-                    boot_script=Path(BOOT_SCRIPT),
-                ),
-                nursery=nursery,
-                limiter=trio.CapacityLimiter(config.max_running),
-            )
-            if recover:
-                await kernel._recover()
-            try:
-                yield kernel
-            finally:
-                kernel._closed = True
-                nursery.cancel_scope.cancel()
-    finally:
-        tier.close()
-        with trio.CancelScope(shield=True):
-            await store.aclose()

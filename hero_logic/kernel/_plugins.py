@@ -12,15 +12,8 @@ from typing import Any
 
 from ._errors import PluginNotFound
 
-__all__ = ["GROUPS", "installed_plugins", "load_plugin"]
+__all__ = ["installed_plugins", "load_plugin"]
 
-GROUPS = (
-    "hero_logic.executor",
-    "hero_logic.sandbox",
-    "hero_logic.store",
-    "hero_logic.span_listener",
-    "hero_logic.version_picker",
-)
 
 
 @functools.cache

@@ -17,11 +17,12 @@ from ._model import Span, SpanKind, SpanStatus
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["fold_spans", "span_status", "total_cost_usd"]
+__all__ = ["SpanFold", "fold_spans", "span_status"]
 
 _KINDS = {k.value: k for k in SpanKind}
 _STATUSES = {s.value: s for s in SpanStatus}
 MAX_LOGS_PER_SPAN = 1000
+_TEXT_FIELDS = ("step_key", "source_file", "child_play_sid", "rpc_service", "rpc_method")
 
 
 def span_status(raw: Any) -> SpanStatus:
@@ -37,20 +38,58 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
-    """The spans described by ``events``, in start order."""
-    spans: dict[str, dict[str, Any]] = {}
-    for event in events:
+class SpanFold:
+    """A play's span tree, folded one event at a time (the one fold of the service, the CLI's
+    live tree and, pinned by a test, the admin's play page)."""
+
+    __slots__ = ("_spans", "play_sid")
+
+    def __init__(self, play_sid: str = "") -> None:
+        self.play_sid = play_sid
+        self._spans: dict[str, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def spans(self) -> list[Span]:
+        """The spans so far, in start order."""
+        return [Span(span_id=sid, play_sid=self.play_sid, **fields) for sid, fields in self._spans.items()]
+
+    def load(self, spans: Iterable[dict[str, Any]]) -> None:
+        """Start from spans already folded (a stream's snapshot: Span records as JSON)."""
+        for span in spans:
+            span_id = span.get("span_id")
+            if not isinstance(span_id, str):
+                continue
+            tags, logs = span.get("tags"), span.get("logs")
+            end_ms = span.get("end_ms")
+            self._spans[span_id] = {
+                "name": _str(span.get("name")) or "?",
+                "parent_id": _str(span.get("parent_id")),
+                "kind": _KINDS.get(span.get("kind"), SpanKind.OTHER),  # type: ignore[arg-type]
+                "status": span_status(span.get("status")),
+                "start_ms": _int(span.get("start_ms")),
+                "end_ms": _int(end_ms) or None,
+                "tags": dict(tags) if isinstance(tags, dict) else {},
+                "logs": [_str(line) for line in logs] if isinstance(logs, list) else [],
+                "error": _str(span.get("error")),
+                **{name: _str(span.get(name)) for name in _TEXT_FIELDS},
+                "source_line": _int(span.get("source_line")),
+            }
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Fold one wire event in (events that name no known span are ignored)."""
+        spans = self._spans
         kind = event.get("type")
         span_id = event.get("span_id")
         if not isinstance(span_id, str):
-            continue
+            return
         if kind == "span_start":
             fields = spans.get(span_id)
             if fields is not None and fields["end_ms"] is not None and event.get("status") == "replayed":
                 # A later run replayed this finished step: keep what its first run recorded.
                 fields["status"] = SpanStatus.REPLAYED
-                continue
+                return
             if fields is None:
                 fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
             first_start = fields.get("start_ms") or 0
@@ -76,10 +115,10 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
                 fields["tags"].update(tags)
             if "end_ms" in event:  # a span that starts finished (a replayed step: one line)
                 fields["end_ms"] = _int(event.get("end_ms")) or None
-            continue
+            return
         fields = spans.get(span_id)
         if fields is None:
-            continue
+            return
         if kind == "span_tag":
             tags = event.get("tags")
             if isinstance(tags, dict):
@@ -92,18 +131,15 @@ def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
                 fields["logs"].append(_str(event.get("text")))
         elif kind == "span_end":
             if fields["status"] is SpanStatus.REPLAYED and fields["end_ms"] is not None:
-                continue
+                return
             fields["status"] = span_status(event.get("status"))
             fields["end_ms"] = _int(event.get("end_ms")) or None
             fields["error"] = _str(event.get("error"))
-    return [Span(span_id=sid, play_sid=play_sid, **fields) for sid, fields in spans.items()]
 
 
-def total_cost_usd(spans: Iterable[Span]) -> float:
-    """The sum of the numeric ``cost_usd`` tags of ``spans``."""
-    total = 0.0
-    for span in spans:
-        cost = span.tags.get("cost_usd")
-        if isinstance(cost, int | float) and not isinstance(cost, bool):
-            total += float(cost)
-    return total
+def fold_spans(play_sid: str, events: Iterable[dict[str, Any]]) -> list[Span]:
+    """The spans described by ``events``, in start order."""
+    fold = SpanFold(play_sid)
+    for event in events:
+        fold.apply(event)
+    return fold.spans()

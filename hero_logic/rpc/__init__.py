@@ -34,10 +34,12 @@ from ._jsonrpc import MethodNotFound as MethodNotFound
 from ._jsonrpc import ParseError as ParseError
 from ._jsonrpc import handle_body as handle_body
 from ._jsonrpc import loads_strict as loads_strict
+from ._methods import BUILT_IN_METHODS as BUILT_IN_METHODS
 from ._methods import Method as Method
 from ._methods import MethodInfo as MethodInfo
 from ._methods import MethodTable as MethodTable
 from ._methods import Param as Param
+from ._methods import admin_method_names as admin_method_names
 from ._methods import rpc_method as rpc_method
 from ._openrpc import openrpc_document as openrpc_document
 from ._server import serve_rpc as serve_rpc

@@ -10,16 +10,14 @@ tree, one entry per code, under ``components/errors``: the one place they are do
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hero_logic.kernel import HeroLogicError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ._methods import Method
-
-__all__ = ["OPENRPC_VERSION", "error_classes", "openrpc_document"]
+__all__ = ["OPENRPC_VERSION", "DescribesItself", "error_classes", "openrpc_document"]
 
 OPENRPC_VERSION = "1.2.6"
 
@@ -40,8 +38,14 @@ def _error_object(cls: type[HeroLogicError]) -> dict[str, Any]:
     return {"code": cls.code, "message": doc or cls.__name__}
 
 
+class DescribesItself(Protocol):
+    """A method that gives its own OpenRPC Method Object (:class:`~hero_logic.rpc.Method` does)."""
+
+    def describe(self, invalid_params_ref: dict[str, str]) -> dict[str, Any]: ...
+
+
 def openrpc_document(
-    methods: Sequence[Method], schemas: Mapping[str, Any], *, title: str, version: str, description: str = ""
+    methods: Sequence[DescribesItself], schemas: Mapping[str, Any], *, title: str, version: str, description: str = ""
 ) -> dict[str, Any]:
     """The OpenRPC document of ``methods``, each describing itself, with the record ``schemas``."""
     errors = {cls.__name__: _error_object(cls) for cls in error_classes()}

@@ -63,6 +63,11 @@ class Service:
         """The objects whose ``@rpc_method`` methods make up the API."""
         return [self.workflows, self.plays, self.resumes, self.library]
 
+    @staticmethod
+    def api_classes() -> tuple[type, ...]:
+        """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
+        return (Workflows, Plays, Resumes, LibraryService)
+
 
 @asynccontextmanager
 async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Service]:

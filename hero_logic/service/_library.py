@@ -32,13 +32,12 @@ from ._catalog import Library
 from ._checks import check_name, invalid_field
 from ._inputs import check_inputs
 from ._marker import rpc_method
+from ._plays import Plays, StartPlan
 from ._scoring import check_expected_output, merge_under
 from ._search import SearchDoc, rank_workflows
 
 if TYPE_CHECKING:
     from hero_logic.kernel import Kernel, Workflow, WorkflowVersion
-
-    from ._plays import Plays
 
 
 __all__ = ["LibraryService", "StartPlan", "check_preset"]
@@ -73,14 +72,6 @@ def check_preset(
         raise InvalidParams.fields(problems, context=f"preset of flow {flow_name!r}")
 
 
-@attrs.frozen
-class StartPlan:
-    """What ``play_start`` runs once a preset and a pick are resolved."""
-
-    input_data: dict[str, Any]
-    version_sid: str
-    prefill_resumes: dict[str, Any]
-    name: str
 
 
 @attrs.define(eq=False)
@@ -119,7 +110,7 @@ class LibraryService:
 
     # -- presets ---------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def example_upsert(
         self,
         workflow_sid: str,
@@ -170,25 +161,25 @@ class LibraryService:
         await self.kernel.repo.commit(self.library.put_example(example))
         return example
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def example_fetch(self, sid: str) -> Example:
         """One preset."""
         return await self.library.get_example(sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def example_list(self, workflow_sid: str) -> list[Example]:
         """The presets of a workflow, by name."""
         await self.kernel.repo.get_workflow(workflow_sid)
         return await self.library.list_examples(workflow_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def example_delete(self, sid: str) -> bool:
         """Delete a preset (benchmarks that ran it keep their numbers)."""
         example = await self.library.get_example(sid)
         await self.kernel.repo.commit(self.library.delete_example(example))
         return True
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def example_to_input_data(self, sid: str) -> dict[str, Any]:
         """The input_data a play of this preset gets: its values over the declared defaults of
         its pinned or current version."""
@@ -260,7 +251,7 @@ class LibraryService:
 
     # -- benchmarks ------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def benchmark_run(self, version_sid: str, example_sids: list[str] | None = None, repeats: int = 1) -> str:
         """Run presets (default: every preset of the workflow) against a version in the
         background, repeats times each; returns the benchmark sid at once."""
@@ -323,7 +314,7 @@ class LibraryService:
         self.driver.start(benchmark.sid)
         return benchmark.sid
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def benchmark_fetch(self, sid: str) -> Benchmark:
         """One benchmark, as it stands."""
         return await self.library.get_benchmark(sid)
@@ -340,19 +331,19 @@ class LibraryService:
             await self.driver.wait(sid, timeout_ms / 1000 if timeout_ms else float("inf"))
         return await self.library.get_benchmark(sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def benchmark_list_for_workflow(self, workflow_sid: str) -> list[Benchmark]:
         """The benchmarks of every version of a workflow, newest first."""
         await self.kernel.repo.get_workflow(workflow_sid)
         return await self.library.list_benchmarks(workflow_sid=workflow_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def benchmark_list_for_version(self, version_sid: str) -> list[Benchmark]:
         """The benchmarks of one version, newest first."""
         await self.kernel.repo.get_version(version_sid)
         return await self.library.list_benchmarks(version_sid=version_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def benchmark_latest_for_version(self, version_sid: str) -> Benchmark:
         """The newest benchmark of a version (running, done or failed)."""
         await self.kernel.repo.get_version(version_sid)
@@ -397,7 +388,7 @@ class LibraryService:
             raise WrongState(msg)
         return self.kernel.picker.pick(candidates, weights, current_version_sid=wf.current_version_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def pick_version(
         self,
         workflow_sid: str,
@@ -418,7 +409,7 @@ class LibraryService:
 
     # -- search ----------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def flow_library_search(self, query: str, limit: int = 10) -> list[str]:
         """Workflow sids best matching query (name, description, tags, field names; typos
         tolerated), best first; an empty query lists the newest."""

@@ -8,7 +8,7 @@ the version and hands the record to the kernel. Status changes are the kernel's 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -28,10 +28,35 @@ from ._inputs import check_inputs
 from ._marker import rpc_method
 
 if TYPE_CHECKING:
-    from ._library import LibraryService
     from ._workflows import Workflows
 
-__all__ = ["Plays"]
+
+class StartPlanner(Protocol):
+    """What resolves a preset (``example_sid``) or a pick for ``play_start``: the library."""
+
+    async def plan_start(
+        self,
+        *,
+        workflow_sid: str,
+        input_data: dict[str, Any] | None,
+        version_sid: str,
+        prefill_resumes: dict[str, Any] | None,
+        name: str,
+        example_sid: str,
+        pick: dict[str, Any] | None,
+    ) -> StartPlan: ...
+
+
+@attrs.frozen
+class StartPlan:
+    """What ``play_start`` runs once a preset and a pick are resolved."""
+
+    input_data: dict[str, Any]
+    version_sid: str
+    prefill_resumes: dict[str, Any]
+    name: str
+
+__all__ = ["Plays", "StartPlan", "StartPlanner"]
 
 
 @attrs.define(eq=False)
@@ -40,7 +65,7 @@ class Plays:
 
     kernel: Kernel
     workflows: Workflows
-    library: LibraryService | None = None
+    library: StartPlanner | None = None
     """Presets and version picking for ``play_start`` (set when the service is assembled)."""
 
     async def create(
@@ -85,7 +110,7 @@ class Plays:
 
     # -- plays -----------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_start(
         self,
         workflow_sid: str,
@@ -140,7 +165,7 @@ class Plays:
         )
         return play.sid
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_status(self, play_sid: str) -> Play:
         """The play as it stands."""
         return await self.kernel.repo.get_play(play_sid)
@@ -154,12 +179,12 @@ class Plays:
             raise invalid_field(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
         return await self.kernel.wait(play_sid, timeout_ms)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_cancel(self, play_sid: str) -> Play:
         """Cancel an unfinished play; its process group is killed. Returns the cancelled play."""
         return await self.kernel.cancel(play_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_retry(self, play_sid: str, reuse_steps: bool = False) -> str:
         """Start a new play with the same inputs on the same version; returns its sid.
 
@@ -182,7 +207,7 @@ class Plays:
         )
         return play.sid
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
         """Plays, newest first, optionally of one workflow and/or in one status."""
         check_limit(limit, context="play_list")
@@ -198,7 +223,7 @@ class Plays:
             await self.kernel.repo.get_workflow(workflow_sid)
         return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_spans(self, play_sid: str) -> list[Span]:
         """The play's spans in start order (parent links in parent_id)."""
         await self.kernel.repo.get_play(play_sid)

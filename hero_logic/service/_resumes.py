@@ -75,13 +75,13 @@ class Resumes:
                     out += await self._open_pauses(child)
         return out
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_pending_resumes(self, play_sid: str) -> list[ResumeRequest]:
         """The open pauses of a play, including those of child plays it waits for (each
         names its play in play_sid)."""
         return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
         """Answer a pause (by resume id, or by pause name when that is unambiguous) and
         continue the play from where it paused.

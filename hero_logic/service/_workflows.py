@@ -145,7 +145,7 @@ class Workflows:
 
     # -- workflows -------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_create(
         self, name: str, description: str = "", python_source: str = "", tags: list[str] | None = None
     ) -> Workflow:
@@ -178,19 +178,19 @@ class Workflows:
         await repo.commit(writes)
         return wf
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_get(self, sid: str) -> Workflow:
         """The workflow with this sid."""
         return await self.kernel.repo.get_workflow(sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_list(self, limit: int = 100, offset: int = 0) -> list[Workflow]:
         """Workflows, newest first."""
         check_limit(limit, context="workflow_list")
         check_offset(offset, context="workflow_list")
         return await self.kernel.repo.list_workflows(limit=limit, offset=offset)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_update(
         self,
         sid: str,
@@ -225,7 +225,7 @@ class Workflows:
         await repo.commit(repo.put_workflow(updated, old_name=wf.name))
         return updated
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_delete(self, sid: str) -> bool:
         """Delete a workflow with its versions and finished plays; refused while any play of it
         is pending, running or awaiting resume."""
@@ -253,7 +253,7 @@ class Workflows:
 
     # -- versions --------------------------------------------------------------------------------
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_create_version(
         self,
         workflow_sid: str,
@@ -282,7 +282,7 @@ class Workflows:
             await repo.commit(writes)
             return version
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_set_current_version(self, workflow_sid: str, version_sid: str) -> Workflow:
         """Make a version the one plays run when they name none."""
         async with self.hold_workflow(workflow_sid):
@@ -303,12 +303,12 @@ class Workflows:
             await repo.commit(repo.put_workflow(wf))
             return wf
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_version_fetch(self, version_sid: str) -> WorkflowVersion:
         """One version, with its source."""
         return await self.kernel.repo.get_version(version_sid)
 
-    @rpc_method()
+    @rpc_method(admin=True)
     async def workflow_version_list(self, workflow_sid: str) -> list[WorkflowVersion]:
         """The versions of a workflow, oldest first."""
         await self.kernel.repo.get_workflow(workflow_sid)

@@ -1,5 +1,9 @@
-"""Test helpers for plugin authors: conformance kits every implementation of a slot must pass."""
+"""Test helpers: conformance kits every implementation of a slot must pass, and a kernel whose
+plays are run by a script instead of a process (:func:`open_fake_kernel`)."""
 
+from ._fake_flows import FakeRun as FakeRun
+from ._fake_flows import FakeTier as FakeTier
+from ._fake_flows import open_fake_kernel as open_fake_kernel
 from ._picker_kit import PICKER_CHECKS as PICKER_CHECKS
 from ._picker_kit import check_version_picker as check_version_picker
 from ._picker_kit import sample_candidates as sample_candidates

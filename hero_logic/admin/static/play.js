@@ -1,6 +1,7 @@
 // Play page: the span tree as a live graph (fed by the websocket stream), a span inspector,
 // the output, cancel / retry, and a form for each open pause.
 import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
+import { foldEvent } from "./fold.js";
 
 const app = document.getElementById("app");
 const sid = app.dataset.sid;
@@ -75,53 +76,13 @@ function onMessage(message) {
   schedule();
 }
 
-/** Fold one wire event into the spans, as the service folds stored events. */
+/** Fold one wire event into the page's state (the spans with the service's rules). */
 function fold(event) {
   if (event.type === "output") {
     state.output = event.output;
     return;
   }
-  const id = event.span_id;
-  if (typeof id !== "string") return;
-  let span = state.spans.get(id);
-  if (event.type === "span_start") {
-    if (span && span.end_ms !== null && event.status === "replayed") {
-      span.status = "replayed";
-      return;
-    }
-    if (!span) {
-      span = { span_id: id, tags: {}, logs: [], end_ms: null, error: "" };
-      state.spans.set(id, span);
-    }
-    const firstStart = span.start_ms || 0;  // a span a pause left open began in its first run
-    const start = event.start_ms || 0;
-    Object.assign(span, {
-      name: event.name || "?",
-      parent_id: event.parent_id || "",
-      kind: event.kind || "other",
-      status: event.status || "running",
-      start_ms: firstStart && (!start || firstStart < start) ? firstStart : start,
-      end_ms: null,
-      step_key: event.step_key || "",
-      source_file: event.source_file || "",
-      source_line: event.source_line || 0,
-      child_play_sid: event.child_play_sid || "",
-    });
-    if (event.tags) Object.assign(span.tags, event.tags);
-    if (typeof event.end_ms === "number") span.end_ms = event.end_ms;  // a replayed step: one line
-  } else if (!span) {
-    return;
-  } else if (event.type === "span_tag") {
-    Object.assign(span.tags, event.tags || {});
-    if (typeof event.tags?.child_play_sid === "string") span.child_play_sid = event.tags.child_play_sid;
-  } else if (event.type === "span_log") {
-    span.logs.push(String(event.text ?? ""));
-  } else if (event.type === "span_end") {
-    if (span.status === "replayed" && span.end_ms !== null) return;
-    span.status = event.status || "failed";
-    span.end_ms = event.end_ms || null;
-    span.error = event.error || "";
-  }
+  foldEvent(state.spans, event);
 }
 
 function afterStatus() {

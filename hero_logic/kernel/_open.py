@@ -1,0 +1,101 @@
+"""Opening a kernel: load and check every slot, prepare the sandbox tier, open the store,
+recover what the previous service left unfinished, and close it all on exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._bus import EventBus
+from ._kernel import Kernel
+from ._repo import Repo
+from ._runner import PlayRunner
+from ._slots import load_slots, select_sandbox_tier
+from ._tree import PlayTree
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from ._config import Config
+    from ._interfaces import SandboxTier
+    from ._slots import Slots
+    from ._store_api import Store
+
+__all__ = ["open_kernel"]
+
+log = logging.getLogger("hero_logic.kernel")
+
+
+def _compile_sdk(sdk_dir: Path) -> None:
+    import compileall
+
+    try:
+        compileall.compile_dir(sdk_dir, quiet=2)
+    except OSError as exc:  # a read-only install: flows compile in memory instead
+        log.info("could not precompile the SDK in %s: %s", sdk_dir, exc)
+
+
+@asynccontextmanager
+async def open_kernel(
+    config: Config, *, recover: bool = True, slots: Slots | None = None, tier: SandboxTier | None = None
+) -> AsyncIterator[Kernel]:
+    """Load the plugins, open the store, start supervising plays; close it all on exit.
+
+    ``slots`` and ``tier`` replace what ``config`` names (tests run plays with fakes)."""
+    from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
+
+    # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
+    # before anything is set up; once prepared, the tier is closed however start-up ends.
+    slots = slots or load_slots(config)
+    tier = tier or select_sandbox_tier(config)
+    log.info("sandbox tier: %s", tier.name)
+    try:
+        old = os.umask(0o077)
+        try:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+        finally:
+            os.umask(old)
+        # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile
+        # the SDK once here so no play pays for compiling it.
+        await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
+        store: Store = slots.store_factory.from_config(config)
+    except BaseException:
+        tier.close()
+        raise
+    try:
+        async with trio.open_nursery() as nursery:
+            repo = Repo(store)
+            kernel = Kernel(
+                config=config,
+                store=store,
+                repo=repo,
+                tree=PlayTree(repo, max_descendants=config.max_descendants),
+                picker=slots.picker,
+                bus=EventBus(),
+                runner=PlayRunner(
+                    config=config,
+                    executor=slots.executor,
+                    tier=tier,
+                    listener=slots.listener,
+                    sdk_dir=Path(SDK_DIR),
+                    boot_script=Path(BOOT_SCRIPT),
+                ),
+                nursery=nursery,
+                limiter=trio.CapacityLimiter(config.max_running),
+            )
+            if recover:
+                await kernel._recover()
+            try:
+                yield kernel
+            finally:
+                kernel._closed = True
+                nursery.cancel_scope.cancel()
+    finally:
+        tier.close()
+        with trio.CancelScope(shield=True):
+            await store.aclose()
