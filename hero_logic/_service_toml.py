@@ -10,7 +10,7 @@ import tomllib
 from importlib.resources import files
 from typing import Any
 
-from hero_logic.kernel._errors import ConfigError
+from hero_logic.kernel import ConfigError
 
 __all__ = ["load_service_toml", "service_toml_text"]
 

@@ -464,3 +464,13 @@ def test_an_input_file_that_is_not_an_object_fails_the_boot(tmp_path: Any) -> No
     )
     assert proc.returncode == 1
     assert "not an object" in proc.stderr
+
+
+def test_the_service_names_the_sdks_span_kinds_and_request_kinds() -> None:
+    """Wire facts are defined once, in the SDK: the service's enum and handler follow them."""
+    from hero_logic.kernel import FlowRequestHandler, SpanKind
+    from hero_logic.sdk import REQUEST_METHODS, SPAN_KINDS
+
+    assert {k.value for k in SpanKind} == SPAN_KINDS
+    handlers = {name for name in dir(FlowRequestHandler) if not name.startswith("_")}
+    assert handlers == REQUEST_METHODS

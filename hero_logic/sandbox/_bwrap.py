@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel._errors import SandboxUnavailable
+from hero_logic.kernel import SandboxUnavailable
 
 from ._policy import MIB, SandboxLimits, scrubbed_env
 from ._scope import Containment
@@ -45,8 +45,7 @@ from ._seccomp import SeccompUnavailable, build_filter, filter_fd
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hero_logic.kernel import Config
-    from hero_logic.kernel._interfaces import Launch
+    from hero_logic.kernel import Config, Launch
 
 __all__ = [
     "INSIDE_PLAY",

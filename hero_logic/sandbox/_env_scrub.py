@@ -25,8 +25,7 @@ from ._policy import ENV_ALLOW_PREFIXES, SandboxLimits, rlimits_for, scrubbed_en
 from ._scope import Containment
 
 if TYPE_CHECKING:
-    from hero_logic.kernel import Config
-    from hero_logic.kernel._interfaces import Launch
+    from hero_logic.kernel import Config, Launch
 
 __all__ = ["DEFAULT_RLIMITS", "ENV_ALLOW_PREFIXES", "EnvScrubTier", "scrubbed_env"]
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel._errors import SandboxUnavailable
+from hero_logic.kernel import SandboxUnavailable
 
 from ._bwrap import (
     INSIDE_SDK,
@@ -48,8 +48,7 @@ from ._seccomp import CLONE_NEW_FLAGS, DENIED_SYSCALLS, TIOCLINUX, TIOCSTI
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from hero_logic.kernel import Config
-    from hero_logic.kernel._interfaces import Launch
+    from hero_logic.kernel import Config, Launch
 
 __all__ = ["KAFEL_DENIED", "NsjailTier", "kafel_policy", "nsjail_config"]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel._errors import ConfigError
+from hero_logic.kernel import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

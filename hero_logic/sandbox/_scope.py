@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel._errors import SandboxUnavailable
+from hero_logic.kernel import SandboxUnavailable
 
 from ._cgroup import CgroupTree, PlayCgroup
 from ._policy import SandboxLimits, child_setup, make_non_dumpable, rlimits_for

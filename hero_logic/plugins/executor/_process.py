@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from hero_logic.kernel._interfaces import ExitOutcome, Launch, ProcessScope
+from hero_logic.kernel import ExitOutcome, Launch, ProcessScope
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from hero_logic.kernel._interfaces import EventSink, ListenerStatistics
+from hero_logic.kernel import EventSink, ListenerStatistics
 from hero_logic.sdk import decode_event
 
 if TYPE_CHECKING:
