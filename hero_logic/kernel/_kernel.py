@@ -13,6 +13,7 @@ group is killed and the play ends ``cancelled``.
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,8 +21,9 @@ import trio
 
 from hero_logic.sdk import REQUEST_METHODS
 
+from ._capacity import Seat
 from ._convert import dumps, to_json
-from ._errors import HeroLogicError, NotFound, ServiceClosed, WrongState
+from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
@@ -30,10 +32,11 @@ from ._slots import tier_strengths
 from ._store_api import Put, Store, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
 
     from ._bus import EventBus
+    from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import FlowRequestHandler, VersionPicker
     from ._tree import PlayTree
@@ -59,6 +62,8 @@ class _PlayHandle:
     done: trio.Event = attrs.Factory(trio.Event)
     fail_reason: str = ""
     """Why the kernel stopped this run itself (the play then fails with it)."""
+    seat: Seat | None = None
+    """The run's claim on a run slot (lent back while the play waits for a child)."""
 
 
 MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
@@ -78,7 +83,7 @@ class Kernel:
     picker: VersionPicker
     """The version picker slot (``pick_version``, ``play_start(pick=...)``)."""
     _nursery: trio.Nursery
-    _limiter: trio.CapacityLimiter
+    _capacity: FairCapacity
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
     _push_locks: KeyedLock = attrs.Factory(KeyedLock)
     _transitions: KeyedLock = attrs.Factory(KeyedLock)
@@ -107,6 +112,13 @@ class Kernel:
         if self._closed:
             msg = "the service is shutting down and starts no new plays: retry once it is back"
             raise ServiceClosed(msg)
+        pending = len(self._handles) - self._capacity.in_use
+        if pending >= self.config.max_pending:
+            msg = (
+                f"{pending} plays already wait for a run slot (max_pending {self.config.max_pending}): "
+                "retry once the queue drains, or raise --max-pending / HERO_LOGIC_MAX_PENDING"
+            )
+            raise ServiceBusy(msg)
         if not play.parent_play_sid:
             await self.repo.commit(self.repo.put_play(play, new=True))
             self._schedule(play.sid)
@@ -242,6 +254,22 @@ class Kernel:
 
         self._nursery.start_soon(guarded, name=name)
 
+    @asynccontextmanager
+    async def lending_slot(self, play_sid: str) -> AsyncIterator[None]:
+        """For the block, the running play ``play_sid`` gives its run slot back (it waits for
+        a child play, which may need the slot); it takes one again after the block."""
+        handle = self._handles.get(play_sid)
+        seat = handle.seat if handle is not None else None
+        if seat is None:
+            yield
+            return
+        async with self._capacity.lend(seat):
+            yield
+
+    def capacity_statistics(self) -> dict[str, int]:
+        """Run slots: the total, those in use, and the plays waiting for one."""
+        return {"total": self._capacity.total, "in_use": self._capacity.in_use, "waiting": self._capacity.waiting}
+
     def active_plays(self) -> int:
         """How many plays the kernel has queued or running."""
         return len(self._handles)
@@ -370,45 +398,56 @@ class Kernel:
         if problem:
             await self._save_status(_ended(play, PlayStatus.FAILED, problem))
             return
-        async with self._limiter:
-            if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
-                log.error(
-                    "play %s: the service stopped %d times while it ran; failing it instead of "
-                    "running it again", play_sid, play.attempts,
-                )
-                await self._save_status(_ended(
-                    play,
-                    PlayStatus.FAILED,
-                    f"the service stopped {play.attempts} times while this play was running; "
-                    f"gave up after {MAX_RECOVERY_ATTEMPTS} attempts (see the service log)",
-                ))
-                return
-            play = attrs.evolve(
+        handle.seat = Seat(tree=play.root_play_sid or play.sid)
+        await self._capacity.acquire(handle.seat)
+        try:
+            await self._run_holding_a_slot(play, version, handle)
+        finally:
+            self._capacity.release(handle.seat)
+
+    async def _run_holding_a_slot(self, play: Play, version: WorkflowVersion, handle: _PlayHandle) -> None:
+        play_sid = play.sid
+        play = await self.repo.get_play(play_sid)  # as it stands now that it has a slot
+        if play.status.is_terminal:
+            return
+        if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
+            log.error(
+                "play %s: the service stopped %d times while it ran; failing it instead of "
+                "running it again", play_sid, play.attempts,
+            )
+            await self._save_status(_ended(
                 play,
-                status=PlayStatus.RUNNING,
-                started_at=play.started_at or now_ms(),
-                attempts=play.attempts + 1,
-                sandbox_tier=self.runner.tier.name,
-            )
-            await self._save_status(play)
-            timeout_ms = play.timeout_ms or self.config.play_timeout_ms
-            replay = await self._replay_for(play)
-            handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
-            launch = self.runner.stage(play, version, replay)
-            outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
-            play = await self.repo.get_play(play_sid)  # requests may have linked child plays
-            if skipped:
-                log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
-                play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
-            children_waiting = await self.tree.any_child_awaiting(play)
-            final = map_outcome(
-                play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
-            )
-            await self._close_open_spans(play_sid, handle.state, final.status)
-            await self._save_status(final)
-            if final.status.is_terminal:
-                _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
-            handle.settled = final
+                PlayStatus.FAILED,
+                f"the service stopped {play.attempts} times while this play was running; "
+                f"gave up after {MAX_RECOVERY_ATTEMPTS} attempts (see the service log)",
+            ))
+            return
+        play = attrs.evolve(
+            play,
+            status=PlayStatus.RUNNING,
+            started_at=play.started_at or now_ms(),
+            attempts=play.attempts + 1,
+            sandbox_tier=self.runner.tier.name,
+        )
+        await self._save_status(play)
+        timeout_ms = play.timeout_ms or self.config.play_timeout_ms
+        replay = await self._replay_for(play)
+        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
+        launch = self.runner.stage(play, version, replay)
+        outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+        if skipped:
+            log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
+            play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
+        children_waiting = await self.tree.any_child_awaiting(play)
+        final = map_outcome(
+            play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
+        )
+        await self._close_open_spans(play_sid, handle.state, final.status)
+        await self._save_status(final)
+        if final.status.is_terminal:
+            _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+        handle.settled = final
 
     def _sandbox_problem(self, version: WorkflowVersion) -> str:
         """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""

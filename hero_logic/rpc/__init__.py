@@ -21,6 +21,7 @@ from ._client import RemoteNotFound as RemoteNotFound
 from ._client import RemoteParseError as RemoteParseError
 from ._client import RemotePluginNotFound as RemotePluginNotFound
 from ._client import RemoteSandboxUnavailable as RemoteSandboxUnavailable
+from ._client import RemoteServiceBusy as RemoteServiceBusy
 from ._client import RemoteServiceClosed as RemoteServiceClosed
 from ._client import RemoteStorageFull as RemoteStorageFull
 from ._client import RemoteWrongState as RemoteWrongState
