@@ -28,6 +28,7 @@ from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
+from ._seats import WatchSeats
 from ._slots import tier_strengths
 from ._store_api import Put, Store, Write
 
@@ -66,6 +67,8 @@ class _PlayHandle:
     """The run's claim on a run slot (lent back while the play waits for a child)."""
 
 
+MAX_EVENT_BYTES_PER_PLAY = 512 * 1024 * 1024
+"""Span event bytes one play may have stored over all its runs (resumes, recoveries)."""
 MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
 """Span event bytes one run of a play may have stored; past it the play fails (a flow must
 not fill the store, and every later read of its spans, for everyone)."""
@@ -88,6 +91,8 @@ class Kernel:
     _push_locks: KeyedLock = attrs.Factory(KeyedLock)
     _transitions: KeyedLock = attrs.Factory(KeyedLock)
     """Held while a play's status is decided and written: cancel, resume and a run's end."""
+    watch_seats: WatchSeats = attrs.Factory(WatchSeats)
+    """Live watchers per play and in all (:mod:`._watch`)."""
     _closed: bool = False
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
@@ -298,14 +303,15 @@ class Kernel:
         self, play_sid: str, state: RunState, events: Sequence[tuple[bytes, dict[str, Any]]]
     ) -> None:
         size = sum(len(raw) for raw, _ in events)
-        if state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN:
+        over_run = state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN
+        if over_run or state.bytes_before + state.stored_bytes + size > MAX_EVENT_BYTES_PER_PLAY:
             handle = self._handles.get(play_sid)
             if handle is not None and handle.state is state and not handle.fail_reason:
-                log.warning("play %s: over %d bytes of span events in one run; stopping it", play_sid, MAX_EVENT_BYTES_PER_RUN)
+                cap, where = (MAX_EVENT_BYTES_PER_RUN, "in one run") if over_run else (MAX_EVENT_BYTES_PER_PLAY, "over all its runs")
+                log.warning("play %s: over %d bytes of span events %s; stopping it", play_sid, cap, where)
                 handle.fail_reason = (
-                    f"the play streamed over {MAX_EVENT_BYTES_PER_RUN >> 20} MiB of span events "
-                    "(tags, logs, outputs) in one run and was stopped: log less, or keep large "
-                    "data in files of its workdir"
+                    f"the play streamed over {cap >> 20} MiB of span events (tags, logs, outputs) "
+                    f"{where} and was stopped: log less, or keep large data in files of its workdir"
                 )
                 handle.scope.cancel()
             return
@@ -432,7 +438,7 @@ class Kernel:
         await self._save_status(play)
         timeout_ms = play.timeout_ms or self.config.play_timeout_ms
         replay = await self._replay_for(play)
-        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
+        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
         launch = self.runner.stage(play, version, replay)
         outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
         play = await self.repo.get_play(play_sid)  # requests may have linked child plays
@@ -443,6 +449,7 @@ class Kernel:
         final = map_outcome(
             play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
         )
+        final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
         await self._close_open_spans(play_sid, handle.state, final.status)
         await self._save_status(final)
         if final.status.is_terminal:

@@ -76,6 +76,8 @@ class RunState:
     """Spans this run started and has not ended, in start order."""
     stored_bytes: int = 0
     """Bytes of event lines this run has had stored (bounded by MAX_EVENT_BYTES_PER_RUN)."""
+    bytes_before: int = 0
+    """Bytes the play's earlier runs stored (the play is bounded by MAX_EVENT_BYTES_PER_PLAY)."""
 
     def observe(self, event: dict[str, Any]) -> None:
         """Update the run's state from one applied event (called for each, in order)."""

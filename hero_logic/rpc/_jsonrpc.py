@@ -142,7 +142,15 @@ def loads_strict(data: bytes | str) -> Any:
     return value
 
 
+class RawJson(bytes):
+    """A result already encoded as JSON (a large one, encoded off the event loop): sent as is."""
+
+    __slots__ = ()
+
+
 def _dumps(value: Any) -> bytes:
+    if isinstance(value, RawJson):
+        return bytes(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 

@@ -43,6 +43,7 @@ from hero_logic.kernel import (
     WATCH_QUEUE_SIZE,
     Dropped,
     NotFound,
+    ServiceBusy,
     dumps,
     watch_all_plays,
     watch_play,
@@ -129,6 +130,8 @@ async def _serve_socket(
             code = 1000
         except Dropped:
             reason, code = "this subscriber fell behind and was dropped: reconnect for a fresh snapshot", CLOSE_DROPPED
+        except ServiceBusy as exc:  # too many watchers: try again later
+            reason, code = exc.message[:120], CLOSE_DROPPED
         await guard.send({"type": "websocket.close", "code": code, "reason": reason})
         nursery.cancel_scope.cancel()
 

@@ -20,10 +20,11 @@ from hero_logic.kernel import (
     WrongState,
     new_sid,
     now_ms,
+    to_json,
 )
 from hero_logic.sdk import decode_event
 
-from ._checks import check_limit, invalid_field
+from ._checks import check_limit, check_offset, invalid_field
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
@@ -223,11 +224,25 @@ class Plays:
             await self.kernel.repo.get_workflow(workflow_sid)
         return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
 
-    @rpc_method(admin=True)
-    async def play_spans(self, play_sid: str) -> list[Span]:
-        """The play's spans in start order (parent links in parent_id)."""
+    @rpc_method(admin=True, large_result=True)
+    async def play_spans(self, play_sid: str, offset: int = 0, limit: int = 0) -> list[Span]:
+        """The play's spans in start order (parent links in parent_id); ``offset`` and ``limit``
+        (0 = all) take a page of them, as play_spans_page does with the total."""
+        return (await self._span_page(play_sid, offset, limit, context="play_spans"))[0]
+
+    @rpc_method(admin=True, large_result=True)
+    async def play_spans_page(self, play_sid: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A page of the play's spans in start order: ``{spans, total, offset, limit}``."""
+        spans, total = await self._span_page(play_sid, offset, limit, context="play_spans_page")
+        return {"spans": to_json(spans), "total": total, "offset": offset, "limit": limit}
+
+    async def _span_page(self, play_sid: str, offset: int, limit: int, *, context: str) -> tuple[list[Span], int]:
+        check_offset(offset, context=context)
+        if limit:
+            check_limit(limit, context=context)
         await self.kernel.repo.get_play(play_sid)
-        return await self.kernel.repo.spans(play_sid)
+        spans = await self.kernel.repo.spans(play_sid)
+        return spans[offset : offset + limit] if limit else spans[offset:], len(spans)
 
     @rpc_method()
     async def span_push(self, play_sid: str, event_json: dict[str, Any]) -> bool:
