@@ -926,6 +926,35 @@ def test_an_output_json_cannot_hold_is_a_failure_replayed_the_same(
     assert body_runs(tmp_path) == ["tags"]
 
 
+def test_a_checkpoint_step_that_raises_waits_until_its_failure_is_stored(
+    play: Callable[..., Run],
+) -> None:
+    asked: list[dict[str, Any]] = []
+    run = play(
+        """
+        from hero_tracing import flow
+
+        @flow(checkpoint=True)
+        def pay():
+            raise ConnectionError("the bank hung up")
+
+        @flow
+        def main():
+            try:
+                pay()
+            except ConnectionError as exc:
+                return str(exc)
+        """,
+        handlers={"checkpoint": lambda params: asked.append(params) or {"ok": True}},
+    )
+    assert run.output == "the bank hung up"
+    key = run.span("pay")["step_key"]
+    assert asked == [{"step_key": key}]
+    types = [e["type"] for e in run.events]
+    at = types.index("step_failed")
+    assert types[at : at + 3] == ["step_failed", "span_end", "request"]
+
+
 def test_an_exception_class_of_an_invoked_flow_is_found_again_on_replay(
     play: Callable[..., Run], tmp_path: Path
 ) -> None:
