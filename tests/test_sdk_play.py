@@ -689,8 +689,9 @@ def _failures(run: Run) -> dict[str, dict[str, Any]]:
 def test_a_step_returns_its_output_as_stored_on_the_first_run_as_on_replay(
     play: Callable[..., Run], tmp_path: Path
 ) -> None:
-    """JSON gives a tuple back as a list and int, float, bool and None keys as strings: the
-    caller sees that on the first run already, not only after a resume."""
+    """JSON gives a tuple back as a list and int, float, bool and None keys as strings (and a
+    lone surrogate as U+FFFD): the caller sees that on the first run already, not only after
+    a resume."""
     source = counter_source(
         tmp_path,
         """
@@ -699,19 +700,19 @@ def test_a_step_returns_its_output_as_stored_on_the_first_run_as_on_replay(
         @flow
         def shapes():
             bump("shapes")
-            return {"pair": (1, (2, 3)), "keys": {1: "a", 2.5: "b", False: "c", None: "d"}, "n": 7}
+            return {"pair": (1, (2, 3)), "keys": {1: "a", 2.5: "b", False: "c", None: "d"}, "n": 7, "odd": "a" + chr(0xD800)}
 
         @flow
         def main():
             value = shapes()
             value["pair"].append("mutable")  # a list now, on every run
-            stored = {"pair": [1, [2, 3]], "keys": {"1": "a", "2.5": "b", "false": "c", "null": "d"}, "n": 7}
+            stored = {"pair": [1, [2, 3]], "keys": {"1": "a", "2.5": "b", "false": "c", "null": "d"}, "n": 7, "odd": "a\ufffd"}
             return {"seen": repr(value), "same": shapes() == stored}
         """,
     )
     first = play(source)
     assert first.returncode == 0, first.stderr
-    seen = "{'pair': [1, [2, 3], 'mutable'], 'keys': {'1': 'a', '2.5': 'b', 'false': 'c', 'null': 'd'}, 'n': 7}"
+    seen = "{'pair': [1, [2, 3], 'mutable'], 'keys': {'1': 'a', '2.5': 'b', 'false': 'c', 'null': 'd'}, 'n': 7, 'odd': 'a\ufffd'}"
     assert first.output == {"seen": seen, "same": True}
     root = first.span("main")["step_key"]
     steps = {k: v for k, v in first.step_outputs.items() if k != root}

@@ -16,6 +16,7 @@ from . import _wire
 from ._emit import RequestError, ServiceLost, Writer
 from ._fields import check_value, type_name
 from ._jsoncodec import encode_basestring as _quote
+from ._jsoncodec import load_own as _load_own
 from ._jsoncodec import loads as _loads
 from ._spans import CURRENT, AwaitingResume, Failed, Span, describe, outcome
 
@@ -326,10 +327,14 @@ class Runtime:
         JSON round trip (a tuple comes back a list, an int key a string).
         """
         problem = _output_problem(info, name, result) if info is not None and info.outputs else None
-        data = b""
+        text, data = "", b""
         if problem is None:
             try:
-                data = _to_bytes(_strict_json(result))
+                text = _strict_json(result)
+                data = text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: stored, so also returned, as U+FFFD
+                data = _to_bytes(text)
+                text = data.decode()
             except (TypeError, ValueError, RecursionError) as exc:
                 problem = (
                     f"flow {name!r} returned a value that is not JSON ({exc}): return dicts, lists, "
@@ -358,7 +363,7 @@ class Runtime:
         if info is not None and info.checkpoint:
             # The service answers a request only after the lines before it are stored.
             self.writer.request("checkpoint", {"step_key": key})
-        return result if result.__class__ in _AS_IS else _loads(data)
+        return result if result.__class__ in _AS_IS else _load_own(text)
 
     def run_step(
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
