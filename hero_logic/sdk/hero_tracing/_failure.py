@@ -17,14 +17,14 @@ import sys
 
 from . import _wire
 from ._jsoncodec import loads
-from ._spans import StepFailed
+from ._spans import AwaitingResume, StepFailed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["rebuild", "record"]
+__all__ = ["interrupted_by_pause", "rebuild", "record", "replayed"]
 
 MAX_ARGS_BYTES = 16 * 1024
 """Arguments whose JSON is longer are not recorded (the rebuild then tries the message)."""
@@ -58,6 +58,19 @@ def _args(exc: BaseException) -> list[Any] | None:
         return None
     value: list[Any] = loads(text)
     return value
+
+
+def interrupted_by_pause(exc: BaseException) -> bool:
+    """True if ``exc`` was raised while a pause unwound (user code caught the pause and raised
+    something else): the step was interrupted, it did not fail, and is not recorded."""
+    cause: BaseException | None = exc
+    for _ in range(100):
+        if cause is None:
+            return False
+        if isinstance(cause, AwaitingResume):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def record(exc: BaseException, traceback_text: str) -> dict[str, Any]:
@@ -131,3 +144,15 @@ def rebuild(entry: Mapping[str, Any]) -> BaseException:
                 exc.traceback = traceback_text
             return exc
     return StepFailed(name, message, traceback_text)
+
+
+def replayed(entry: Mapping[str, Any], step_name: str) -> BaseException:
+    """What a replayed failure raises: :func:`rebuild`, noted with the first run's traceback."""
+    exc = rebuild(entry)
+    first = entry.get("traceback")
+    exc.add_note(
+        f"hero_tracing: step {step_name!r} raised this on an earlier run of the play and was not "
+        "run again"
+        + (f"; its traceback then:\n{first}" if isinstance(first, str) and first else "")
+    )
+    return exc

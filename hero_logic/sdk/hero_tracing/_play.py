@@ -14,7 +14,7 @@ import time
 
 from . import _wire
 from ._emit import RequestError, ServiceLost, Writer
-from ._fields import check_value, type_name
+from ._fields import output_problem, type_name
 from ._jsoncodec import encode_basestring as _quote
 from ._jsoncodec import load_own as _load_own
 from ._jsoncodec import loads as _loads
@@ -48,11 +48,6 @@ class ReplayFileError(ValueError):
 
 def _now_ms() -> int:
     return _time_ns() // 1_000_000
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _load_replay(path: str) -> dict[str, Any]:
@@ -269,17 +264,9 @@ class Runtime:
         self.writer.send(
             self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
         )
-        from ._failure import rebuild
+        from ._failure import replayed
 
-        entry = self.failures[key]
-        exc = rebuild(entry)
-        first = entry.get("traceback")
-        exc.add_note(
-            f"hero_tracing: step {name!r} raised this on an earlier run of the play and was not "
-            "run again"
-            + (f"; its traceback then:\n{first}" if isinstance(first, str) and first else "")
-        )
-        return exc
+        return replayed(self.failures[key], name)
 
     def _fail(
         self, span: Span, key: str, exc: BaseException, checkpoint: bool
@@ -294,10 +281,11 @@ class Runtime:
         ended = outcome(exc)
         if ended is None:
             return None  # pausing: the span stays open
-        if not isinstance(exc, Exception) or _after_pause(exc):
+        from ._failure import interrupted_by_pause, rebuild, record
+
+        if not isinstance(exc, Exception) or interrupted_by_pause(exc):
             self.end_span(span.span_id, *ended)
             return None
-        from ._failure import rebuild, record
 
         text = describe(exc) if isinstance(exc, Failed) else ended[1]
         event = {"type": "step_failed", "span_id": span.span_id, "step_key": key, **record(exc, text)}
@@ -326,7 +314,9 @@ class Runtime:
         Returns the output as stored, which is what every replay returns: the value after a
         JSON round trip (a tuple comes back a list, an int key a string).
         """
-        problem = _output_problem(info, name, result) if info is not None and info.outputs else None
+        problem = (
+            output_problem(name, info.outputs, result) if info is not None and info.outputs else None
+        )
         text, data = "", b""
         if problem is None:
             try:
@@ -516,19 +506,6 @@ class Runtime:
         self.writer.close()
 
 
-def _after_pause(exc: BaseException) -> bool:
-    """True if ``exc`` was raised while a pause unwound (user code caught the pause and raised
-    something else): the step was interrupted, it did not fail."""
-    seen = 0
-    cause: BaseException | None = exc
-    while cause is not None and seen < 100:
-        if isinstance(cause, AwaitingResume):
-            return True
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return False
-
-
 def _site(name: str, source_file: str, source_line: int) -> tuple[str, str]:
     """The name and source location of a span, as JSON fragments for :meth:`Runtime._start_line`."""
     return _quote(name), f',"source_file":{_quote(source_file)},"source_line":{int(source_line)}'
@@ -537,33 +514,3 @@ def _site(name: str, source_file: str, source_line: int) -> tuple[str, str]:
 def _flow_site(info: FlowInfo) -> tuple[str, str]:
     info.wire = _site(info.name, info.source_file, info.source_line)
     return info.wire
-
-
-def _output_problem(info: FlowInfo, name: str, result: Any) -> str | None:
-    """Why ``result`` does not match the declared outputs, or None."""
-    outputs = info.outputs or []
-    if not isinstance(result, dict):
-        names = ", ".join(field["name"] for field in outputs)
-        return (
-            f"flow {name!r} declares outputs ({names}) but returned {type_name(result)} "
-            f"{_short(result)}: return a dict with those keys or change the @flow outputs"
-        )
-    for field in outputs:
-        field_name, field_type = field["name"], field["field_type"]
-        if field_name not in result:
-            if field["required"]:
-                keys = ", ".join(map(repr, result)) or "none"
-                return (
-                    f"flow {name!r} declares output {field_name!r} ({field_type}) but its result "
-                    f"has no such key (keys: {keys}): add it or mark it required=False"
-                )
-            continue
-        value = result[field_name]
-        if value is None and not field["required"]:
-            continue
-        if not check_value(field_type, value):
-            return (
-                f"flow {name!r} declares output {field_name!r} as {field_type}, got "
-                f"{_short(value)} ({type_name(value)}): return a {field_type} or change the @flow outputs"
-            )
-    return None
