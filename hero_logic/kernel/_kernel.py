@@ -479,18 +479,30 @@ class Kernel:
         return ""
 
     async def _replay_for(self, play: Play) -> dict[str, Any] | None:
-        """The replay caches of a play's next run: finished steps, answers, prefills."""
+        """The replay caches of a play's next run: finished steps, failed steps, answers,
+        prefills. A retry that reuses another play's steps takes its outputs, not its
+        failures: the steps that failed there run again."""
+        from hero_logic.sdk import failure_entry
+
         steps: dict[str, Any] = {}
+        failures: dict[str, Any] = {}
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
             for event in await self.repo.read_events(sid):
-                if event.get("type") == "step_output":
+                kind = event.get("type")
+                if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")
+                    failures.pop(event["step_key"], None)
+                elif kind == "step_failed" and sid == play.sid:
+                    failures[event["step_key"]] = failure_entry(event)
+                    steps.pop(event["step_key"], None)
         resumes = {r.id: r.payload for r in play.received_resumes}
-        if not (steps or resumes or play.prefill_resumes):
+        if not (steps or failures or resumes or play.prefill_resumes):
             return None
         replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
+        if failures:
+            replay["failures"] = failures
         if play.prefill_resumes:
             replay["prefill"] = play.prefill_resumes
             replay["prefill_only"] = True
