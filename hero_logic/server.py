@@ -7,6 +7,7 @@ connections, and runs until cancelled.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -81,5 +82,9 @@ async def serve(
 
                 await nursery.start(serve_admin, config)
             log.info("%s", banner(config, kernel.runner.tier.name))
+            # What start-up made (modules, classes, the method table) lives as long as the
+            # service: out of the collector's sight, a full collection walks only what came
+            # after, so it never stalls the event loop for long.
+            gc.freeze()
             task_status.started(config.rpc_socket)
             await trio.sleep_forever()

@@ -23,6 +23,8 @@ from ._errors import ServiceBusy as ServiceBusy
 from ._errors import ServiceClosed as ServiceClosed
 from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
+from ._folded import FoldedSpans as FoldedSpans
+from ._folded import RawJson as RawJson
 from ._interfaces import EventSink as EventSink
 from ._interfaces import ExitOutcome as ExitOutcome
 from ._interfaces import FlowRequestHandler as FlowRequestHandler

@@ -34,6 +34,7 @@ import trio
 
 from ._convert import dumps, from_json, to_json
 from ._errors import NotFound
+from ._folded import FoldedSpans, encode_fold, fold_rows, paused_gc
 from ._model import Play, PlayStatus, Span, Workflow, WorkflowVersion
 from ._spans import SpanFold
 from ._store_api import Delete, Put, Store, Write
@@ -74,7 +75,7 @@ class Repo:
     """Typed reads and write builders over a :class:`Store`."""
 
     store: Store
-    _folds: OrderedDict[str, tuple[int, list[Span]]] = attrs.field(factory=OrderedDict, init=False)
+    _folds: OrderedDict[str, FoldedSpans] = attrs.field(factory=OrderedDict, init=False)
     _folding: dict[tuple[str, int], _Folding] = attrs.field(factory=dict, init=False)
     workflows_generation: int = attrs.field(default=0, init=False)
     """Bumped after every commit that wrote the ``workflows`` table: lets readers cache what
@@ -265,42 +266,43 @@ class Repo:
                 out += await trio.to_thread.run_sync(_decode_rows, rows)
         return out
 
-    async def spans_with_last_seq(self, play_sid: str) -> tuple[list[Span], int]:
-        """A play's span tree and the position of the last event it folds (-1: none).
+    async def folded_spans(self, play_sid: str) -> FoldedSpans:
+        """A play's span tree, as encoded pieces, with the position of the last event it folds.
 
         Folded a chunk at a time in a worker thread, so a huge play never stalls the event
-        loop. Concurrent readers of one play share one fold, and the fold of the last few
-        plays read is kept until they get a new event.
+        loop. Concurrent readers of one play share one fold, and the folds of the last few
+        plays read are kept (as bytes) until the play gets a new event.
         """
         last_seq = await self.last_event_seq(play_sid)
         cached = self._folds.get(play_sid)
-        if cached is not None and cached[0] == last_seq:
+        if cached is not None and cached.last_seq == last_seq:
             self._folds.move_to_end(play_sid)
-            return cached[1], last_seq
+            return cached
         key = (play_sid, last_seq)
         running = self._folding.get(key)
-        if running is None:
-            running = self._folding[key] = _Folding()
-            try:
-                fold = SpanFold(play_sid)
-                seq = -1
+        if running is not None:
+            await running.done.wait()
+            if running.result is None:  # that fold failed or was cancelled: fold again
+                return await self.folded_spans(play_sid)
+            return running.result
+        running = self._folding[key] = _Folding()
+        try:
+            fold = SpanFold(play_sid)
+            # The fold's objects stay out of full collections until it is encoded and dropped
+            # (a collection walking 100,000 half-built spans stalls the loop thread).
+            with paused_gc():
                 async with aclosing(self.event_chunks(play_sid)) as chunks:
                     async for rows in chunks:
-                        seq = await trio.to_thread.run_sync(_fold_rows, fold, rows, last_seq)
-                        if seq >= last_seq:
+                        if await trio.to_thread.run_sync(fold_rows, fold, rows, last_seq) >= last_seq:
                             break
-                running.result = (await trio.to_thread.run_sync(fold.spans), max(seq, last_seq))
-                self._folds[play_sid] = (last_seq, running.result[0])
-                while len(self._folds) > FOLD_CACHE_PLAYS:
-                    self._folds.popitem(last=False)
-            finally:
-                del self._folding[key]
-                running.done.set()
-        else:
-            await running.done.wait()
-        if running.result is None:  # the folder failed or was cancelled: fold again
-            return await self.spans_with_last_seq(play_sid)
-        return running.result[0], last_seq
+                running.result = await trio.to_thread.run_sync(encode_fold, fold, last_seq)
+            self._folds[play_sid] = running.result
+            while len(self._folds) > FOLD_CACHE_PLAYS:
+                self._folds.popitem(last=False)
+            return running.result
+        finally:
+            del self._folding[key]
+            running.done.set()
 
     async def last_event_seq(self, play_sid: str) -> int:
         """The sequence number of a play's last stored event, or -1."""
@@ -308,26 +310,17 @@ class Repo:
         return int(rows[0][0].rsplit("/", 1)[1]) if rows else -1
 
     async def spans(self, play_sid: str) -> list[Span]:
-        """A play's span tree, folded from its stored events, in start order."""
-        return (await self.spans_with_last_seq(play_sid))[0]
+        """A play's span tree, folded from its stored events, in start order (as records: for
+        the service's own small reads; pages for clients come from :meth:`folded_spans`)."""
+        folded = await self.folded_spans(play_sid)
+        return await trio.to_thread.run_sync(lambda: [from_json(Span, d) for d in folded.dicts()])
 
 
 @attrs.define(eq=False)
 class _Folding:
     done: trio.Event = attrs.Factory(trio.Event)
-    result: tuple[list[Span], int] | None = None
+    result: FoldedSpans | None = None
 
 
 def _decode_rows(rows: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
     return [json.loads(raw) for _, raw in rows]
-
-
-def _fold_rows(fold: SpanFold, rows: list[tuple[str, bytes]], last_seq: int) -> int:
-    """Fold ``rows`` up to position ``last_seq``; the position of the last one folded."""
-    seq = -1
-    for key, raw in rows:
-        seq = int(key.rsplit("/", 1)[1])
-        if seq > last_seq:
-            return last_seq
-        fold.apply(json.loads(raw))
-    return seq

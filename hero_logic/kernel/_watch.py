@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._convert import to_json
-from ._model import Play, PlayStatus, Span
+from ._model import Play, PlayStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._folded import FoldedSpans
     from ._kernel import Kernel
 
 __all__ = ["MAX_SNAPSHOT_SPANS", "RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "watch_all_plays", "watch_play"]
@@ -45,7 +46,7 @@ thousand messages a second) still lags a whole burst behind."""
 RECENT_PLAYS = 50
 """Plays in the all-plays watch's snapshot, newest first."""
 
-MAX_SNAPSHOT_SPANS = 20_000
+MAX_SNAPSHOT_SPANS = 10_000
 """Spans a snapshot carries at most (the first, in start order); a bigger play's snapshot says
 ``spans_total`` and ``spans_truncated``, and ``play_spans`` pages through the rest."""
 
@@ -53,15 +54,15 @@ class Dropped(Exception):
     """The bus dropped this subscriber: it fell too far behind."""
 
 
-async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, list[Span], int]:
+async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, FoldedSpans, int]:
     """The play, its span tree and the position of the last event folded in it.
 
     The play is read before the events: a play found terminal had stored all its events
     before its status, so they are all in the snapshot.
     """
     play = await kernel.repo.get_play(play_sid)
-    spans, last_seq = await kernel.repo.spans_with_last_seq(play_sid)
-    return play, spans, last_seq
+    folded = await kernel.repo.folded_spans(play_sid)
+    return play, folded, folded.last_seq
 
 
 async def watch_play(
@@ -98,11 +99,11 @@ async def _watch_play(
         snapshot: dict[str, Any] = {
             "type": "snapshot",
             "play": sent_play,
-            "spans": await trio.to_thread.run_sync(to_json, spans[:MAX_SNAPSHOT_SPANS]),
+            "spans": await trio.to_thread.run_sync(spans.dicts, 0, MAX_SNAPSHOT_SPANS),
             "seq": last_seq,
         }
-        if len(spans) > MAX_SNAPSHOT_SPANS:
-            snapshot |= {"spans_total": len(spans), "spans_truncated": True}
+        if spans.count > MAX_SNAPSHOT_SPANS:
+            snapshot |= {"spans_total": spans.count, "spans_truncated": True}
         await emit(snapshot)
         # A status published before the read that equals the snapshot's play marks every
         # earlier status as already included.

@@ -24,10 +24,10 @@ import attrs
 import trio
 
 import hero_logic
-from hero_logic.kernel import InvalidParams, dumps, to_json
+from hero_logic.kernel import InvalidParams, RawJson, dumps, to_json
 from hero_logic.service import MethodInfo, Service, marked_methods, method_info, rpc_method
 
-from ._jsonrpc import MethodNotFound, RawJson
+from ._jsonrpc import MethodNotFound
 from ._openrpc import openrpc_document
 from ._params import Checker, Problem
 from ._params import Schemas as _Schemas
@@ -152,12 +152,13 @@ ENCODE_PIECE = 256
 whole length, so a 30 MB answer encoded in one call would stall the event loop thread."""
 
 
-def _encode_in_pieces(wire: Any) -> bytes:
+def _encode_in_pieces(wire: Any) -> RawJson:
     """``wire`` as compact JSON, a list encoded a few items per call (see ENCODE_PIECE)."""
     if not isinstance(wire, list):
-        return dumps(wire)
+        return RawJson(dumps(wire))
     pieces = [dumps(wire[i : i + ENCODE_PIECE])[1:-1] for i in range(0, len(wire), ENCODE_PIECE)]
-    return b"[" + b",".join(p for p in pieces if p) + b"]"
+    joined = [part for i, p in enumerate(pieces) for part in ((b",", p) if i else (p,))]
+    return RawJson(b"[", *joined, b"]")
 
 
 def _missing(param: Param) -> Problem:
@@ -220,8 +221,10 @@ class MethodTable:
         if method is None:
             raise self._not_found(name)
         result = await method.func(**method.bind(params))
+        if isinstance(result, RawJson):  # the service encoded it already (off the loop)
+            return result
         if method.large_result:  # encoded in a worker thread: a big answer never stalls the loop
-            return RawJson(await trio.to_thread.run_sync(lambda: _encode_in_pieces(method.to_wire(result))))
+            return await trio.to_thread.run_sync(lambda: _encode_in_pieces(method.to_wire(result)))
         return method.to_wire(result)
 
     def _not_found(self, name: str) -> MethodNotFound:

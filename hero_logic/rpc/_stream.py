@@ -114,7 +114,11 @@ async def _serve_socket(
     guard = SendGuard(send)
 
     async def emit(message: dict[str, Any]) -> None:
-        await guard.send({"type": "websocket.send", "text": dumps(message).decode()})
+        if message.get("type") == "snapshot":  # up to 10,000 spans: encoded off the event loop
+            text = (await trio.to_thread.run_sync(dumps, message)).decode()
+        else:
+            text = dumps(message).decode()
+        await guard.send({"type": "websocket.send", "text": text})
 
     async with trio.open_nursery() as nursery:
 

@@ -8,19 +8,21 @@ the version and hands the record to the kernel. Status changes are the kernel's 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
+import trio
 
 from hero_logic.kernel import (
     Kernel,
     Play,
     PlayStatus,
+    RawJson,
     Span,
     WrongState,
+    dumps,
     new_sid,
     now_ms,
-    to_json,
 )
 from hero_logic.sdk import decode_event
 
@@ -29,6 +31,8 @@ from ._inputs import check_inputs
 from ._marker import rpc_method
 
 if TYPE_CHECKING:
+    from hero_logic.kernel import FoldedSpans
+
     from ._workflows import Workflows
 
 
@@ -228,21 +232,25 @@ class Plays:
     async def play_spans(self, play_sid: str, offset: int = 0, limit: int = 0) -> list[Span]:
         """The play's spans in start order (parent links in parent_id); ``offset`` and ``limit``
         (0 = all) take a page of them, as play_spans_page does with the total."""
-        return (await self._span_page(play_sid, offset, limit, context="play_spans"))[0]
+        folded = await self._folded(play_sid, offset, limit, context="play_spans")
+        # Encoded already, off the event loop: the door sends the bytes as they are.
+        page: Any = await trio.to_thread.run_sync(folded.json_array, offset, limit)
+        return cast("list[Span]", page)
 
     @rpc_method(admin=True, large_result=True)
     async def play_spans_page(self, play_sid: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
         """A page of the play's spans in start order: ``{spans, total, offset, limit}``."""
-        spans, total = await self._span_page(play_sid, offset, limit, context="play_spans_page")
-        return {"spans": to_json(spans), "total": total, "offset": offset, "limit": limit}
+        folded = await self._folded(play_sid, offset, limit, context="play_spans_page")
+        spans = await trio.to_thread.run_sync(folded.json_array, offset, limit)
+        head = dumps({"total": folded.count, "offset": offset, "limit": limit})
+        return cast("dict[str, Any]", RawJson(head[:-1] + b',"spans":', *spans.pieces, b"}"))
 
-    async def _span_page(self, play_sid: str, offset: int, limit: int, *, context: str) -> tuple[list[Span], int]:
+    async def _folded(self, play_sid: str, offset: int, limit: int, *, context: str) -> FoldedSpans:
         check_offset(offset, context=context)
         if limit:
             check_limit(limit, context=context)
         await self.kernel.repo.get_play(play_sid)
-        spans = await self.kernel.repo.spans(play_sid)
-        return spans[offset : offset + limit] if limit else spans[offset:], len(spans)
+        return await self.kernel.repo.folded_spans(play_sid)
 
     @rpc_method()
     async def span_push(self, play_sid: str, event_json: dict[str, Any]) -> bool:
