@@ -450,6 +450,8 @@ class Kernel:
             play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
         )
         final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
+        if handle.state.too_many_pauses and not final.status.is_terminal:
+            final = _ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
         await self._close_open_spans(play_sid, handle.state, final.status)
         await self._save_status(final)
         if final.status.is_terminal:

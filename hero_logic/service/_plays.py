@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from ._workflows import Workflows
 
 
+def _without_schemas(play: Play) -> Play:
+    return attrs.evolve(play, pending_resumes=[attrs.evolve(r, schema=None, ui=None) for r in play.pending_resumes])
+
+
 class StartPlanner(Protocol):
     """What resolves a preset (``example_sid``) or a pick for ``play_start``: the library."""
 
@@ -226,7 +230,9 @@ class Plays:
                 raise invalid_field(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
         if workflow_sid:
             await self.kernel.repo.get_workflow(workflow_sid)
-        return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        plays = await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        # A list shows which questions are open, not their schemas: play_pending_resumes has those.
+        return [_without_schemas(p) if p.pending_resumes else p for p in plays]
 
     @rpc_method(admin=True, large_result=True)
     async def play_spans(self, play_sid: str, offset: int = 0, limit: int = 0) -> list[Span]:
