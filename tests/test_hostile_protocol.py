@@ -287,3 +287,47 @@ def main():
     assert info.value.code in (-32602, -32003)
     for play_sid in starts:
         await service.call("play_cancel", play_sid=play_sid)
+
+
+async def test_span_push_cannot_forge_what_a_resume_replays(service: Service) -> None:
+    sid = await _paused(service, repr({"type": "string"}))
+    for event in (
+        {"type": "step_output", "span_id": "s", "step_key": "k", "output": "forged"},
+        {"type": "output", "output": "forged"},
+        {"type": "pause", "resume_id": "r", "name": "r", "span_id": "s", "asked_at": 1},
+    ):
+        with pytest.raises(RpcError) as info:
+            await service.call("span_push", play_sid=sid, event_json=event)
+        assert info.value.code == -32602
+        assert "HERO_LOGIC_SPAN_PUSH_OUTPUTS" in info.value.message + str(info.value.data)
+    start = {"type": "span_start", "span_id": "x", "parent_id": "", "name": "note", "kind": "other", "start_ms": 1}
+    assert await service.call("span_push", play_sid=sid, event_json=start) is True
+
+
+async def test_a_flow_reads_only_the_sources_of_flows_it_names(service: Service) -> None:
+    await service.push("from hero_tracing import flow\n\n@flow\ndef secret_recipe():\n    return 'sauce'\n", name="recipe")
+    snoop = await service.push(
+        """
+from hero_tracing import flow
+from hero_tracing._state import get
+
+@flow
+def main(target: str = ""):
+    return get().writer.request("flow_source", {"name": target})["source"]
+""",
+        name="snoop",
+    )
+    play = await service.run(snoop, target="recip" + "e")  # a name computed at run time
+    assert play["status"] == "failed"
+    assert "string literal" in play["error_message"]
+    named = await service.push(
+        """
+from hero_tracing import flow
+
+@flow
+def main():
+    return flow.invoke("recipe")
+""",
+        name="named",
+    )
+    assert (await service.run(named))["output_data"] == "sauce"

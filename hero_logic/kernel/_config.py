@@ -92,6 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("version_picker", "--version-picker", "HERO_LOGIC_VERSION_PICKER", "weighted", "version picker plugin used by pick_version and play_start(pick=...)"),
     Setting("max_descendants", "--max-descendants", "HERO_LOGIC_MAX_DESCENDANTS", "1000", "most child plays one root play may have below it, at every depth together", _positive_int("HERO_LOGIC_MAX_DESCENDANTS")),
     Setting("max_pending", "--max-pending", "HERO_LOGIC_MAX_PENDING", "10000", "most plays waiting for a run slot; past it new plays are refused (-32010) until the queue drains", _positive_int("HERO_LOGIC_MAX_PENDING")),
+    Setting("span_push_outputs", "--span-push-outputs", "HERO_LOGIC_SPAN_PUSH_OUTPUTS", "off", "let span_push write step outputs, failures, outputs and pauses (which resumes replay): on only for tests", _on_off("HERO_LOGIC_SPAN_PUSH_OUTPUTS")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -115,6 +116,7 @@ class Config:
     version_picker: str = "weighted"
     max_descendants: int = 1000
     max_pending: int = 10_000
+    span_push_outputs: bool = False
 
     @classmethod
     def load(

@@ -5,6 +5,8 @@ protocol it declares.
 
 from __future__ import annotations
 
+import ast
+import functools
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,7 +24,26 @@ if TYPE_CHECKING:
     from ._schema_check import SchemaChecker
     from ._workflows import Workflows
 
-__all__ = ["FlowRequests"]
+__all__ = ["FlowRequests", "invoked_names"]
+
+MAX_INVOKABLE = 1000
+"""Most workflow names followed when deciding what a play may invoke."""
+
+
+@functools.lru_cache(maxsize=512)
+def invoked_names(source: str) -> frozenset[str]:
+    """The workflow names ``source`` may invoke: its string literals of name length (a flow
+    names what it invokes in its own source, where a reviewer sees it, whether it calls
+    ``flow.invoke("name")`` directly or hands the name to a thread pool)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return frozenset()
+    return frozenset(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and 0 < len(node.value) <= 200
+    )
 
 @attrs.define(eq=False)
 class FlowRequests:
@@ -35,8 +56,11 @@ class FlowRequests:
     _check_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     async def flow_source(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The source of the workflow ``name`` (a version of it, or its current one)."""
-        wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
+        """The source of the workflow ``name`` (a version of it, or its current one), if the
+        play may invoke it (see :meth:`_check_may_invoke`)."""
+        name = str(params.get("name", ""))
+        await self._check_may_invoke(play_sid, name)
+        wf = await self.kernel.repo.find_workflow(name)
         version = await self.workflows.version_for(wf, str(params.get("version_sid") or ""), context="flow.invoke")
         return {"source": version.python_source, "version_sid": version.sid, "entry_flow": version.entry_flow}
 
@@ -47,7 +71,9 @@ class FlowRequests:
         known = await self.kernel.tree.child_for_step(play_sid, step)
         if known is not None:
             return {"play_sid": known}
-        wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
+        name = str(params.get("name", ""))
+        await self._check_may_invoke(play_sid, name)
+        wf = await self.kernel.repo.find_workflow(name)
         inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
         assert isinstance(inputs, dict)
         child = await self.plays.create(
@@ -83,6 +109,34 @@ class FlowRequests:
         async with self._check_locks.hold(play_sid):
             await check_payload(self.schema_checker, request, params.get("payload"), context="prefill_resumes")
         return {"ok": True}
+
+    async def _check_may_invoke(self, play_sid: str, name: str) -> None:
+        """Refuse ``name`` unless the play's own workflow is called so, or its source names it
+        in a string literal, or the source of a flow it may invoke does (so a flow cannot read
+        or run any workflow it likes, by sid or by a name it computed). NotFound, as for a
+        workflow that does not exist, naming the rule."""
+        play = await self.kernel.repo.get_play(play_sid)
+        if name == (await self.kernel.repo.get_workflow(play.workflow_sid)).name:
+            return
+        allowed: set[str] = set()
+        sources = [(await self.kernel.repo.get_version(play.workflow_version_sid)).python_source]
+        while sources and len(allowed) < MAX_INVOKABLE:
+            for found in invoked_names(sources.pop()) - allowed:
+                allowed.add(found)
+                if found == name:
+                    return
+                try:
+                    wf = await self.kernel.repo.find_workflow(found)
+                    if wf.current_version_sid:
+                        sources.append((await self.kernel.repo.get_version(wf.current_version_sid)).python_source)
+                except NotFound:
+                    continue
+        msg = (
+            f"flow.invoke({name!r}): this play's flow does not name {name!r} in its source, so it "
+            "may not invoke it or read its source: write the workflow's name as a string literal, "
+            f'flow.invoke("{name}", ...), in the flow that invokes it'
+        )
+        raise NotFound(msg)
 
     async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Nothing to do: the listener stored every earlier line before asking."""

@@ -65,7 +65,10 @@ class StartPlan:
     prefill_resumes: dict[str, Any]
     name: str
 
-__all__ = ["Plays", "StartPlan", "StartPlanner"]
+__all__ = ["REPLAYED_EVENT_TYPES", "Plays", "StartPlan", "StartPlanner"]
+
+REPLAYED_EVENT_TYPES = frozenset({"step_output", "step_failed", "output", "pause"})
+"""Events a resume or a recovery trusts as the flow's own record: never taken from span_push."""
 
 
 @attrs.define(eq=False)
@@ -272,6 +275,15 @@ class Plays:
         if event["type"] == "request":
             msg = "event_json"
             raise invalid_field(msg, "requests are only answered on a play's own span socket", context="span_push")
+        if event["type"] in REPLAYED_EVENT_TYPES and not self.kernel.config.span_push_outputs:
+            msg_0 = "event_json"
+            raise invalid_field(
+                msg_0,
+                f"a {event['type']!r} event is what a resume replays, so only the flow itself may send "
+                "it; span_push takes span_start, span_tag, span_log and span_end (a test service may "
+                "allow more with --span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
+                context="span_push",
+            )
         await self.kernel.apply(play_sid, [(raw, event)])
         return True
 
