@@ -25,6 +25,7 @@ from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
 from ._folded import FoldedSpans as FoldedSpans
 from ._folded import RawJson as RawJson
+from ._handle import status_topic as status_topic
 from ._interfaces import EventSink as EventSink
 from ._interfaces import ExitOutcome as ExitOutcome
 from ._interfaces import FlowRequestHandler as FlowRequestHandler
@@ -37,7 +38,6 @@ from ._interfaces import SpanListenerSlot as SpanListenerSlot
 from ._interfaces import VersionPicker as VersionPicker
 from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
 from ._kernel import Kernel as Kernel
-from ._kernel import status_topic as status_topic
 from ._keyed_lock import KeyedLock as KeyedLock
 from ._library_records import Benchmark as Benchmark
 from ._library_records import BenchmarkStatus as BenchmarkStatus

@@ -24,22 +24,32 @@ from hero_logic.sdk import REQUEST_METHODS
 from ._capacity import Seat
 from ._convert import dumps, to_json
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
+from ._handle import (
+    MAX_EVENT_BYTES_PER_PLAY,
+    MAX_EVENT_BYTES_PER_RUN,
+    PlayHandle,
+    ended,
+    error_response,
+    is_settled,
+    remove_quietly,
+    status_is_settled,
+    status_topic,
+)
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
-from ._runner import PlayRunner, RunState, map_outcome
+from ._runner import PlayRunner, RunState, map_outcome, request_from_pause
 from ._seats import WatchSeats
-from ._slots import tier_strengths
+from ._slots import sandbox_problem, tier_strengths
 from ._store_api import Put, Store, Write
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
-    from pathlib import Path
 
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
-    from ._interfaces import FlowRequestHandler, VersionPicker
+    from ._interfaces import ExitOutcome, FlowRequestHandler, VersionPicker
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -50,28 +60,6 @@ MAX_RECOVERY_ATTEMPTS = 3
 """Runs a play may start since it last paused (or since it began) before a service crash
 that leaves it ``running`` makes it fail: a play that keeps crashing the service stops."""
 
-
-@attrs.define(eq=False)
-class _PlayHandle:
-    """The kernel's grip on one play it is running or about to run."""
-
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    cancel_requested: bool = False
-    state: RunState | None = None
-    settled: Play | None = None
-    """The play as this run left it (None while running, or if the service stopped)."""
-    done: trio.Event = attrs.Factory(trio.Event)
-    fail_reason: str = ""
-    """Why the kernel stopped this run itself (the play then fails with it)."""
-    seat: Seat | None = None
-    """The run's claim on a run slot (lent back while the play waits for a child)."""
-
-
-MAX_EVENT_BYTES_PER_PLAY = 512 * 1024 * 1024
-"""Span event bytes one play may have stored over all its runs (resumes, recoveries)."""
-MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
-"""Span event bytes one run of a play may have stored; past it the play fails (a flow must
-not fill the store, and every later read of its spans, for everyone)."""
 
 @attrs.define(eq=False)
 class Kernel:
@@ -87,7 +75,7 @@ class Kernel:
     """The version picker slot (``pick_version``, ``play_start(pick=...)``)."""
     _nursery: trio.Nursery
     _capacity: FairCapacity
-    _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
+    _handles: dict[str, PlayHandle] = attrs.Factory(dict)
     _push_locks: KeyedLock = attrs.Factory(KeyedLock)
     _transitions: KeyedLock = attrs.Factory(KeyedLock)
     """Held while a play's status is decided and written: cancel, resume and a run's end."""
@@ -145,7 +133,7 @@ class Kernel:
         handle = self._handles.get(play_sid)
         if handle is not None and not handle.done.is_set():
             return  # already queued or running
-        self._handles[play_sid] = _PlayHandle()
+        self._handles[play_sid] = PlayHandle()
         self._nursery.start_soon(self._supervise, play_sid, name=f"play {play_sid}")
 
     async def resume(self, play_sid: str, answer: ResumeRequest) -> Play:
@@ -158,8 +146,14 @@ class Kernel:
         """
         async with self._transitions.hold(play_sid):
             play = await self.repo.get_play(play_sid)
-            if self.is_active(play_sid) or play.status is not PlayStatus.AWAITING_RESUME:
-                msg = f"play {play_sid} is {play.status.value}; answers are taken once it awaits resume"
+            handle = self._handles.get(play_sid)
+            if handle is not None and not handle.done.is_set() and not handle.cancel_requested:
+                if not handle.settled_status:
+                    return await self._answer_while_running(play, handle, answer)
+                await handle.done.wait()  # the run has just settled: a plain resume from here
+                play = await self.repo.get_play(play_sid)
+            if play.status is not PlayStatus.AWAITING_RESUME:
+                msg = f"play {play_sid} is {play.status.value}; answers are taken while it runs or awaits resume"
                 raise WrongState(msg)
             if not any(r.id == answer.id for r in play.pending_resumes):
                 msg = f"play {play_sid} no longer asks {answer.name!r} ({answer.id}): it was answered or withdrawn"
@@ -201,13 +195,37 @@ class Kernel:
                 handle.scope.cancel()
             elif not play.status.is_terminal:
                 # Paused (no process) or not yet scheduled: end it here.
-                ended = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
-                await self._save_status(ended)
-                await self._cancel_children(ended)
-                return ended
+                stopped = ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
+                await self._save_status(stopped)
+                await self._cancel_children(stopped)
+                return stopped
         if handle is not None:
             await handle.done.wait()
         return await self.repo.get_play(play_sid)
+
+    async def _answer_while_running(self, play: Play, handle: PlayHandle, answer: ResumeRequest) -> Play:
+        """Take an answer to an open pause of a play whose run is still going (parallel pauses,
+        a pause asked again after an answer): it is stored at once, and when the run settles
+        the play runs again with every answer received meanwhile."""
+        asked = {r.id for r in play.pending_resumes} | {r.id for r in self.live_pauses(play.sid)}
+        if answer.id not in asked:
+            msg = f"play {play.sid} does not ask {answer.name!r} ({answer.id}): it was answered or withdrawn"
+            raise WrongState(msg)
+        taken = attrs.evolve(
+            play,
+            pending_resumes=[r for r in play.pending_resumes if r.id != answer.id],
+            received_resumes=[*play.received_resumes, answer],
+        )
+        await self._save_status(taken)
+        handle.answered_meanwhile = True
+        return taken
+
+    def live_pauses(self, play_sid: str) -> list[ResumeRequest]:
+        """The pauses the running run of ``play_sid`` has reached so far ([] when not running)."""
+        handle = self._handles.get(play_sid)
+        if handle is None or handle.state is None or handle.done.is_set():
+            return []
+        return [request_from_pause(p, play_sid) for p in handle.state.pauses]
 
     async def _cancel_children(self, play: Play) -> None:
         """Cancel every unfinished child play of ``play`` (read under its tree's lock, so a
@@ -227,15 +245,15 @@ class Kernel:
         # waiter out of its queue.
         async with self.bus.subscribe(status_topic(play_sid), queue_size=64) as messages:
             play = await self.repo.get_play(play_sid)
-            if _settled(play):
+            if is_settled(play):
                 return play
             with trio.move_on_after(timeout_ms / 1000 if timeout_ms > 0 else float("inf")):
                 async for message in messages:
-                    if message.get("type") == "status" and _settled_status(message["status"]):
+                    if message.get("type") == "status" and status_is_settled(message["status"]):
                         break
                 else:
                     # Dropped as a slow subscriber: fall back to polling the record.
-                    while not _settled(await self.repo.get_play(play_sid)):  # noqa: ASYNC110 - rare fallback after the bus dropped us
+                    while not is_settled(await self.repo.get_play(play_sid)):  # noqa: ASYNC110 - rare fallback after the bus dropped us
                         await trio.sleep(0.05)
         return await self.repo.get_play(play_sid)
 
@@ -335,7 +353,7 @@ class Kernel:
         method = event.get("method")
         if self._requests is None or method not in REQUEST_METHODS:
             known = ", ".join(sorted(REQUEST_METHODS))
-            return _error_response(
+            return error_response(
                 request_id, -32601,
                 f"unknown flow request method {method!r} (known: {known}): the SDK and the service disagree on the protocol",
             )
@@ -347,7 +365,7 @@ class Kernel:
             return {"type": "response", "id": request_id, "error": exc.to_json()}
         except Exception as exc:  # hostile params must get an error answer, not end the play
             log.exception("play %s: request %r failed unexpectedly", play_sid, event.get("method"))
-            return _error_response(request_id, -32603, f"the service could not answer this request ({type(exc).__name__})")
+            return error_response(request_id, -32603, f"the service could not answer this request ({type(exc).__name__})")
         return {"type": "response", "id": request_id, "result": result}
 
     # -- running ---------------------------------------------------------------------------------
@@ -363,46 +381,49 @@ class Kernel:
                     if handle.state is not None:
                         handle.state.stored_bytes = 0  # room for the few closing span_end lines
                         await self._close_open_spans(play_sid, handle.state, PlayStatus.FAILED)
-                    handle.settled = _ended(play, PlayStatus.FAILED, handle.fail_reason)
+                    handle.settled = ended(play, PlayStatus.FAILED, handle.fail_reason)
                     await self._save_status(handle.settled)
             if handle.scope.cancelled_caught and handle.cancel_requested:
                 play = await self.repo.get_play(play_sid)
                 if not play.status.is_terminal:
                     if handle.state is not None:
                         await self._close_open_spans(play_sid, handle.state, PlayStatus.CANCELLED)
-                    handle.settled = _ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
+                    handle.settled = ended(play, PlayStatus.CANCELLED, "cancelled by play_cancel")
                     await self._save_status(handle.settled)
             if handle.settled is not None:
                 self._release(play_sid, handle)
-                await self._after_settle(handle.settled)
+                if handle.run_again:
+                    self._schedule(play_sid)
+                else:
+                    await self._after_settle(handle.settled)
         except HeroLogicError as exc:
             log.error("play %s could not run: %s", play_sid, exc)
             play = await self.repo.get_play(play_sid)
             if not play.status.is_terminal:
-                await self._save_status(_ended(play, PlayStatus.FAILED, f"the service could not run this play: {exc.message}"))
+                await self._save_status(ended(play, PlayStatus.FAILED, f"the service could not run this play: {exc.message}"))
         except Exception as exc:  # a bug or hostile input must end this play, never the service
             log.exception("play %s: unexpected error; the play fails, the service carries on", play_sid)
             play = await self.repo.get_play(play_sid)  # the last state that could be stored
             if not play.status.is_terminal:
                 reason = f"the service hit an unexpected error running this play ({type(exc).__name__}: {str(exc)[:300]}); see the service log"
-                await self._save_status(_ended(play, PlayStatus.FAILED, reason))
+                await self._save_status(ended(play, PlayStatus.FAILED, reason))
         finally:
             self._release(play_sid, handle)
 
-    def _release(self, play_sid: str, handle: _PlayHandle) -> None:
+    def _release(self, play_sid: str, handle: PlayHandle) -> None:
         """Forget a finished run (but never a newer run of the same play)."""
         handle.done.set()
         if self._handles.get(play_sid) is handle:
             del self._handles[play_sid]
 
-    async def _run(self, play_sid: str, handle: _PlayHandle) -> None:
+    async def _run(self, play_sid: str, handle: PlayHandle) -> None:
         play = await self.repo.get_play(play_sid)
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
         problem = self._sandbox_problem(version)
         if problem:
-            await self._save_status(_ended(play, PlayStatus.FAILED, problem))
+            await self._save_status(ended(play, PlayStatus.FAILED, problem))
             return
         handle.seat = Seat(tree=play.root_play_sid or play.sid)
         await self._capacity.acquire(handle.seat)
@@ -411,7 +432,7 @@ class Kernel:
         finally:
             self._capacity.release(handle.seat)
 
-    async def _run_holding_a_slot(self, play: Play, version: WorkflowVersion, handle: _PlayHandle) -> None:
+    async def _run_holding_a_slot(self, play: Play, version: WorkflowVersion, handle: PlayHandle) -> None:
         play_sid = play.sid
         play = await self.repo.get_play(play_sid)  # as it stands now that it has a slot
         if play.status.is_terminal:
@@ -421,7 +442,7 @@ class Kernel:
                 "play %s: the service stopped %d times while it ran; failing it instead of "
                 "running it again", play_sid, play.attempts,
             )
-            await self._save_status(_ended(
+            await self._save_status(ended(
                 play,
                 PlayStatus.FAILED,
                 f"the service stopped {play.attempts} times while this play was running; "
@@ -441,6 +462,14 @@ class Kernel:
         handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
         launch = self.runner.stage(play, version, replay)
         outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        async with self._transitions.hold(play_sid):  # no answer slips in between read and write
+            await self._settle(play_sid, handle, outcome, skipped, timeout_ms)
+        if handle.settled is not None and handle.settled.status.is_terminal:
+            remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+
+    async def _settle(self, play_sid: str, handle: PlayHandle, outcome: ExitOutcome, skipped: int, timeout_ms: int) -> None:
+        """Store how the run ended (the caller holds the play's transition lock)."""
+        assert handle.state is not None
         play = await self.repo.get_play(play_sid)  # requests may have linked child plays
         if skipped:
             log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
@@ -451,34 +480,23 @@ class Kernel:
         )
         final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
         if handle.state.too_many_pauses and not final.status.is_terminal:
-            final = _ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
+            final = ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
+        if handle.answered_meanwhile and final.status is PlayStatus.AWAITING_RESUME:
+            final = attrs.evolve(final, status=PlayStatus.RUNNING)  # again, with the new answers
+            handle.run_again = True
         await self._close_open_spans(play_sid, handle.state, final.status)
         await self._save_status(final)
-        if final.status.is_terminal:
-            _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+        handle.settled_status = True
         handle.settled = final
 
     def _sandbox_problem(self, version: WorkflowVersion) -> str:
         """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
         need = version.min_sandbox
-        tier = self.runner.tier
-        if not need or need == tier.name:
+        if not need or need == self.runner.tier.name:
             return ""
         if self._tier_strengths is None:
             self._tier_strengths = tier_strengths(self.config)
-        strengths = self._tier_strengths
-        if need not in strengths:
-            installed = ", ".join(sorted(strengths))
-            return (
-                f"workflow version {version.sid} requires the sandbox tier {need!r}, which is not "
-                f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
-            )
-        if tier.strength < strengths[need]:
-            return (
-                f"workflow version {version.sid} requires the sandbox tier {need!r} or stronger, "
-                f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
-            )
-        return ""
+        return sandbox_problem(version.sid, need, self.runner.tier, self._tier_strengths)
 
     async def _replay_for(self, play: Play) -> dict[str, Any] | None:
         """The replay caches of a play's next run: finished steps, failed steps, answers,
@@ -500,6 +518,9 @@ class Kernel:
                     failures[event["step_key"]] = failure_entry(event)
                     steps.pop(event["step_key"], None)
         resumes = {r.id: r.payload for r in play.received_resumes}
+        reused = await self.repo.find_play(play.reuse_steps_of) if play.reuse_steps_of else None
+        if reused is not None:  # a retry that reuses steps reuses the answers too
+            resumes = {**{r.id: r.payload for r in reused.received_resumes}, **resumes}
         if not (steps or failures or resumes or play.prefill_resumes):
             return None
         replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
@@ -578,39 +599,3 @@ class Kernel:
                 log.warning("killed the flow process of play %s left by the previous service", play.sid)
             log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
             self._schedule(play.sid)
-
-
-def status_topic(play_sid: str) -> str:
-    """The bus topic that carries only a play's status changes (for waiters)."""
-    return f"status:{play_sid}"
-
-
-def _settled_status(status: str) -> bool:
-    return status == PlayStatus.AWAITING_RESUME.value or PlayStatus(status).is_terminal
-
-
-def _settled(play: Play) -> bool:
-    return _settled_status(play.status.value)
-
-
-def _ended(play: Play, status: PlayStatus, reason: str) -> Play:
-    now = now_ms()
-    return attrs.evolve(
-        play,
-        status=status,
-        error_message=reason,
-        pending_resumes=[],
-        completed_at=now,
-        duration_ms=max(0, now - (play.started_at or play.created_at or now)),
-    )
-
-
-def _error_response(request_id: Any, code: int, message: str) -> dict[str, Any]:
-    return {"type": "response", "id": request_id, "error": {"code": code, "message": message}}
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass

@@ -53,6 +53,7 @@ __all__ = [
     "PlayRunner",
     "RunState",
     "map_outcome",
+    "request_from_pause",
 ]
 
 STDERR_IN_ERROR = 4000
@@ -142,6 +143,19 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def request_from_pause(pause: dict[str, Any], play_sid: str, *, asked_at: int = 0) -> ResumeRequest:
+    """The open question a ``pause`` event asks (``asked_at`` when the event gives none)."""
+    return ResumeRequest(
+        id=str(pause.get("resume_id", "")),
+        name=str(pause.get("name", "")),
+        schema=pause.get("schema"),
+        ui=pause.get("ui"),
+        asked_at_span_id=str(pause.get("span_id", "")),
+        asked_at=int(pause.get("asked_at") or asked_at),
+        play_sid=play_sid,
+    )
+
+
 def map_outcome(
     play: Play,
     outcome: ExitOutcome,
@@ -178,15 +192,7 @@ def map_outcome(
             rid = str(p.get("resume_id", ""))
             if rid in answered or rid in pending:
                 continue
-            pending[rid] = ResumeRequest(
-                id=rid,
-                name=str(p.get("name", "")),
-                schema=p.get("schema"),
-                ui=p.get("ui"),
-                asked_at_span_id=str(p.get("span_id", "")),
-                asked_at=int(p.get("asked_at") or now),
-                play_sid=play.sid,
-            )
+            pending[rid] = request_from_pause(p, play.sid, asked_at=now)
         return attrs.evolve(
             play,
             status=PlayStatus.AWAITING_RESUME,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
 
-__all__ = ["Slots", "load_picker", "load_slots", "select_sandbox_tier", "tier_strengths"]
+__all__ = ["Slots", "load_picker", "load_slots", "sandbox_problem", "select_sandbox_tier", "tier_strengths"]
 
 log = logging.getLogger("hero_logic.kernel")
 
@@ -107,3 +107,19 @@ def tier_strengths(config: Config) -> dict[str, int]:
         name: int(load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config).strength)
         for name in installed_plugins(group)
     }
+
+
+def sandbox_problem(version_sid: str, need: str, tier: SandboxTier, strengths: dict[str, int]) -> str:
+    """Why a service running ``tier`` may not run a version that needs the tier ``need``, or ""."""
+    if need not in strengths:
+        installed = ", ".join(sorted(strengths))
+        return (
+            f"workflow version {version_sid} requires the sandbox tier {need!r}, which is not "
+            f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
+        )
+    if tier.strength < strengths[need]:
+        return (
+            f"workflow version {version_sid} requires the sandbox tier {need!r} or stronger, "
+            f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
+        )
+    return ""

@@ -30,6 +30,17 @@ from ._schema_check import SchemaChecker, SchemaCheckFailed
 
 __all__ = ["Resumes", "check_payload"]
 
+
+def _receipt_or_conflict(play: Play, answered: ResumeRequest, payload: Any, *, context: str) -> dict[str, Any]:
+    """The first receipt when ``payload`` is the answer already taken; else a Conflict."""
+    if canonical_json(answered.payload) == canonical_json(payload):
+        return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
+    msg = (
+        f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
+        f"answered with {canonical_json(answered.payload)[:200]}; a different answer cannot replace it"
+    )
+    raise Conflict(msg)
+
 async def check_payload(checker: SchemaChecker, request: ResumeRequest, payload: Any, *, context: str) -> None:
     """Raise InvalidParams naming each way ``payload`` breaks the pause's JSON schema (the
     schema is the flow's, so it is evaluated in the checker's worker, never here)."""
@@ -63,8 +74,11 @@ class Resumes:
     # -- pauses and resumes ----------------------------------------------------------------------
 
     async def _open_pauses(self, play: Play) -> list[ResumeRequest]:
-        """The unanswered pauses of ``play`` and of the child plays it waits for, recursively."""
+        """The unanswered pauses of ``play`` (those its running run has reached so far too) and
+        of the child plays it waits for, recursively."""
         out = [attrs.evolve(r, play_sid=r.play_sid or play.sid) for r in play.pending_resumes]
+        known = {r.id for r in out} | {r.id for r in play.received_resumes}
+        out += [r for r in self.kernel.live_pauses(play.sid) if r.id not in known]
         if play.status in (PlayStatus.AWAITING_RESUME, PlayStatus.RUNNING):
             for child_sid in play.child_play_sids:
                 try:
@@ -98,21 +112,20 @@ class Resumes:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
         for answered in play.received_resumes:
-            if resume_id in (answered.id, answered.name):
-                if canonical_json(answered.payload) == canonical_json(payload):
-                    return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
-                msg = (
-                    f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
-                    f"answered with {canonical_json(answered.payload)[:200]}; a different answer cannot replace it"
-                )
-                raise Conflict(msg)
+            if answered.id == resume_id:
+                return _receipt_or_conflict(play, answered, payload, context=context)
         opened = await self._open_pauses(play)
+        # A name means the one *open* pause of that name (a question asked in a loop has one
+        # name and many ids): only when none is open does it mean the one answered last.
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
         if not matches:
+            by_name = [a for a in play.received_resumes if a.name == resume_id]
+            if by_name:
+                return _receipt_or_conflict(play, by_name[-1], payload, context=context)
             answered_by = await self._child_that_answered(play, resume_id)
             if answered_by:  # the same answer again through the parent: idempotent there too
                 return await self.play_resume(answered_by, resume_id, payload)
-            if play.status is not PlayStatus.AWAITING_RESUME:
+            if play.status is not PlayStatus.AWAITING_RESUME and not self.kernel.is_active(play.sid):
                 msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
                 raise WrongState(msg)
             listed = ", ".join(f"{r.id} ({r.name!r})" for r in opened) or "none"
@@ -128,12 +141,10 @@ class Resumes:
         if request.play_sid != play.sid:
             return await self.play_resume(request.play_sid, request.id, payload)
         await check_payload(self.schema_checker, request, payload, context=context)
-        if self.kernel.is_active(play.sid) or play.status is not PlayStatus.AWAITING_RESUME:
-            msg = f"{context}: play {play.sid} is {play.status.value}; answers are taken once it awaits resume"
-            raise WrongState(msg)
         answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
         try:
-            await self.kernel.resume(play.sid, answered)  # durable before we answer
+            # Durable before we answer; a play still running takes it when its run settles.
+            await self.kernel.resume(play.sid, answered)
         except WrongState as exc:
             msg_1 = f"{context}: {exc.message}"
             raise WrongState(msg_1) from None
