@@ -396,10 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         "'hero_logic serve' (foreground) or 'hero_logic --start' (background).",
     )
     lifecycle = parser.add_mutually_exclusive_group()
-    lifecycle.add_argument("--start", action="store_true", help="start the service in the background (pid file)")
-    lifecycle.add_argument("--stop", action="store_true", help="stop the background service")
-    lifecycle.add_argument("--status", action="store_true", help="is the service running? (exit 0 if so)")
-    lifecycle.add_argument("--info", action="store_true", help="print service.toml")
+    lifecycle.add_argument("--start", dest="service_start", action="store_true", help="start the service in the background (pid file)")
+    lifecycle.add_argument("--stop", dest="service_stop", action="store_true", help="stop the background service")
+    lifecycle.add_argument("--status", dest="service_status", action="store_true", help="is the service running? (exit 0 if so)")
+    lifecycle.add_argument("--info", dest="service_info", action="store_true", help="print service.toml")
     parser.add_argument("--socket", help="RPC socket to talk to (default: derived from PATH_ROOT/PATH_SOCKET)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     _add_settings(parser)
@@ -477,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hero_logic``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    service_flag = next((f"--{w}" for w in ("start", "stop", "status", "info") if getattr(args, f"service_{w}")), "")
+    if service_flag and args.command:
+        parser.error(
+            f"{service_flag} manages the service and takes no command, got {service_flag} {args.command!r}: "
+            f"run 'hero_logic {service_flag}' and 'hero_logic {args.command} ...' separately"
+        )
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per RPC call is noise here
@@ -484,13 +490,15 @@ def main(argv: list[str] | None = None) -> int:
         from hero_logic._service_toml import load_service_toml
 
         load_service_toml()
-        if args.info:
+        if args.service_info:
             return _cmd_info(args)
-        if args.start or args.stop or args.status:
+        if args.service_start or args.service_stop or args.service_status:
             from ._daemon import start, status, stop
 
             config = _config(args)
-            return start(config, sys.argv[1:]) if args.start else stop(config) if args.stop else status(config)
+            if args.service_start:
+                return start(config, sys.argv[1:])
+            return stop(config) if args.service_stop else status(config)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
