@@ -8,8 +8,9 @@ The user commands live in one module per group, each with a ``register(subparser
 adds its subcommands (and sets ``func``, the function that runs one):
 
 - ``_flows``: ``flow push|list``, ``search``;
-- ``_plays``: ``run``, ``plays``, ``tree``, ``watch``, ``wait``, ``cancel``;
-- ``_answers``: ``resume``.
+- ``_plays``: ``run``, ``retry``, ``plays``, ``tree``, ``watch``, ``wait``, ``cancel``;
+- ``_answers``: ``resume``;
+- ``_library``: ``presets list|save|delete``, ``bench run|show|list``, ``pick``.
 
 A new group (say, schedules) is a new module with its ``register``, listed in
 :data:`COMMAND_GROUPS`; ``tests/test_cli_parser.py`` then checks that its options parse.
@@ -26,12 +27,12 @@ import sys
 
 from hero_logic.kernel import HeroLogicError
 
-from . import _answers, _flows, _plays
+from . import _answers, _flows, _library, _plays
 from ._common import CliError, add_settings, config
 
 __all__ = ["COMMAND_GROUPS", "admin_main", "build_parser", "main", "server_main"]
 
-COMMAND_GROUPS = (_flows, _plays, _answers)
+COMMAND_GROUPS = (_flows, _plays, _answers, _library)
 """The modules whose ``register`` adds the user commands, in the order ``--help`` lists them."""
 
 _SERVICE_FLAGS = ("start", "stop", "status", "info")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.tree import Tree
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["SID_WIDTH", "format_duration", "play_table", "span_tree"]
+__all__ = ["SID_WIDTH", "console", "format_duration", "format_time", "play_table", "span_tree"]
 
 SID_WIDTH = 30
 """Width of a sid such as ``play_01a20a511909_46e8e5f6ac95``: never cut, it is what users copy."""
@@ -87,18 +88,29 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
     return tree
 
 
+def format_time(ms: int | None) -> str:
+    """``2024-05-01 09:30:02`` in local time; ``-`` when unknown."""
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
-    """A table of plays: sid, workflow, status, started, duration."""
+    """A table of plays: sid, workflow, name, status, created, duration, error."""
     table = Table(show_edge=False, header_style="bold")
-    for column in ("play", "workflow", "status", "duration", "error"):
-        table.add_column(column, no_wrap=column in ("play", "status"), min_width={"play": SID_WIDTH, "status": 15}.get(column))
+    widths = {"play": SID_WIDTH, "status": 15, "created": 19}
+    for column in ("play", "workflow", "name", "status", "created", "duration", "error"):
+        table.add_column(column, no_wrap=column in widths, min_width=widths.get(column))
     for play in plays:
+        error = (play.get("error_message") or "").strip()
         table.add_row(
             play["sid"],
             names.get(play["workflow_sid"], play["workflow_sid"]),
+            play.get("name") or "",
             _status(play["status"]),
+            format_time(play.get("created_at")),
             format_duration(play.get("duration_ms")),
-            (play.get("error_message") or "").strip().splitlines()[0][:60] if play.get("error_message") else "",
+            error.splitlines()[0][:60] if error else "",
         )
     return table
 
