@@ -6,8 +6,15 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._common import client
-from ._report import describe_pause, report_play, show_tree
+from ._common import CliError, client
+from ._report import (
+    describe_pause,
+    pause_hints,
+    pause_options,
+    pause_prompt,
+    report_play,
+    show_tree,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -15,27 +22,32 @@ if TYPE_CHECKING:
 __all__ = ["parse_answer", "register"]
 
 
+def _option(options: list[Any], text: str) -> Any:
+    """The option ``text`` names, by number (1-based) or by its own text; else ``text``."""
+    stripped = text.strip()
+    if stripped.isdigit() and 1 <= int(stripped) <= len(options):
+        return options[int(stripped) - 1]
+    return next((o for o in options if str(o) == stripped), stripped)
+
+
 def parse_answer(pause: dict[str, Any], text: str) -> Any:
-    """The typed answer for ``pause`` from what a person typed (option number, JSON, or text)."""
-    ui = pause.get("ui") or {}
-    schema = pause.get("schema") or {}
+    """The typed answer for ``pause`` from what a person typed (option number, yes/no, JSON, or text)."""
+    ui, schema = pause_hints(pause)
     kind = ui.get("kind")
-    options = ui.get("options") or []
-    if kind == "choice" and text.strip().isdigit() and 1 <= int(text) <= len(options):
-        return options[int(text) - 1]
-    if kind == "multi_choice" and text.strip():
-        picked = []
-        for part in text.split(","):
-            part = part.strip()
-            picked.append(options[int(part) - 1] if part.isdigit() and 1 <= int(part) <= len(options) else part)
-        return picked
+    options = pause_options(pause)
+    if kind == "multi_choice" or (schema.get("type") == "array" and options):
+        return [_option(options, part) for part in text.split(",") if part.strip()]
+    if options:
+        return _option(options, text)
     if kind == "confirm" or schema.get("type") == "boolean":
         lowered = text.strip().lower()
         if lowered in ("y", "yes", "true", "1"):
             return True
         if lowered in ("n", "no", "false", "0"):
             return False
-    if schema.get("type") == "string" or kind in ("text", "choice"):
+    if not text.strip() and "default" in schema:
+        return schema["default"]
+    if schema.get("type") == "string" or kind == "text":
         return text
     try:
         return json.loads(text)
@@ -53,35 +65,52 @@ def _schema_problems(pause: dict[str, Any], answer: Any) -> list[str]:
     return [e.message for e in validator.iter_errors(answer)]
 
 
+def _ask(pause: dict[str, Any], play_sid: str) -> str:
+    """One line from the person at the prompt; a clean CliError when none comes."""
+    waits = f"play {play_sid} still waits for {pause_prompt(pause)!r}"
+    fresh_line = "\n" if sys.stdin.isatty() else ""  # after the ^C or ^D the terminal echoed
+    try:
+        return input("answer> ")
+    except EOFError:
+        msg = f"{fresh_line}no answer given (the input ended): {waits}; answer without a prompt with 'hero_logic resume {play_sid} --answer ANSWER'"
+        raise CliError(msg, prefix="error: ") from None
+    except KeyboardInterrupt:
+        msg = f"{fresh_line}interrupted: no answer sent; {waits}"
+        raise CliError(msg, exit_code=130, prefix="") from None
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     with client(args) as rpc:
         pending = rpc.call("play_pending_resumes", {"play_sid": args.play})
         if not pending:
             play = rpc.call("play_status", {"play_sid": args.play})
-            print(f"play {args.play} has no open pause (it is {play['status']})", file=sys.stderr)
-            return 1
+            msg = f"play {args.play} has no open question (it is {play['status']}): nothing to answer"
+            raise CliError(msg)
         if args.resume_id:
             chosen = [p for p in pending if args.resume_id in (p["id"], p["name"])]
             if not chosen:
-                print(f"error: no open pause {args.resume_id!r}; open:\n" + "\n".join(describe_pause(p) for p in pending), file=sys.stderr)
-                return 1
+                listed = "\n".join(describe_pause(p) for p in pending)
+                msg = f"play {args.play} has no open pause {args.resume_id!r}; give --id one of these:\n{listed}"
+                raise CliError(msg)
             pause = chosen[0]
         else:
             pause = pending[0]
         print(describe_pause(pause))
+        if len(pending) > 1 and not args.resume_id:
+            print(f"  ({len(pending) - 1} more open: 'hero_logic resume {args.play} --id RESUME_ID' answers another)")
         while True:
-            text = args.answer if args.answer is not None else input("answer> ")
+            text = args.answer if args.answer is not None else _ask(pause, args.play)
             answer = parse_answer(pause, text)
             problems = _schema_problems(pause, answer)
             if not problems:
                 break
-            print("that answer does not fit: " + "; ".join(problems), file=sys.stderr)
+            print(f"that answer does not fit: {'; '.join(problems)}", file=sys.stderr)
             if args.answer is not None:
                 return 1
         result = rpc.call(
             "play_resume", {"play_sid": pause.get("play_sid") or args.play, "resume_id": pause["id"], "payload": answer}
         )
-        print(f"resumed play {result['play_sid']} with {json.dumps(answer)}")
+        print(f"resumed play {result['play_sid']} with {json.dumps(answer, ensure_ascii=False)}")
         if args.wait:
             play = rpc.call("play_wait", {"play_sid": args.play, "timeout_ms": 0})
             show_tree(rpc, args.play)

@@ -21,10 +21,12 @@ from ._common import (
     resolve_workflow,
     socket,
 )
-from ._report import report_play, show_tree
+from ._report import report_play, show_tree, show_waiting
 
 if TYPE_CHECKING:
     import argparse
+
+    from ._live import LiveTree
 
 __all__ = ["register"]
 
@@ -40,7 +42,7 @@ def _follow(args: argparse.Namespace, rpc: Any, play_sid: str) -> int:
         print(play_sid)
         return 0
     if args.watch:
-        _watch(args, play_sid, until_settled=True)
+        _watch(args, play_sid)
     play = rpc.call("play_wait", {"play_sid": play_sid, "timeout_ms": 0})
     if args.json:
         print_json({"play": play, "spans": rpc.call("play_spans", {"play_sid": play_sid})})
@@ -119,24 +121,34 @@ def _cmd_tree(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(args: argparse.Namespace, play_sid: str, *, until_settled: bool) -> dict[str, Any]:
-    """Draw the play's live span tree until it ends (or settles); returns the play."""
+def _watch(args: argparse.Namespace, play_sid: str) -> LiveTree:
+    """Follow the play live until it ends or waits for an answer; returns what was seen."""
     import trio
 
     from ._live import watch_play
     from ._render import console
 
-    tree = trio.run(
-        functools.partial(watch_play, socket(args), play_sid, console(), until_settled=until_settled)
-    )
-    return tree.play
+    tree: LiveTree = trio.run(functools.partial(watch_play, socket(args), play_sid, console(), until_settled=True))
+    if not tree.settled:
+        msg = (
+            f"the live stream of play {play_sid} closed while it was {tree.status or 'unknown'} "
+            f"(the service stopped or dropped a slow reader): follow it again with 'hero_logic watch {play_sid}'"
+        )
+        raise CliError(msg)
+    return tree
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    play = _watch(args, args.play, until_settled=False)
-    if play.get("error_message") and play.get("status") != "success":
-        print(f"error: {play['error_message']}", file=sys.stderr)
-    return 0 if play.get("status") == "success" else 1
+    from ._render import format_duration
+
+    _watch(args, args.play)
+    with client(args) as rpc:
+        play = rpc.call("play_status", {"play_sid": args.play})
+        if play["status"] == "awaiting_resume":
+            show_waiting(rpc, play["sid"], header=f"play {play['sid']} is waiting for an answer to:")
+            return 0
+        print(f"play {play['sid']} ended: {play['status']} in {format_duration(play.get('duration_ms'))}")
+        return report_play(rpc, play)
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
@@ -197,7 +209,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tree.add_argument("--json", action="store_true", help="print play and spans as JSON")
     tree.set_defaults(func=_cmd_tree)
 
-    watch = sub.add_parser("watch", help="follow a play's span tree live until it ends")
+    watch = sub.add_parser(
+        "watch", help="follow a play live until it ends or waits for an answer (a live tree on a terminal, plain lines elsewhere)"
+    )
     watch.add_argument("play", help="play sid")
     watch.set_defaults(func=_cmd_watch)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -13,7 +14,7 @@ from rich.tree import Tree
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["SID_WIDTH", "console", "format_duration", "format_time", "play_table", "span_tree"]
+__all__ = ["FOCUS_META", "SID_WIDTH", "console", "format_duration", "format_time", "play_table", "span_tree"]
 
 SID_WIDTH = 30
 """Width of a sid such as ``play_01a20a511909_46e8e5f6ac95``: never cut, it is what users copy."""
@@ -47,6 +48,11 @@ def _status(status: str) -> Text:
     return Text(status, style=_STATUS_STYLE.get(status, ""))
 
 
+FOCUS_META = "hero_logic_focus"
+"""Style meta key marking the focused span's label (the running step), so a clipped view can
+find its line after rich has wrapped and indented the tree."""
+
+
 def _span_label(span: dict[str, Any]) -> Text:
     label = Text()
     label.append(span["name"], style="bold")
@@ -68,8 +74,9 @@ def _span_label(span: dict[str, Any]) -> Text:
     return label
 
 
-def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
-    """The play's spans as an indented tree with status, duration, tags, logs and errors."""
+def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]], *, focus: str = "") -> Tree:
+    """The play's spans as an indented tree with status, duration, tags, logs and errors; the
+    label of the span whose id is ``focus`` carries the :data:`FOCUS_META` style meta."""
     title = Text()
     title.append(f"play {play['sid']}", style="bold")
     title.append("  ")
@@ -79,7 +86,10 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
     nodes: dict[str, Tree] = {}
     for span in spans:
         parent = nodes.get(span.get("parent_id") or "", tree)
-        node = parent.add(_span_label(span))
+        label = _span_label(span)
+        if span["span_id"] == focus:
+            label.stylize(Style(meta={FOCUS_META: True}))
+        node = parent.add(label)
         for line in (span.get("logs") or [])[:20]:
             node.add(Text(f"log: {line}", style="dim"))
         if span.get("error"):
