@@ -162,7 +162,7 @@ def admin_main(argv: list[str] | None = None) -> int:
     if args.info:
         return _cmd_info(args)
     try:
-        from hero_logic.admin import run_admin
+        from ._daemon import run_admin
 
         return run_admin(config(args))
     except HeroLogicError as exc:

@@ -21,6 +21,7 @@ from ._errors import SandboxUnavailable as SandboxUnavailable
 from ._errors import ServiceClosed as ServiceClosed
 from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
+from ._errors import unwrap_startup_error as unwrap_startup_error
 from ._interfaces import EventSink as EventSink
 from ._interfaces import ExitOutcome as ExitOutcome
 from ._interfaces import Launch as Launch
