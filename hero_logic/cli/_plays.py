@@ -166,9 +166,10 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _add_follow_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-wait", action="store_true", help="print the play sid and return at once")
-    parser.add_argument("-w", "--watch", action="store_true", help="show the span tree live while the play runs")
-    parser.add_argument("--json", action="store_true", help="print play and spans as JSON")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--no-wait", action="store_true", help="print the play sid and return at once")
+    how.add_argument("-w", "--watch", action="store_true", help="show the span tree live while the play runs")
+    how.add_argument("--json", action="store_true", help="print play and spans as JSON once it ends or waits")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
