@@ -77,9 +77,12 @@ async def test_presets_save_list_run_and_delete(service: Service) -> None:
 
 
 async def test_run_prefill_answers_a_pause_and_must_be_json(service: Service) -> None:
-    await service.push(GREETER, name="greeter")
-    _, out = await cli(service, "run", "greeter", "-i", "who=Al", "--prefill", "Send it?=true")
+    wf = await service.push(GREETER, name="greeter")
+    await service.call("workflow_create_version", workflow_sid=wf["sid"], python_source=GREETER, version_label="v2")
+    _, out = await cli(service, "run", "greeter", "-i", "who=Al", "--prefill", "Send it?=true", "--version", "v1")
     assert '"sent": true' in out
+    (play,) = await service.call("play_list")
+    assert play["workflow_version_sid"] == wf["current_version_sid"]  # v1, by its label
     code, out = await cli(service, "run", "greeter", "-i", "who=Al", "--prefill", "Send it?=yes", check=False)
     assert code == 2  # a usage error
     assert "--prefill" in out

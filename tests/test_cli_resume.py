@@ -128,6 +128,12 @@ async def test_resume_interrupted_exits_130_with_one_line(service: Service) -> N
             chunk = await proc.stdout.receive_some()
             assert chunk, seen.decode()
             seen += chunk
+        # A SIGINT that lands between the prompt and the read() would only be noticed once
+        # read() returns: wait until the process sleeps in it, as it does under a person.
+        stat = trio.Path(f"/proc/{proc.pid}/stat")
+        while (await stat.read_text()).rpartition(")")[2].split()[0] != "S":
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         err = b""
         while chunk := await proc.stderr.receive_some():

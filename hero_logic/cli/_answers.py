@@ -84,7 +84,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         pending = rpc.call("play_pending_resumes", {"play_sid": args.play})
         if not pending:
             play = rpc.call("play_status", {"play_sid": args.play})
-            msg = f"play {args.play} has no open question (it is {play['status']}): nothing to answer"
+            msg = f"play {args.play} has no open question to answer (it is {play['status']}): see where it stands with 'hero_logic tree {args.play}'"
             raise CliError(msg)
         if args.resume_id:
             chosen = [p for p in pending if args.resume_id in (p["id"], p["name"])]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import MAX_LIST, client, print_json
+from ._common import MAX_LIST, CliError, client, print_json
 
 if TYPE_CHECKING:
     import argparse
@@ -21,13 +20,13 @@ def _cmd_flow_push(args: argparse.Namespace) -> int:
     try:
         source = path.read_text()
     except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 1
+        msg = f"cannot read the flow file {str(path)!r}: {exc.strerror}; give the path of a Python file with a @flow function"
+        raise CliError(msg) from None
     try:
         signature = read_flow_signature(source)
     except FlowSourceError as exc:
-        print(f"error: {path}:{exc.line or '?'}: {exc.reason}", file=sys.stderr)
-        return 1
+        msg = f"{path}:{exc.line or '?'}: {exc.reason}"
+        raise CliError(msg) from None
     name = args.name or signature.entry_flow or path.stem
     with client(args) as rpc:
         existing = [w for w in rpc.call("workflow_list", {"limit": MAX_LIST}) if w["name"] == name]

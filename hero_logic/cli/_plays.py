@@ -18,6 +18,7 @@ from ._common import (
     parse_since,
     print_json,
     resolve_preset,
+    resolve_version,
     resolve_workflow,
     socket,
 )
@@ -58,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         params: dict[str, Any] = {
             "workflow_sid": wf["sid"],
             "input_data": parse_inputs(args.input, wf["inputs"], args.input_json),
-            "version_sid": args.version,
+            "version_sid": resolve_version(rpc, wf, args.version)["sid"] if args.version else "",
             "timeout_ms": args.timeout_ms,
             "prefill_resumes": dict(args.prefill),
         }
@@ -183,7 +184,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--prefill", action="append", default=[], type=parse_prefill, metavar="NAME=JSON",
         help="answer the pause NAME (or resume id) in advance (repeatable); a pause without one then fails the play",
     )
-    run.add_argument("--version", default="", help="version sid (default: the preset's, else the current one)")
+    run.add_argument("--version", default="", help="version sid or label (default: the preset's, else the current one)")
     run.add_argument("--timeout-ms", type=int, default=0, help="wall-clock limit (default: the service's)")
     _add_follow_options(run)
     run.set_defaults(func=_cmd_run)
