@@ -39,7 +39,8 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 module = ".".join([*base, node.module] if node.module else base)
             else:
                 module = node.module or ""
-            targets = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            # ``from pkg import sub`` depends on the submodule; ``from pkg import name`` on pkg.
+            targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names]
         else:
             continue
         for target in targets:

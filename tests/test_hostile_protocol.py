@@ -202,9 +202,9 @@ def main():
 async def test_a_play_flooding_span_events_is_stopped_at_its_quota(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hero_logic.kernel import _kernel
+    from hero_logic.kernel import _intake
 
-    monkeypatch.setattr(_kernel, "MAX_EVENT_BYTES_PER_RUN", 2 * 1024 * 1024)
+    monkeypatch.setattr(_intake, "MAX_EVENT_BYTES_PER_RUN", 2 * 1024 * 1024)
     wf = await service.push(
         """
 from hero_tracing import flow

@@ -9,5 +9,4 @@ from ._app import PROXIED_METHODS as PROXIED_METHODS
 from ._app import AdminApp as AdminApp
 from ._security import CsrfToken as CsrfToken
 from ._serve import parse_admin_bind as parse_admin_bind
-from ._serve import run_admin as run_admin
 from ._serve import serve_admin as serve_admin

@@ -1,17 +1,19 @@
 """Serving the admin: hypercorn on ``admin.sock`` (0600, in a 0700 directory) and, unless
 ``--admin-bind none``, on a TCP address (127.0.0.1:9820 by default, never 0.0.0.0 unless asked).
+
+:func:`serve_admin` is a service like any other (it reports ``started`` and runs until
+cancelled); the ``hero_logic_admin`` binary that runs it until a signal is the CLI's
+(``hero_logic.cli._daemon.run_admin``), so this package imports neither the CLI nor the server.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import signal
 from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic import __version__
 from hero_logic.kernel import ConfigError
 from hero_logic.rpc import serve_rpc
 
@@ -21,7 +23,7 @@ from ._pages import EDITOR_BUNDLE
 if TYPE_CHECKING:
     from hero_logic.kernel import Config
 
-__all__ = ["parse_admin_bind", "run_admin", "serve_admin"]
+__all__ = ["parse_admin_bind", "serve_admin"]
 
 log = logging.getLogger("hero_logic.admin")
 
@@ -80,30 +82,3 @@ async def serve_admin(
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-async def _serve_until_signal(config: Config) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve_admin, config)
-            print(
-                f"hero_logic_admin {__version__} serving on {', '.join(binds)}; "
-                f"service at {config.rpc_socket}",
-                flush=True,
-            )
-            async for signum in signals:
-                log.info("received %s: stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
-
-
-def run_admin(config: Config) -> int:
-    """``hero_logic_admin``: check service.toml, serve the admin until SIGTERM or SIGINT."""
-    from hero_logic._service_toml import load_service_toml
-    from hero_logic.cli._daemon import unwrap_startup_error
-
-    load_service_toml()
-    parse_admin_bind(config.admin_bind)
-    with unwrap_startup_error():
-        trio.run(_serve_until_signal, config)
-    return 0

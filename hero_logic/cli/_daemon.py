@@ -1,4 +1,10 @@
-"""Running the service: in the foreground, or in the background with a pid file."""
+"""Running the binaries: in the foreground until a signal, or in the background with a pid file.
+
+:func:`serve_until_signal` is the one loop both foreground binaries run: ``hero_logic_server``
+(and ``hero_logic serve``) through :func:`run_foreground`, ``hero_logic_admin`` through
+:func:`run_admin`. It lives here, in the CLI, so that the packages it starts (the server, the
+admin) never import the CLI back.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hero_logic.kernel import unwrap_startup_error
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable
 
     from hero_logic.kernel import Config
 
-__all__ = ["run_foreground", "start", "status", "stop", "unwrap_startup_error"]
+__all__ = ["run_admin", "run_foreground", "serve_until_signal", "start", "status", "stop"]
 
 log = logging.getLogger("hero_logic")
 
@@ -27,46 +34,60 @@ _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 15.0
 
 
-async def _serve_until_signal(config: Config, admin: bool) -> None:
-    from hero_logic.server import serve
-
+async def _serve_until_signal(
+    serve: Callable[..., Awaitable[Any]], started: Callable[[Any], None] | None, stopping: str
+) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(serve, config, admin=admin, freeze_gc=True))
+            value = await nursery.start(serve)
+            if started is not None:
+                started(value)
             async for signum in signals:
-                log.info("received %s: stopping (running plays resume at next start)", signal.Signals(signum).name)
+                log.info("received %s: stopping%s", signal.Signals(signum).name, stopping)
                 nursery.cancel_scope.cancel()
                 break
 
 
-def run_foreground(config: Config, *, admin: bool = False) -> int:
-    """Serve (with the web admin when ``admin``) until SIGTERM or SIGINT; 0 on a clean stop."""
+def serve_until_signal(
+    serve: Callable[..., Awaitable[Any]],
+    *,
+    started: Callable[[Any], None] | None = None,
+    stopping: str = "",
+) -> int:
+    """Run ``serve`` (a service taking ``task_status``) until SIGTERM or SIGINT; 0 on a clean stop.
+
+    ``started`` gets what ``serve`` reported once it is ready; ``stopping`` is added to the log
+    line on the signal. A lone HeroLogicError at start-up comes out bare (see
+    :func:`~hero_logic.kernel.unwrap_startup_error`) for the caller to print.
+    """
     with unwrap_startup_error():
-        trio.run(_serve_until_signal, config, admin)
+        trio.run(_serve_until_signal, serve, started, stopping)
     return 0
 
 
-@contextmanager
-def unwrap_startup_error() -> Iterator[None]:
-    """Let a lone HeroLogicError out of the nurseries that grouped it (a bad setting, a busy
-    socket): the caller prints its message instead of a traceback."""
-    from hero_logic.kernel import HeroLogicError
+def run_foreground(config: Config, *, admin: bool = False) -> int:
+    """Kernel + RPC (with the web admin when ``admin``) until SIGTERM or SIGINT; 0 on a clean stop."""
+    from hero_logic.server import serve
 
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1 and isinstance(leaves[0], HeroLogicError):
-            raise leaves[0] from None
-        raise
+    return serve_until_signal(
+        functools.partial(serve, config, admin=admin, freeze_gc=True), stopping=" (running plays resume at next start)"
+    )
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    return [
-        leaf
-        for exc in group.exceptions
-        for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    ]
+def run_admin(config: Config) -> int:
+    """``hero_logic_admin``: check service.toml and the admin's address, print a banner once it
+    listens, serve until SIGTERM or SIGINT."""
+    from hero_logic import __version__
+    from hero_logic._service_toml import load_service_toml
+    from hero_logic.admin import parse_admin_bind, serve_admin
+
+    load_service_toml()
+    parse_admin_bind(config.admin_bind)  # a bad address fails before anything starts
+
+    def banner(binds: list[str]) -> None:
+        print(f"hero_logic_admin {__version__} serving on {', '.join(binds)}; service at {config.rpc_socket}", flush=True)
+
+    return serve_until_signal(functools.partial(serve_admin, config), started=banner)
 
 
 def _read_pid(config: Config) -> int | None:

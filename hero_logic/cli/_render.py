@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -12,7 +14,7 @@ from rich.tree import Tree
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["SID_WIDTH", "format_duration", "play_table", "span_tree"]
+__all__ = ["FOCUS_META", "SID_WIDTH", "console", "format_duration", "format_time", "play_table", "span_tree"]
 
 SID_WIDTH = 30
 """Width of a sid such as ``play_01a20a511909_46e8e5f6ac95``: never cut, it is what users copy."""
@@ -46,6 +48,11 @@ def _status(status: str) -> Text:
     return Text(status, style=_STATUS_STYLE.get(status, ""))
 
 
+FOCUS_META = "hero_logic_focus"
+"""Style meta key marking the focused span's label (the running step), so a clipped view can
+find its line after rich has wrapped and indented the tree."""
+
+
 def _span_label(span: dict[str, Any]) -> Text:
     label = Text()
     label.append(span["name"], style="bold")
@@ -67,8 +74,9 @@ def _span_label(span: dict[str, Any]) -> Text:
     return label
 
 
-def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
-    """The play's spans as an indented tree with status, duration, tags, logs and errors."""
+def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]], *, focus: str = "") -> Tree:
+    """The play's spans as an indented tree with status, duration, tags, logs and errors; the
+    label of the span whose id is ``focus`` carries the :data:`FOCUS_META` style meta."""
     title = Text()
     title.append(f"play {play['sid']}", style="bold")
     title.append("  ")
@@ -78,7 +86,10 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
     nodes: dict[str, Tree] = {}
     for span in spans:
         parent = nodes.get(span.get("parent_id") or "", tree)
-        node = parent.add(_span_label(span))
+        label = _span_label(span)
+        if span["span_id"] == focus:
+            label.stylize(Style(meta={FOCUS_META: True}))
+        node = parent.add(label)
         for line in (span.get("logs") or [])[:20]:
             node.add(Text(f"log: {line}", style="dim"))
         if span.get("error"):
@@ -87,18 +98,29 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
     return tree
 
 
+def format_time(ms: int | None) -> str:
+    """``2024-05-01 09:30:02`` in local time; ``-`` when unknown."""
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
-    """A table of plays: sid, workflow, status, started, duration."""
+    """A table of plays: sid, workflow, name, status, created, duration, error."""
     table = Table(show_edge=False, header_style="bold")
-    for column in ("play", "workflow", "status", "duration", "error"):
-        table.add_column(column, no_wrap=column in ("play", "status"), min_width={"play": SID_WIDTH, "status": 15}.get(column))
+    widths = {"play": SID_WIDTH, "status": 15, "created": 19}
+    for column in ("play", "workflow", "name", "status", "created", "duration", "error"):
+        table.add_column(column, no_wrap=column in widths, min_width=widths.get(column))
     for play in plays:
+        error = (play.get("error_message") or "").strip()
         table.add_row(
             play["sid"],
             names.get(play["workflow_sid"], play["workflow_sid"]),
+            play.get("name") or "",
             _status(play["status"]),
+            format_time(play.get("created_at")),
             format_duration(play.get("duration_ms")),
-            (play.get("error_message") or "").strip().splitlines()[0][:60] if play.get("error_message") else "",
+            error.splitlines()[0][:60] if error else "",
         )
     return table
 

@@ -23,6 +23,7 @@ from ._errors import ServiceBusy as ServiceBusy
 from ._errors import ServiceClosed as ServiceClosed
 from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
+from ._errors import unwrap_startup_error as unwrap_startup_error
 from ._folded import FoldedSpans as FoldedSpans
 from ._folded import RawJson as RawJson
 from ._handle import status_topic as status_topic

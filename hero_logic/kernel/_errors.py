@@ -21,11 +21,18 @@ detail (for -32602 the list of bad fields).
 
 Protocol-level codes (-32700 parse error, -32600 invalid request, -32601 method not found)
 belong to the JSON-RPC framing in :mod:`hero_logic.rpc` and are not exceptions here.
+
+:func:`unwrap_startup_error` lets a lone HeroLogicError out of the nurseries that grouped it,
+so a binary that fails to start prints one line, not a traceback.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "ConfigError",
@@ -39,6 +46,7 @@ __all__ = [
     "ServiceClosed",
     "StorageFull",
     "WrongState",
+    "unwrap_startup_error",
 ]
 
 
@@ -135,3 +143,25 @@ class ServiceBusy(HeroLogicError):
     """A limit of the service is reached (its queue of pending plays is full): retry later."""
 
     code = -32010
+
+
+@contextmanager
+def unwrap_startup_error() -> Iterator[None]:
+    """Let a lone HeroLogicError out of the (nested) exception groups of the nurseries that
+    caught it (a bad setting, a busy socket), so the caller can print its message; any other
+    group goes on as it was."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], HeroLogicError):
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf
+        for exc in group.exceptions
+        for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    ]

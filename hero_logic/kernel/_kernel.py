@@ -19,37 +19,33 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from hero_logic.sdk import REQUEST_METHODS
-
 from ._capacity import Seat
-from ._convert import dumps, to_json
+from ._convert import to_json
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._handle import (
-    MAX_EVENT_BYTES_PER_PLAY,
-    MAX_EVENT_BYTES_PER_RUN,
     PlayHandle,
     ended,
-    error_response,
     is_settled,
     remove_quietly,
     status_is_settled,
     status_topic,
 )
+from ._intake import EventIntake
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
-from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome, request_from_pause
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
-from ._store_api import Put, Store, Write
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator
 
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import ExitOutcome, FlowRequestHandler, VersionPicker
+    from ._repo import Repo
+    from ._store_api import Store
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -62,7 +58,7 @@ that leaves it ``running`` makes it fail: a play that keeps crashing the service
 
 
 @attrs.define(eq=False)
-class Kernel:
+class Kernel(EventIntake):
     """Supervises plays. Use :func:`open_kernel` to get a running one."""
 
     config: Config
@@ -302,72 +298,6 @@ class Kernel:
         handle = self._handles.get(play_sid)
         return handle is not None and not handle.done.is_set()
 
-    # -- the event sink the span listener feeds --------------------------------------------------
-
-    async def apply(self, play_sid: str, events: Sequence[tuple[bytes, dict[str, Any]]]) -> None:
-        """Persist a batch of a play's events in one commit, then publish them on the bus."""
-        handle = self._handles.get(play_sid)
-        state = handle.state if handle is not None else None
-        if state is None:
-            # span_push for a play that is not running: read the last position and append
-            # under the play's lock, so concurrent pushes never write the same position.
-            async with self._push_locks.hold(play_sid):
-                state = RunState(seq=await self.repo.last_event_seq(play_sid))
-                await self._append(play_sid, state, events)
-            return
-        await self._append(play_sid, state, events)
-
-    async def _append(
-        self, play_sid: str, state: RunState, events: Sequence[tuple[bytes, dict[str, Any]]]
-    ) -> None:
-        size = sum(len(raw) for raw, _ in events)
-        over_run = state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN
-        if over_run or state.bytes_before + state.stored_bytes + size > MAX_EVENT_BYTES_PER_PLAY:
-            handle = self._handles.get(play_sid)
-            if handle is not None and handle.state is state and not handle.fail_reason:
-                cap, where = (MAX_EVENT_BYTES_PER_RUN, "in one run") if over_run else (MAX_EVENT_BYTES_PER_PLAY, "over all its runs")
-                log.warning("play %s: over %d bytes of span events %s; stopping it", play_sid, cap, where)
-                handle.fail_reason = (
-                    f"the play streamed over {cap >> 20} MiB of span events (tags, logs, outputs) "
-                    f"{where} and was stopped: log less, or keep large data in files of its workdir"
-                )
-                handle.scope.cancel()
-            return
-        state.stored_bytes += size
-        writes: list[Write] = []
-        first_seq = state.seq + 1
-        for raw, event in events:
-            state.seq += 1
-            writes.append(Put("events", event_key(play_sid, state.seq), raw))
-            state.observe(event)
-        await self.repo.commit(writes)
-        # Published with their position, so a live stream can tell them from its snapshot's
-        # (and not built at all while nobody watches: the usual case on this hot path).
-        if self.bus.has_subscribers(play_sid):
-            for seq, (raw, event) in enumerate(events, first_seq):
-                self.bus.publish(play_sid, {**event, "seq": seq}, size=len(raw))
-
-    async def request(self, play_sid: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Answer a flow's request (flow lookup, child plays) with the handler of its kind."""
-        request_id = event.get("id")
-        method = event.get("method")
-        if self._requests is None or method not in REQUEST_METHODS:
-            known = ", ".join(sorted(REQUEST_METHODS))
-            return error_response(
-                request_id, -32601,
-                f"unknown flow request method {method!r} (known: {known}): the SDK and the service disagree on the protocol",
-            )
-        params = event.get("params")
-        handler = getattr(self._requests, str(method))
-        try:
-            result = await handler(play_sid, params if isinstance(params, dict) else {})
-        except HeroLogicError as exc:
-            return {"type": "response", "id": request_id, "error": exc.to_json()}
-        except Exception as exc:  # hostile params must get an error answer, not end the play
-            log.exception("play %s: request %r failed unexpectedly", play_sid, event.get("method"))
-            return error_response(request_id, -32603, f"the service could not answer this request ({type(exc).__name__})")
-        return {"type": "response", "id": request_id, "result": result}
-
     # -- running ---------------------------------------------------------------------------------
 
     async def _supervise(self, play_sid: str) -> None:
@@ -530,22 +460,6 @@ class Kernel:
             replay["prefill"] = play.prefill_resumes
             replay["prefill_only"] = True
         return replay
-
-    async def _close_open_spans(self, play_sid: str, state: RunState, status: PlayStatus) -> None:
-        """End the spans a run left open: ``pending`` for a pause, else the play's end state."""
-        if not state.open_spans:
-            return
-        span_status = {
-            PlayStatus.AWAITING_RESUME: "pending",
-            PlayStatus.TIMED_OUT: "timed_out",
-            PlayStatus.CANCELLED: "cancelled",
-        }.get(status, "failed")
-        now = now_ms()
-        events = [
-            {"type": "span_end", "span_id": span_id, "end_ms": now, "status": span_status}
-            for span_id in list(state.open_spans)
-        ]
-        await self.apply(play_sid, [(dumps(e), e) for e in events])
 
     async def _after_settle(self, play: Play) -> None:
         """What a play reaching ``play.status`` sets in motion: a re-run if an answer arrived
