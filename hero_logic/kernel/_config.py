@@ -75,6 +75,8 @@ class Setting:
     default: str
     help: str
     parse: Callable[[str], Any] = _text
+    repeat: bool = False
+    """The flag may be given several times; its values are joined with commas."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -91,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
     Setting("version_picker", "--version-picker", "HERO_LOGIC_VERSION_PICKER", "weighted", "version picker plugin used by pick_version and play_start(pick=...)"),
     Setting("max_descendants", "--max-descendants", "HERO_LOGIC_MAX_DESCENDANTS", "1000", "most child plays one root play may have below it, at every depth together", _positive_int("HERO_LOGIC_MAX_DESCENDANTS")),
+    Setting("index_url", "--index-url", "HERO_LOGIC_INDEX_URL", "", "package index flow dependencies (PEP 723) are resolved from: a URL, 'none' for --find-links only, or empty for uv's own configuration (default PyPI)"),
+    Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
+    Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
+    Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -113,6 +119,10 @@ class Config:
     seed_flows: bool = True
     version_picker: str = "weighted"
     max_descendants: int = 1000
+    index_url: str = ""
+    find_links: str = ""
+    allow_direct_deps: bool = False
+    service_sockets: str = ""
 
     @classmethod
     def load(
@@ -124,6 +134,8 @@ class Config:
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = flags.get(setting.attr)
+            if isinstance(raw, list | tuple):
+                raw = ",".join(str(item) for item in raw)
             if raw is None:
                 raw = env.get(setting.env) or setting.default
             values[setting.attr] = setting.parse(str(raw)) if not isinstance(raw, int) else raw
@@ -184,6 +196,16 @@ class Config:
     def log_file(self) -> Path:
         """Where the background service writes its log."""
         return self.state_dir / "hero_logic.log"
+
+    @property
+    def envs_dir(self) -> Path:
+        """Built flow environments, one per lock hash, and uv's cache (``envs/.uv-cache``)."""
+        return self.state_dir / "envs"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        """The key secrets are encrypted with (0600, outside the database directory)."""
+        return self.state_dir / "secrets.key"
 
     def play_dir(self, play_sid: str) -> Path:
         """``plays/{play_sid}``: the span socket and staged files of one play."""

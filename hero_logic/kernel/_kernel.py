@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from ._bus import EventBus
     from ._config import Config
-    from ._interfaces import FlowRequestHandler, VersionPicker
+    from ._interfaces import FlowRequestHandler, Redactor, RunExtras, RunPreparer, VersionPicker
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -59,6 +59,8 @@ class _PlayHandle:
     done: trio.Event = attrs.Factory(trio.Event)
     fail_reason: str = ""
     """Why the kernel stopped this run itself (the play then fails with it)."""
+    redactor: Redactor | None = None
+    """Removes the play's secrets from its events before they are stored (RunPreparer)."""
 
 
 MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
@@ -86,12 +88,17 @@ class Kernel:
     _closed: bool = False
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
+    _preparer: RunPreparer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
     def answer_requests_with(self, handler: FlowRequestHandler) -> None:
         """Answer flows' requests (flow lookup, child plays, ...) with ``handler``'s methods."""
         self._requests = handler
+
+    def prepare_runs_with(self, preparer: RunPreparer) -> None:
+        """Ask ``preparer`` before each run (environments, service sockets, secrets)."""
+        self._preparer = preparer
 
     async def get_play(self, play_sid: str) -> Play:
         """The play as it stands; NotFound names it otherwise."""
@@ -257,6 +264,8 @@ class Kernel:
         """Persist a batch of a play's events in one commit, then publish them on the bus."""
         handle = self._handles.get(play_sid)
         state = handle.state if handle is not None else None
+        if handle is not None and handle.redactor is not None:
+            events = handle.redactor.events(events)
         if state is None:
             # span_push for a play that is not running: read the last position and append
             # under the play's lock, so concurrent pushes never write the same position.
@@ -370,6 +379,11 @@ class Kernel:
         if problem:
             await self._save_status(_ended(play, PlayStatus.FAILED, problem))
             return
+        extras: RunExtras | None = None
+        if self._preparer is not None:  # may wait (pending) for the version's environment
+            extras = await self._preparer.prepare_run(play, version)
+            handle.redactor = extras.redactor
+            play = await self.repo.get_play(play_sid)
         async with self._limiter:
             if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
                 log.error(
@@ -394,7 +408,7 @@ class Kernel:
             timeout_ms = play.timeout_ms or self.config.play_timeout_ms
             replay = await self._replay_for(play)
             handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
-            launch = self.runner.stage(play, version, replay)
+            launch = self.runner.stage(play, version, replay, extras)
             outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
             play = await self.repo.get_play(play_sid)  # requests may have linked child plays
             if skipped:
@@ -404,6 +418,8 @@ class Kernel:
             final = map_outcome(
                 play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
             )
+            if handle.redactor is not None:  # the stderr tail is the flow's own text
+                final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
             await self._close_open_spans(play_sid, handle.state, final.status)
             await self._save_status(final)
             if final.status.is_terminal:

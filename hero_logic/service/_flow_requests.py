@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ._plays import Plays
     from ._schema_check import SchemaChecker
+    from ._secrets import Secrets
     from ._workflows import Workflows
 
 __all__ = ["FlowRequests"]
@@ -33,6 +34,7 @@ class FlowRequests:
     plays: Plays
     schema_checker: SchemaChecker
     _check_locks: KeyedLock = attrs.Factory(KeyedLock)
+    secrets: Secrets | None = None
 
     async def flow_source(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The source of the workflow ``name`` (a version of it, or its current one)."""
@@ -86,3 +88,14 @@ class FlowRequests:
     async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Nothing to do: the listener stored every earlier line before asking."""
         return {"ok": True}
+
+    async def secret_get(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A secret the play's entry flow declares (``@flow(secrets=[...])``)."""
+        name = str(params.get("name", ""))
+        if self.secrets is None:
+            msg = f"flow.secret({name!r}): this service runs without secrets"
+            raise NotFound(msg)
+        play = await self.kernel.repo.get_play(play_sid)
+        version = await self.kernel.repo.get_version(play.workflow_version_sid)
+        value = await self.secrets.read_for_play(play_sid, name, dict.fromkeys(version.secrets))
+        return {"value": value}
