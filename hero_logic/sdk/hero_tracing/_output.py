@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PLAY_BYTES", "PLAY_LINES", "SPAN_BYTES", "SPAN_LINES", "capture"]
 
-SPAN_LINES = 2000
+SPAN_LINES = 500
+"""Below the 1,000 logs the service keeps per span, so the marker and `.log` lines still show."""
 SPAN_BYTES = 512 * 1024
-PLAY_LINES = 20000
+PLAY_LINES = 10000
 PLAY_BYTES = 8 * 1024 * 1024
 MAX_LINE = 16 * 1024
 
