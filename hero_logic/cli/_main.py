@@ -19,6 +19,8 @@ from typing import Any
 
 from hero_logic.kernel import SETTINGS, Config, HeroLogicError
 
+from ._resources import add_secret_commands, report_environment
+
 __all__ = ["admin_main", "main", "server_main"]
 
 
@@ -98,13 +100,15 @@ def _cmd_flow_push(args: argparse.Namespace) -> int:
                 {"workflow_sid": existing[0]["sid"], "python_source": source, "version_label": args.label, "notes": args.notes},
             )
             print(f"pushed {name} as new version {version['version_label']} ({version['sid']}) of {existing[0]['sid']}")
+            version_sid = version["sid"]
         else:
             wf = client.call(
                 "workflow_create",
                 {"name": name, "description": args.description or signature.description, "python_source": source, "tags": args.tag},
             )
             print(f"created workflow {name} ({wf['sid']}), version {wf['current_version_sid']}")
-    return 0
+            version_sid = wf["current_version_sid"]
+        return report_environment(client, version_sid)
 
 
 def _cmd_flow_list(args: argparse.Namespace) -> int:
@@ -471,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a play")
     cancel.add_argument("play", help="play sid")
     cancel.set_defaults(func=_cmd_cancel)
+    add_secret_commands(sub, _client)
     return parser
 
 
