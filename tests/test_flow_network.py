@@ -149,3 +149,35 @@ def test_service_socket_settings_are_checked_at_start_up() -> None:
     for bad in ("noequals", "a=relative.sock", "a=/x,a=/y", "bad name=/x"):
         with pytest.raises(ConfigError):
             parse_service_sockets(bad)
+
+
+@pytest.mark.registry
+async def test_a_real_package_from_the_configured_index_and_the_internet_through_pasta(root: Path) -> None:
+    """The one test that needs the registry: uv resolves a real package from the configured
+    index (uv's own configuration: PyPI by default), and a network=True flow reaches it."""
+    tier = "bwrap" if HAVE["bwrap"] and shutil.which("pasta") else "env_scrub"
+    async with open_service(root, tier) as svc:
+        wf = await svc.push(
+            """
+            # /// script
+            # dependencies = ["six>=1.16"]
+            # ///
+            import socket
+            from hero_tracing import flow
+
+            @flow(network=True)
+            def main():
+                import six
+                with socket.create_connection(("pypi.org", 443), timeout=10):
+                    pass
+                return six.__name__
+            """
+        )
+        with trio.fail_after(120):
+            while (v := await svc.call("workflow_version_fetch", version_sid=wf["current_version_sid"]))["env_status"] == "building":
+                await trio.sleep(0.2)
+        assert v["env_status"] == "ready", v["env_error"]
+        assert "six==" in v["lock"]
+        play = await svc.run(wf, timeout_ms=60000)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == "six"

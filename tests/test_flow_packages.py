@@ -21,7 +21,7 @@ from hero_logic.service._environments import (
 )
 
 from ._sandbox_helpers import ALL_TIERS, HAVE, open_service, run_flow
-from ._wheels import tiny_index
+from ._wheels import extension_wheel, tiny_index
 from .conftest import make_config
 
 if TYPE_CHECKING:
@@ -260,3 +260,27 @@ async def test_a_failed_build_marks_the_version_and_fails_its_plays_naming_it(ro
     assert play.status.value == "failed"
     assert "failed to build" in play.error_message
     assert "the disk is on fire" in play.error_message
+
+
+async def test_a_compiled_extension_is_resolved_built_and_imported_in_each_tier(root: Path, tier: str) -> None:
+    options = _options(root)
+    if extension_wheel(root / "wheels", make_config(root).python) is None:
+        pytest.skip("no C compiler or Python headers here to build the test's extension wheel")
+    source = """
+# /// script
+# dependencies = ["tinyext==1.0", "tinypkg==1.0"]
+# ///
+from hero_tracing import flow
+
+@flow
+def main(n: int):
+    import tinyext, tinypkg
+    return [tinyext.square(n), tinypkg.VALUE]
+"""
+    async with open_service(root, tier, **options) as svc:
+        wf = await svc.push(source)
+        version = await _ready(svc, wf["current_version_sid"])
+        assert version["env_status"] == "ready", version["env_error"]
+        play = await svc.run(wf, n=12)
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == [144, 42]
