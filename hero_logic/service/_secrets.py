@@ -31,7 +31,7 @@ from ._checks import invalid_field
 from ._marker import rpc_method
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from pathlib import Path
 
     from cryptography.fernet import Fernet
@@ -73,7 +73,9 @@ class SecretRedactor:
     """Replaces the secret values one run may see with ``[secret:NAME]`` (the kernel's Redactor)."""
 
     _pairs: list[tuple[str, str]] = attrs.Factory(list)
-    _needles: list[bytes] = attrs.Factory(list)
+    _needles: set[bytes] = attrs.Factory(set)
+    _search: Callable[[bytes], object] | None = None
+    """One compiled search for every form of every value: one C call per line."""
 
     def add(self, name: str, value: str) -> None:
         """Redact ``value`` from now on (longest values first, so none hides inside another)."""
@@ -81,16 +83,17 @@ class SecretRedactor:
             return
         self._pairs.append((value, f"[secret:{name}]"))
         self._pairs.sort(key=lambda pair: -len(pair[0]))
-        self._needles.extend(_escaped(value))
+        self._needles.update(_escaped(value))
+        self._search = re.compile(b"|".join(re.escape(n) for n in sorted(self._needles, key=len, reverse=True))).search
 
     def events(self, events: Sequence[tuple[bytes, dict[str, Any]]]) -> Sequence[tuple[bytes, dict[str, Any]]]:
         """The events, each line that holds a secret decoded, redacted and encoded again."""
-        needles = self._needles
-        if not needles:
+        search = self._search
+        if search is None:
             return events
         out: list[tuple[bytes, dict[str, Any]]] | None = None
         for index, (raw, event) in enumerate(events):
-            if any(needle in raw for needle in needles):
+            if search(raw) is not None:
                 if out is None:
                     out = list(events[:index])
                 clean = _replace(event, self._pairs)
