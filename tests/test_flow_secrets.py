@@ -193,3 +193,32 @@ async def test_a_sandboxed_flow_cannot_read_the_key_file_or_the_database(root: P
     assert play["status"] == "success", play["error_message"]
     assert play["output_data"] == ["FileNotFoundError", "FileNotFoundError"]
     assert key_file.is_file()  # it exists: the sandbox only hides it
+
+
+async def test_a_secret_passed_to_a_child_play_is_not_stored_in_clear(service: Service) -> None:
+    await _set(service, "API_KEY", SECRET)
+    await service.push(
+        """
+        from hero_tracing import flow
+
+        @flow(name="child")
+        def main(text: str):
+            return len(text)
+        """,
+        name="child",
+    )
+    parent = await run_flow(
+        service,
+        """
+        from hero_tracing import flow
+
+        @flow(secrets=["API_KEY"])
+        def main():
+            return flow.invoke("child", spawn=True, text=flow.secret("API_KEY"))
+        """,
+    )
+    assert parent["status"] == "success", parent["error_message"]
+    child = await service.call("play_status", play_sid=parent["child_play_sids"][0])
+    assert child["input_data"] == {"text": "[secret:API_KEY]"}
+    raw = b"".join(p.read_bytes() for p in service.config.db_dir.iterdir() if p.is_file())
+    assert SECRET.encode() not in raw

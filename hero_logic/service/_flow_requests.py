@@ -52,6 +52,8 @@ class FlowRequests:
         wf = await self.kernel.repo.find_workflow(str(params.get("name", "")))
         inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
         assert isinstance(inputs, dict)
+        if self.secrets is not None:  # stored with the child: never a secret in clear
+            inputs = self.secrets.redact_for_play(play_sid, inputs)
         child = await self.plays.create(
             context="flow.invoke(spawn=True)",
             workflow_sid=wf.sid,

@@ -236,6 +236,12 @@ class Secrets:
         self._runs[play_sid] = redactor
         return redactor
 
+    def redact_for_play(self, play_sid: str, value: Any) -> Any:
+        """``value`` (JSON) with the secrets of ``play_sid``'s current run replaced, e.g. the
+        inputs a flow gives a child play: a child reads its own declared secrets."""
+        redactor = self._runs.get(play_sid)
+        return _replace(value, redactor._pairs) if redactor is not None else value
+
     async def read_for_play(self, play_sid: str, name: str, declared: Mapping[str, None]) -> str:
         """The value of ``name`` for a flow of ``play_sid`` whose entry declares ``declared``."""
         if name not in declared:
