@@ -284,3 +284,21 @@ def main(n: int):
         play = await svc.run(wf, n=12)
     assert play["status"] == "success", play["error_message"]
     assert play["output_data"] == [144, 42]
+
+
+async def test_a_build_cut_short_by_a_restart_is_resumed_at_start_up(root: Path) -> None:
+    config = make_config(root, **_options(root))
+    async with open_kernel(config) as kernel, open_domain(kernel, seed=False) as service:
+        service.environments.uv = _slow_or_failing_uv(root, service.environments.uv, install="wait")
+        wf = await service.workflows.workflow_create("pkg", python_source=FLOW.format(deps='"tinypkg"'))
+        with trio.fail_after(10):
+            while not any(p.name.startswith(".build-") for p in config.envs_dir.iterdir()):
+                await trio.sleep(0.02)
+    # The service stopped mid-build: its scratch directory and a "building" version remain.
+    async with open_kernel(config) as kernel, open_domain(kernel, seed=False) as service:
+        with trio.fail_after(30):
+            while (await service.workflows.workflow_version_fetch(wf.current_version_sid)).env_status == "building":
+                await trio.sleep(0.05)
+        version = await service.workflows.workflow_version_fetch(wf.current_version_sid)
+        assert version.env_status == "ready", version.env_error
+        assert not any(p.name.startswith(".build-") for p in config.envs_dir.iterdir())

@@ -89,6 +89,7 @@ async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Se
         kernel.answer_requests_with(service.flow_requests)
         kernel.prepare_runs_with(service.runs)
         await service.environments.collect()
+        await service.environments.resume_builds()
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()

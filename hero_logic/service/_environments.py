@@ -335,17 +335,25 @@ class Environments:
 
     async def _build(self, lock_hash: str, lock: str, done: trio.Event) -> None:
         status, error = "failed", "the build stopped unexpectedly"
+        stopping = False
         try:
             status, error = await self._build_once(lock_hash, lock)
+        except trio.Cancelled:  # the service is stopping: stays "building", resumed at start-up
+            stopping = True
+            raise
         finally:
-            with trio.CancelScope(shield=True):
-                async with self._locks.hold(lock_hash):
-                    try:
-                        await self._save_record(lock_hash, lock, status, error)
-                        await self._mark(lock_hash, status, error)
-                    finally:
-                        self._builds.pop(lock_hash, None)
-                        done.set()
+            if stopping:
+                self._builds.pop(lock_hash, None)
+                done.set()
+            else:
+                with trio.CancelScope(shield=True):
+                    async with self._locks.hold(lock_hash):
+                        try:
+                            await self._save_record(lock_hash, lock, status, error)
+                            await self._mark(lock_hash, status, error)
+                        finally:
+                            self._builds.pop(lock_hash, None)
+                            done.set()
 
     async def _build_once(self, lock_hash: str, lock: str) -> tuple[str, str]:
         log.info("building the environment %s", lock_hash[:12])
@@ -427,6 +435,13 @@ class Environments:
                 raise EnvironmentFailed(msg)
             await self._ensure(lock_hash, version.lock)
 
+    async def resume_builds(self) -> None:
+        """At start-up: build again what a stopped service left ``building``."""
+        for lock_hash, raw in await self.kernel.store.scan("envs"):
+            record = json.loads(raw)
+            if record.get("status") == "building":
+                await self._ensure(lock_hash, str(record.get("lock", "")))
+
     # -- garbage collection ----------------------------------------------------------------------
 
     async def collect(self) -> list[str]:
@@ -451,6 +466,9 @@ class Environments:
             return removed
         for entry in sorted(self.envs_dir.iterdir()):
             name = entry.name
+            if name.startswith(".build-") and name[7:71] not in self._builds:  # a dead build's scratch
+                await trio.to_thread.run_sync(shutil.rmtree, entry, True)
+                continue
             if _HASH_DIR.fullmatch(name) and name not in live and name not in self._builds:
                 async with self._locks.hold(name):
                     if name in self._builds:
