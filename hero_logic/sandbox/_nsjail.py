@@ -5,8 +5,11 @@ where it is missing or broken is a start-up error. The config (protobuf text for
 of nsjail's ``config.proto``) is generated per play by :func:`nsjail_config`, a pure function
 that is unit-tested where the binary is absent:
 
-* every namespace, including the network unless the version allows it, and uid/gid 65534
+* every namespace, the network included (a ``network=True`` play is refused: nsjail cannot
+  attach pasta yet, and the host's namespace would expose its loopback), and uid/gid 65534
   inside; no capabilities (nsjail drops them), no new privileges, a new session;
+* the version's environment at ``/hero/packages`` and its declared service sockets under
+  ``/hero/services/``, read-only;
 * the same read-only binds as the bwrap tier (``/usr``, the interpreter's prefix, the SDK,
   the play's files under ``/hero/play``), the workdir read-write at ``/hero/work``, private
   size-capped ``/tmp`` and ``/dev/shm``, a procfs of its own;
