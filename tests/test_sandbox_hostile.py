@@ -202,6 +202,39 @@ async def test_loopback_listener_of_the_host_is_unreachable(root: Path, isolatin
     assert accepted == []
 
 
+async def test_another_flow_s_secret_and_the_key_file_are_out_of_reach(root: Path, tier: str) -> None:
+    """A flow asks the service for a secret its entry does not declare, straight over the span
+    socket (not through the SDK), and tries the secrets key file: both fail. (Under env_scrub
+    the flow runs as the service's uid and could read the key file: docs/sandbox.md.)"""
+    async with open_service(root, tier) as svc:
+        await svc.call("secret_set", name="SOMEONE_ELSES", value="another flow's secret value")
+        play = await run_flow(
+            svc,
+            f"""
+            import json, os, socket
+            from hero_tracing import flow
+
+            @flow(secrets=["MINE"])
+            def main():
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+                s.sendall(json.dumps({{"type": "request", "id": 1, "method": "secret_get", "params": {{"name": "SOMEONE_ELSES"}}}}).encode() + b"\\n")
+                answer = s.makefile().readline()
+                try:
+                    key = open({str(svc.config.secrets_key_file)!r}, "rb").read()[:4].hex()
+                except OSError as exc:
+                    key = type(exc).__name__
+                return [answer, key]
+            """,
+        )
+    assert play["status"] == "success", play["error_message"]
+    answer, key = play["output_data"]
+    assert "another flow's secret value" not in answer
+    assert "does not declare this secret" in answer
+    if tier != "env_scrub":
+        assert key == "FileNotFoundError"
+
+
 async def test_files_outside_the_workdir_are_out_of_reach(root: Path, isolating: str) -> None:
     """A canary in PATH_ROOT, another play's workdir, /etc, /usr and the RPC socket: all out of reach."""
     canary = root / "canary.txt"
