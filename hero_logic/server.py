@@ -7,6 +7,7 @@ connections, and runs until cancelled.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,15 @@ def banner(config: Config, tier: str) -> str:
 
 
 async def serve(
-    config: Config, *, admin: bool = False, task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED
+    config: Config,
+    *,
+    admin: bool = False,
+    freeze_gc: bool = False,
+    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
-    ``started`` once rpc.sock (and the admin) accept."""
+    ``started`` once rpc.sock (and the admin) accept. ``freeze_gc`` (for the service's own
+    process) moves what start-up made out of the garbage collector's sight."""
     load_service_toml()
     async with open_kernel(config) as kernel, open_service(kernel, seed=config.seed_flows) as service:
         table = MethodTable()
@@ -81,5 +87,10 @@ async def serve(
 
                 await nursery.start(serve_admin, config)
             log.info("%s", banner(config, kernel.runner.tier.name))
+            # What start-up made (modules, classes, the method table) lives as long as the
+            # service: out of the collector's sight, a full collection walks only what came
+            # after, so it never stalls the event loop for long.
+            if freeze_gc:
+                gc.freeze()
             task_status.started(config.rpc_socket)
             await trio.sleep_forever()

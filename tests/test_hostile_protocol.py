@@ -222,3 +222,68 @@ def main():
     spans = await service.call("play_spans", play_sid=play["sid"])
     assert spans[0]["status"] == "failed"  # closed, not left running
     assert sum(len(line) for span in spans for line in span["logs"]) < 3 * 1024 * 1024
+
+
+async def test_a_flood_of_pauses_fails_the_play_and_lists_carry_no_schemas(service: Service) -> None:
+    wf = await service.push(
+        """
+import json, os, socket
+from hero_tracing import flow
+
+@flow
+def main(n: int = 150, schema_kib: int = 1):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+    schema = {"type": "string", "description": "x" * (schema_kib * 1024)}
+    for i in range(n):
+        line = {"type": "pause", "resume_id": f"r{i}", "name": f"q{i}", "span_id": "s", "asked_at": 1, "schema": schema}
+        s.sendall(json.dumps(line).encode() + b"\\n")
+    s.close()
+    os._exit(75)  # as the SDK's pause exit does
+""",
+        name="pause_flood",
+    )
+    flooded = await service.run(wf)
+    assert flooded["status"] == "failed"
+    assert "more than 100 questions" in flooded["error_message"]
+    assert flooded["pending_resumes"] == []
+    big = await service.run(wf, n=3, schema_kib=600)  # 1.8 MiB of schemas in three questions
+    assert big["status"] == "failed"
+    assert "KiB" in big["error_message"]
+    fine = await service.run(wf, n=2, schema_kib=1)
+    assert fine["status"] == "awaiting_resume", fine["error_message"]
+    assert all(r["schema"] for r in fine["pending_resumes"])  # the record itself has them
+    (listed,) = [p for p in await service.call("play_list", status="awaiting_resume") if p["sid"] == fine["sid"]]
+    assert [r["schema"] for r in listed["pending_resumes"]] == [None, None]  # a list does not
+    assert len(await service.call("play_pending_resumes", play_sid=fine["sid"])) == 2
+
+
+async def test_another_users_simple_answer_never_waits_behind_hostile_schema_checks(service: Service) -> None:
+    hostile = await service.push(
+        """
+from hero_tracing import flow
+from hero_tracing._state import get
+
+@flow
+def main():
+    for _ in range(3):  # each check runs into the deadline
+        try:
+            get().writer.request("check_answer", {"resume_id": "x", "name": "x", "schema": {"type": "string", "pattern": "^(a+)+$"}, "payload": "a" * 40 + "!"})
+        except Exception:
+            pass
+    return 1
+""",
+        name="slow_checks",
+    )
+    sid = await _paused(service, repr({"type": "string", "enum": ["yes", "no"]}))
+    starts = [await service.call("play_start", workflow_sid=hostile["sid"]) for _ in range(4)]
+    await trio.sleep(0.5)  # the hostile checks now hold the checker's workers
+    started = time.monotonic()
+    with trio.fail_after(10):
+        await service.call("play_resume", play_sid=sid, resume_id="q", payload="yes")
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(RpcError) as info:
+        await service.call("play_resume", play_sid=sid, resume_id="q", payload="maybe")
+    assert info.value.code in (-32602, -32003)
+    for play_sid in starts:
+        await service.call("play_cancel", play_sid=play_sid)

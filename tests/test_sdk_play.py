@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR, decode_event, encode_response
+from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR, decode_event, encode_response, failure_entry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -676,6 +676,343 @@ def test_async_gather_gives_the_same_step_keys_on_every_run(play: Callable[..., 
     assert third.output == first.output
     assert {s["status"] for s in third.named("fetch")} == {"replayed"}
     assert third.named("child") == []  # replayed steps do not run their children
+
+
+# --- what a step gives its caller, on every run ------------------------------------------
+
+
+def _failures(run: Run) -> dict[str, dict[str, Any]]:
+    """The replay file's ``failures`` the service would build from a run's events."""
+    return {e["step_key"]: failure_entry(e) for e in run.of_type("step_failed")}
+
+
+def test_a_step_returns_its_output_as_stored_on_the_first_run_as_on_replay(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    """JSON gives a tuple back as a list and int, float, bool and None keys as strings (and a
+    lone surrogate as U+FFFD): the caller sees that on the first run already, not only after
+    a resume."""
+    source = counter_source(
+        tmp_path,
+        """
+        from hero_tracing import flow
+
+        @flow
+        def shapes():
+            bump("shapes")
+            return {"pair": (1, (2, 3)), "keys": {1: "a", 2.5: "b", False: "c", None: "d"}, "n": 7, "odd": "a" + chr(0xD800)}
+
+        @flow
+        def main():
+            value = shapes()
+            value["pair"].append("mutable")  # a list now, on every run
+            stored = {"pair": [1, [2, 3]], "keys": {"1": "a", "2.5": "b", "false": "c", "null": "d"}, "n": 7, "odd": "a\ufffd"}
+            return {"seen": repr(value), "same": shapes() == stored}
+        """,
+    )
+    first = play(source)
+    assert first.returncode == 0, first.stderr
+    seen = "{'pair': [1, [2, 3], 'mutable'], 'keys': {'1': 'a', '2.5': 'b', 'false': 'c', 'null': 'd'}, 'n': 7, 'odd': 'a\ufffd'}"
+    assert first.output == {"seen": seen, "same": True}
+    root = first.span("main")["step_key"]
+    steps = {k: v for k, v in first.step_outputs.items() if k != root}
+    second = play(source, replay={"steps": steps})
+    assert second.output == first.output
+    assert body_runs(tmp_path) == ["shapes", "shapes"]  # two calls on the first run, none after
+
+
+FAILING = """
+    from hero_tracing import flow
+
+    class Declined(Exception):
+        pass
+
+    class Coded(Exception):
+        def __init__(self, code):
+            super().__init__(f"code {code}")
+
+    @flow
+    def charge():
+        bump("charge")
+        raise Declined("card declined", 402)
+
+    @flow
+    def refuse():
+        bump("refuse")
+        raise flow.Failed("over the limit")
+
+    @flow
+    def coded():
+        bump("coded")
+        raise Coded(7)
+
+    @flow
+    def lookup():
+        bump("lookup")
+        return {}["missing"]
+
+    @flow
+    def main():
+        seen = []
+        for step in (charge, refuse, coded, lookup):
+            try:
+                step()
+            except flow.StepFailed as exc:
+                seen.append(["StepFailed", exc.type_name, exc.message])
+            except Exception as exc:
+                seen.append([type(exc).__qualname__, str(exc)])
+        return seen
+    """
+
+
+def test_a_step_that_raises_sends_step_failed_just_before_its_span_end(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    run = play(counter_source(tmp_path, FAILING))
+    assert run.returncode == 0, run.stderr
+    failed = {e["span_id"]: e for e in run.of_type("step_failed")}
+    assert len(failed) == 4
+    types = [(e["type"], e.get("span_id")) for e in run.events]
+    for span_id in failed:
+        at = types.index(("step_failed", span_id))
+        assert types[at + 1] == ("span_end", span_id)
+        assert run.events[at + 1]["status"] == "failed"
+    charge = failed[run.span("charge")["span_id"]]
+    assert charge["step_key"] == run.span("charge")["step_key"]
+    assert (charge["error_type"], charge["message"], charge["args"]) == (
+        "__hero_flow__.Declined",
+        "('card declined', 402)",
+        ["card declined", 402],
+    )
+    assert charge["traceback"].startswith("Declined: ('card declined', 402)\nTraceback")
+    assert 'in charge\n    raise Declined("card declined", 402)' in charge["traceback"]
+    refuse = failed[run.span("refuse")["span_id"]]
+    assert (refuse["error_type"], refuse["message"]) == ("hero_tracing._spans.Failed", "over the limit")
+    assert run.span("refuse")["error"] == "over the limit"  # the span keeps the clean reason
+    assert run.span("main")["status"] == "ok"  # it caught them all
+
+
+def test_a_recorded_failure_raises_again_without_running_the_step(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    """The same class when it can be rebuilt, else flow.StepFailed: on the first run as on replay."""
+    source = counter_source(tmp_path, FAILING)
+    first = play(source)
+    assert first.returncode == 0, first.stderr
+    assert first.output == [
+        ["Declined", "('card declined', 402)"],
+        ["Failed", "over the limit"],
+        ["StepFailed", "__hero_flow__.Coded", "code 7"],  # Coded("code 7") is no Coded(7)
+        ["KeyError", "'missing'"],
+    ]
+    assert body_runs(tmp_path) == ["charge", "refuse", "coded", "lookup"]
+    second = play(source, replay={"failures": _failures(first)})
+    assert second.returncode == 0, second.stderr
+    assert second.output == first.output
+    assert body_runs(tmp_path) == ["charge", "refuse", "coded", "lookup"]  # none ran again
+    for name in ("charge", "refuse", "coded", "lookup"):
+        assert second.span(name)["status"] == "replayed"
+    assert second.of_type("step_failed") == []  # replayed failures are not sent again
+
+
+def test_a_replayed_failure_that_fails_the_play_shows_the_first_runs_traceback(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    source = counter_source(
+        tmp_path,
+        """
+        from hero_tracing import flow
+
+        @flow
+        def parse(text):
+            bump("parse")
+            return int(text)
+
+        @flow
+        def main():
+            return parse("x")
+        """,
+    )
+    first = play(source)
+    assert first.returncode == 1
+    parse_key = first.span("parse")["step_key"]
+    second = play(source, replay={"failures": {parse_key: _failures(first)[parse_key]}})
+    assert second.returncode == 1
+    assert "flow failed: ValueError: invalid literal for int() with base 10: 'x'" in second.stderr
+    error = second.span("main")["error"]
+    assert error.startswith("ValueError: invalid literal for int() with base 10: 'x'")
+    assert "step 'parse' raised this on an earlier run of the play and was not run again" in error
+    assert "return int(text)" in error  # the line that raised, on the first run
+    assert body_runs(tmp_path) == ["parse"]
+
+
+def test_a_pause_an_exception_raised_during_one_or_an_exit_is_never_a_recorded_failure(
+    play: Callable[..., Run],
+) -> None:
+    run = play(
+        """
+        from hero_tracing import flow
+
+        @flow
+        def ask():
+            return flow.pause("approve")
+
+        @flow
+        def hides_the_pause():
+            try:
+                flow.pause("confirm")
+            except BaseException:
+                raise ValueError("not a failure of the step: it was pausing") from None
+
+        @flow
+        def main():
+            try:
+                hides_the_pause()
+            except ValueError:
+                pass
+            return ask()
+        """
+    )
+    assert run.returncode == 75, run.stderr
+    assert run.of_type("step_failed") == []
+    exiting = play(
+        """
+        import sys
+        from hero_tracing import flow
+
+        @flow
+        def leave():
+            sys.exit(3)
+
+        @flow
+        def main():
+            leave()
+        """
+    )
+    assert exiting.returncode == 1
+    assert exiting.of_type("step_failed") == []
+    assert exiting.span("leave")["status"] == "cancelled"
+
+
+def test_an_output_json_cannot_hold_is_a_failure_replayed_the_same(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    source = counter_source(
+        tmp_path,
+        """
+        from hero_tracing import flow
+
+        @flow
+        def tags():
+            bump("tags")
+            return {"a", "b"}
+
+        @flow
+        def main():
+            try:
+                return tags()
+            except flow.Failed as exc:
+                return f"{type(exc).__name__}: {exc}"
+        """,
+    )
+    first = play(source)
+    reason = (
+        "Failed: flow 'tags' returned a value that is not JSON (Object of type set is not JSON "
+        "serializable): return dicts, lists, strings, numbers, booleans or None"
+    )
+    assert first.output == reason
+    assert first.span("tags")["status"] == "failed"
+    second = play(source, replay={"failures": _failures(first)})
+    assert second.output == reason
+    assert body_runs(tmp_path) == ["tags"]
+
+
+def test_a_checkpoint_step_that_raises_waits_until_its_failure_is_stored(
+    play: Callable[..., Run],
+) -> None:
+    asked: list[dict[str, Any]] = []
+    run = play(
+        """
+        from hero_tracing import flow
+
+        @flow(checkpoint=True)
+        def pay():
+            raise ConnectionError("the bank hung up")
+
+        @flow
+        def main():
+            try:
+                pay()
+            except ConnectionError as exc:
+                return str(exc)
+        """,
+        handlers={"checkpoint": lambda params: asked.append(params) or {"ok": True}},
+    )
+    assert run.output == "the bank hung up"
+    key = run.span("pay")["step_key"]
+    assert asked == [{"step_key": key}]
+    types = [e["type"] for e in run.events]
+    at = types.index("step_failed")
+    assert types[at : at + 3] == ["step_failed", "span_end", "request"]
+
+
+def test_an_exception_class_of_an_invoked_flow_is_found_again_on_replay(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    """An in-process flow's module is named after its invocation, the same on every run."""
+    child = """
+from hero_tracing import flow
+
+class Rejected(Exception):
+    pass
+
+@flow
+def check(doc):
+    raise Rejected(f"{doc} is rejected")
+
+@flow(name="reviewer")
+def main(doc):
+    try:
+        check(doc)
+    except Rejected as exc:
+        verdict = str(exc)
+    answer = flow.pause(f"ok {doc}?")
+    return {"verdict": verdict, "answer": answer}
+"""
+
+    def flow_source(params: dict[str, Any]) -> dict[str, Any]:
+        return {"source": child, "version_sid": "c1", "entry_flow": "reviewer"}
+
+    source = """
+        from hero_tracing import flow
+
+        @flow
+        def main():
+            return [flow.invoke("reviewer", doc="a"), flow.invoke("reviewer", doc="b")]
+        """
+    handlers = {"flow_source": flow_source}
+    first = play(source, handlers=handlers)
+    assert first.returncode == 75, first.stderr
+    (ask_a,) = first.of_type("pause")
+    second = play(
+        source, handlers=handlers, replay={"failures": _failures(first), "resumes": {ask_a["resume_id"]: 1}}
+    )
+    assert second.returncode == 75, second.stderr
+    (ask_b,) = second.of_type("pause")
+    third = play(
+        source,
+        handlers=handlers,
+        replay={
+            "steps": second.step_outputs,  # invocation "a" finished in the second run
+            "failures": {**_failures(first), **_failures(second)},
+            "resumes": {ask_a["resume_id"]: 1, ask_b["resume_id"]: 2},
+        },
+    )
+    assert third.returncode == 0, third.stderr
+    assert third.output == [
+        {"verdict": "a is rejected", "answer": 1},
+        {"verdict": "b is rejected", "answer": 2},  # its invocation ran second, its module too
+    ]
 
 
 # --- pauses ---------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from hero_logic.sdk import (
 # hero_logic.sdk (above) makes the top-level package importable even where the install does not map it.
 import hero_tracing
 from hero_tracing import _state
+from hero_tracing._failure import rebuild, record
 from hero_tracing._fields import FieldError, normalise_fields
 from hero_tracing._flow import FlowInfo
-from hero_tracing._wire import canonical_json, decode_response, truncate_text
+from hero_tracing._wire import canonical_json, decode_response, failure_entry, truncate_text
 
 PYTHON = os.path.realpath(sys.executable)
 
@@ -42,9 +43,10 @@ def test_public_surface_of_hero_tracing_is_pinned() -> None:
     """Changing what ``from hero_tracing import *`` gives is a deliberate act."""
     assert sorted(hero_tracing.__all__) == ["ask_user", "flow", "instrument"]
     flow = hero_tracing.flow
-    for name in ("step", "span", "current_span", "Failed", "invoke", "pause"):
+    for name in ("step", "span", "current_span", "Failed", "StepFailed", "invoke", "pause"):
         assert hasattr(flow, name), name
     assert issubclass(flow.Failed, Exception)
+    assert issubclass(flow.StepFailed, flow.Failed)
     for name in ("text", "number", "choice", "multi_choice", "confirm"):
         assert callable(getattr(hero_tracing.ask_user, name)), name
 
@@ -179,6 +181,8 @@ def test_an_output_too_big_for_a_line_cannot_be_encoded() -> None:
         (b'{"type": "span_end", "span_id": "s", "end_ms": 1}', "'status'"),
         (b'{"type": "span_end", "span_id": "s", "end_ms": true, "status": "ok"}', "'end_ms'"),
         (b'{"type": "step_output", "span_id": "s", "step_key": "k"}', "'output'"),
+        (b'{"type": "step_failed", "span_id": "s", "step_key": "k", "message": "m"}', "'error_type'"),
+        (b'{"type": "step_failed", "span_id": "s", "step_key": "k", "error_type": "E"}', "'message'"),
         (b'{"type": "span_log", "span_id": "s", "text": NaN}', "NaN is not JSON"),
         (b'{"type": "span_log", "span_id": "s", "text": "\\ud800"}', "lone surrogate"),
         (b'{"type": "span_log", "span_id": "s", "text": "\xff"}', "not UTF-8"),
@@ -204,6 +208,7 @@ def test_every_event_type_the_sdk_sends_is_known() -> None:
         "span_log",
         "span_end",
         "step_output",
+        "step_failed",
         "output",
         "pause",
         "request",
@@ -215,6 +220,93 @@ def test_the_package_docstring_documents_every_event_and_request() -> None:
     doc = hero_tracing.__doc__ or ""
     for name in (*EVENT_TYPES, "response", "flow_source", "start_child_play", "wait_child_play"):
         assert f"``{name}``" in doc, name
+
+
+# --- recorded failures -------------------------------------------------------------------
+
+
+class Declined(Exception):
+    """A module-level class whose args rebuild it: replays as itself."""
+
+
+class WithCode(Exception):
+    """Its constructor takes other arguments than its args: cannot be rebuilt."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"error {code}")
+
+
+def _replayed(exc: BaseException) -> BaseException:
+    """What a replay raises for ``exc``: its record, through the wire and the service's entry."""
+    event = {"type": "step_failed", "span_id": "s", "step_key": "k", **record(exc, "tb")}
+    return rebuild(failure_entry(decode_event(encode_event(event))))
+
+
+def test_a_failure_record_names_the_class_by_module_and_keeps_message_args_and_traceback() -> None:
+    entry = record(Declined("card", 5, (1, 2)), "Declined: ...\nTraceback ...")
+    assert entry == {
+        "error_type": f"{__name__}.Declined",
+        "message": "('card', 5, (1, 2))",
+        "args": ["card", 5, [1, 2]],
+        "traceback": "Declined: ...\nTraceback ...",
+    }
+    assert "args" not in record(ValueError(object()), "")  # not JSON: left out
+    assert record(FileNotFoundError(2, "No such file", "x.txt"), "")["args"] == [2, "No such file", "x.txt"]
+    event = {"type": "step_failed", "span_id": "s", "step_key": "k", "extra": 1, **entry}
+    assert failure_entry(decode_event(encode_event(event))) == entry
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("bad", 3),
+        KeyError("missing"),
+        Declined(),
+        FileNotFoundError(2, "No such file or directory", "x.txt"),
+        hero_tracing.flow.Failed("the total is negative"),
+        hero_tracing.flow.StepFailed("mod.Gone", "it went", "tb"),
+    ],
+)
+def test_a_rebuildable_exception_replays_as_its_own_class_with_its_message(exc: Exception) -> None:
+    again = _replayed(exc)
+    assert type(again) is type(exc)
+    assert str(again) == str(exc)
+
+
+def test_an_exception_with_non_json_args_is_rebuilt_from_its_message() -> None:
+    again = _replayed(ValueError({1, 2}))
+    assert type(again) is ValueError
+    assert str(again) == "{1, 2}"
+
+
+@pytest.mark.parametrize(
+    ("exc", "type_name"),
+    [
+        (WithCode(7), f"{__name__}.WithCode"),
+        (json.JSONDecodeError("Expecting value", "x", 0), "json.decoder.JSONDecodeError"),
+        (type("Local", (Exception,), {"__module__": "nowhere.at_all"})("x"), "nowhere.at_all.Local"),
+    ],
+)
+def test_an_exception_that_cannot_be_rebuilt_replays_as_step_failed(exc: Exception, type_name: str) -> None:
+    again = _replayed(exc)
+    assert isinstance(again, hero_tracing.flow.StepFailed)
+    assert (again.type_name, again.message, again.traceback) == (type_name, str(exc), "tb")
+    assert str(again) == f"{type_name}: {exc}"
+
+
+def test_a_recorded_class_not_yet_imported_is_imported_to_rebuild_it() -> None:
+    """A replayed step never ran the code that imported its exception's module."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from hero_tracing._failure import rebuild; "
+        "assert 'http.client' not in sys.modules; "
+        "exc = rebuild({'error_type': 'http.client.ImproperConnectionState', 'message': 'idle', 'args': ['idle']}); "
+        "print(type(exc).__module__, type(exc).__name__, exc)"
+    )
+    out = subprocess.run(
+        [PYTHON, "-I", "-S", "-c", code, str(SDK_DIR)], capture_output=True, text=True, check=False
+    )
+    assert out.stdout.strip() == "http.client ImproperConnectionState idle", out.stderr
 
 
 def test_responses_round_trip() -> None:

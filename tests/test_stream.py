@@ -16,7 +16,9 @@ import trio
 import trio_websocket
 
 from hero_logic.cli._live import LiveTree
-from hero_logic.kernel import EventBus, Play, PlayStatus, to_json
+from hero_logic.kernel import EventBus, FoldedSpans, Play, PlayStatus, SpanFold, to_json
+from hero_logic.kernel._folded import encode_fold, fold_rows
+from hero_logic.kernel._seats import WatchSeats
 from hero_logic.rpc import AsyncClient, SendGuard, stream_play
 from hero_logic.rpc._stream import Dropped
 from hero_logic.server import serve
@@ -243,6 +245,7 @@ class _RacingKernel:
         self.play = Play(sid="play_1", workflow_sid="wf", workflow_version_sid="ver", status=PlayStatus.PENDING)
         self.repo = self
         self.store = self
+        self.watch_seats = WatchSeats()
 
     def land(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -259,9 +262,11 @@ class _RacingKernel:
         await trio.lowlevel.checkpoint()
         return self.play
 
-    async def read_events_with_last_seq(self, play_sid: str) -> tuple[list[dict[str, Any]], int]:
-        events = [json.loads(json.dumps(e)) for e in self.events]
-        return events, len(events) - 1
+    async def folded_spans(self, play_sid: str) -> FoldedSpans:
+        fold = SpanFold(play_sid)
+        rows = [(f"{play_sid}/{i:010d}", json.dumps(e).encode()) for i, e in enumerate(self.events)]
+        fold_rows(fold, rows, len(rows) - 1)
+        return encode_fold(fold, len(rows) - 1)
 
 
 async def test_what_lands_while_the_snapshot_is_read_is_sent_once() -> None:

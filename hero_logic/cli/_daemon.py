@@ -32,7 +32,7 @@ async def _serve_until_signal(config: Config, admin: bool) -> None:
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(serve, config, admin=admin))
+            await nursery.start(functools.partial(serve, config, admin=admin, freeze_gc=True))
             async for signum in signals:
                 log.info("received %s: stopping (running plays resume at next start)", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

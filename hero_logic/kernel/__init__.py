@@ -19,9 +19,12 @@ from ._errors import InvalidParams as InvalidParams
 from ._errors import NotFound as NotFound
 from ._errors import PluginNotFound as PluginNotFound
 from ._errors import SandboxUnavailable as SandboxUnavailable
+from ._errors import ServiceBusy as ServiceBusy
 from ._errors import ServiceClosed as ServiceClosed
 from ._errors import StorageFull as StorageFull
 from ._errors import WrongState as WrongState
+from ._folded import FoldedSpans as FoldedSpans
+from ._folded import RawJson as RawJson
 from ._interfaces import EventSink as EventSink
 from ._interfaces import ExitOutcome as ExitOutcome
 from ._interfaces import FlowRequestHandler as FlowRequestHandler

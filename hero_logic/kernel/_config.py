@@ -93,6 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
     Setting("version_picker", "--version-picker", "HERO_LOGIC_VERSION_PICKER", "weighted", "version picker plugin used by pick_version and play_start(pick=...)"),
     Setting("max_descendants", "--max-descendants", "HERO_LOGIC_MAX_DESCENDANTS", "1000", "most child plays one root play may have below it, at every depth together", _positive_int("HERO_LOGIC_MAX_DESCENDANTS")),
+    Setting("max_pending", "--max-pending", "HERO_LOGIC_MAX_PENDING", "10000", "most plays waiting for a run slot; past it new plays are refused (-32010) until the queue drains", _positive_int("HERO_LOGIC_MAX_PENDING")),
     Setting("index_url", "--index-url", "HERO_LOGIC_INDEX_URL", "", "package index flow dependencies (PEP 723) are resolved from: a URL, 'none' for --find-links only, or empty for uv's own configuration (default PyPI)"),
     Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
@@ -119,6 +120,7 @@ class Config:
     seed_flows: bool = True
     version_picker: str = "weighted"
     max_descendants: int = 1000
+    max_pending: int = 10_000
     index_url: str = ""
     find_links: str = ""
     allow_direct_deps: bool = False

@@ -16,7 +16,8 @@ detail (for -32602 the list of bad fields).
     ├── StorageFull                     -32005  the store refused a write (disk or map full)
     ├── PluginNotFound                  -32007  no plugin of that name in an entry-point group
     ├── ConfigError                     -32008  a setting has a bad value
-    └── ServiceClosed                   -32009  the service is shutting down ("you closed it")
+    ├── ServiceClosed                   -32009  the service is shutting down ("you closed it")
+    └── ServiceBusy                     -32010  a limit of the service is reached: retry later
 
 Protocol-level codes (-32700 parse error, -32600 invalid request, -32601 method not found)
 belong to the JSON-RPC framing in :mod:`hero_logic.rpc` and are not exceptions here.
@@ -128,3 +129,9 @@ class ServiceClosed(HeroLogicError):
     """The service is shutting down and takes no new work."""
 
     code = -32009
+
+
+class ServiceBusy(HeroLogicError):
+    """A limit of the service is reached (its queue of pending plays is full): retry later."""
+
+    code = -32010

@@ -13,6 +13,7 @@ group is killed and the play ends ``cancelled``.
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,20 +21,23 @@ import trio
 
 from hero_logic.sdk import REQUEST_METHODS
 
+from ._capacity import Seat
 from ._convert import dumps, to_json
-from ._errors import HeroLogicError, NotFound, ServiceClosed, WrongState
+from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
+from ._seats import WatchSeats
 from ._slots import tier_strengths
 from ._store_api import Put, Store, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
 
     from ._bus import EventBus
+    from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import FlowRequestHandler, Redactor, RunExtras, RunPreparer, VersionPicker
     from ._tree import PlayTree
@@ -59,10 +63,14 @@ class _PlayHandle:
     done: trio.Event = attrs.Factory(trio.Event)
     fail_reason: str = ""
     """Why the kernel stopped this run itself (the play then fails with it)."""
+    seat: Seat | None = None
+    """The run's claim on a run slot (lent back while the play waits for a child)."""
     redactor: Redactor | None = None
     """Removes the play's secrets from its events before they are stored (RunPreparer)."""
 
 
+MAX_EVENT_BYTES_PER_PLAY = 512 * 1024 * 1024
+"""Span event bytes one play may have stored over all its runs (resumes, recoveries)."""
 MAX_EVENT_BYTES_PER_RUN = 256 * 1024 * 1024
 """Span event bytes one run of a play may have stored; past it the play fails (a flow must
 not fill the store, and every later read of its spans, for everyone)."""
@@ -80,11 +88,13 @@ class Kernel:
     picker: VersionPicker
     """The version picker slot (``pick_version``, ``play_start(pick=...)``)."""
     _nursery: trio.Nursery
-    _limiter: trio.CapacityLimiter
+    _capacity: FairCapacity
     _handles: dict[str, _PlayHandle] = attrs.Factory(dict)
     _push_locks: KeyedLock = attrs.Factory(KeyedLock)
     _transitions: KeyedLock = attrs.Factory(KeyedLock)
     """Held while a play's status is decided and written: cancel, resume and a run's end."""
+    watch_seats: WatchSeats = attrs.Factory(WatchSeats)
+    """Live watchers per play and in all (:mod:`._watch`)."""
     _closed: bool = False
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
@@ -114,6 +124,13 @@ class Kernel:
         if self._closed:
             msg = "the service is shutting down and starts no new plays: retry once it is back"
             raise ServiceClosed(msg)
+        pending = len(self._handles) - self._capacity.in_use
+        if pending >= self.config.max_pending:
+            msg = (
+                f"{pending} plays already wait for a run slot (max_pending {self.config.max_pending}): "
+                "retry once the queue drains, or raise --max-pending / HERO_LOGIC_MAX_PENDING"
+            )
+            raise ServiceBusy(msg)
         if not play.parent_play_sid:
             await self.repo.commit(self.repo.put_play(play, new=True))
             self._schedule(play.sid)
@@ -249,6 +266,22 @@ class Kernel:
 
         self._nursery.start_soon(guarded, name=name)
 
+    @asynccontextmanager
+    async def lending_slot(self, play_sid: str) -> AsyncIterator[None]:
+        """For the block, the running play ``play_sid`` gives its run slot back (it waits for
+        a child play, which may need the slot); it takes one again after the block."""
+        handle = self._handles.get(play_sid)
+        seat = handle.seat if handle is not None else None
+        if seat is None:
+            yield
+            return
+        async with self._capacity.lend(seat):
+            yield
+
+    def capacity_statistics(self) -> dict[str, int]:
+        """Run slots: the total, those in use, and the plays waiting for one."""
+        return {"total": self._capacity.total, "in_use": self._capacity.in_use, "waiting": self._capacity.waiting}
+
     def active_plays(self) -> int:
         """How many plays the kernel has queued or running."""
         return len(self._handles)
@@ -279,14 +312,15 @@ class Kernel:
         self, play_sid: str, state: RunState, events: Sequence[tuple[bytes, dict[str, Any]]]
     ) -> None:
         size = sum(len(raw) for raw, _ in events)
-        if state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN:
+        over_run = state.stored_bytes + size > MAX_EVENT_BYTES_PER_RUN
+        if over_run or state.bytes_before + state.stored_bytes + size > MAX_EVENT_BYTES_PER_PLAY:
             handle = self._handles.get(play_sid)
             if handle is not None and handle.state is state and not handle.fail_reason:
-                log.warning("play %s: over %d bytes of span events in one run; stopping it", play_sid, MAX_EVENT_BYTES_PER_RUN)
+                cap, where = (MAX_EVENT_BYTES_PER_RUN, "in one run") if over_run else (MAX_EVENT_BYTES_PER_PLAY, "over all its runs")
+                log.warning("play %s: over %d bytes of span events %s; stopping it", play_sid, cap, where)
                 handle.fail_reason = (
-                    f"the play streamed over {MAX_EVENT_BYTES_PER_RUN >> 20} MiB of span events "
-                    "(tags, logs, outputs) in one run and was stopped: log less, or keep large "
-                    "data in files of its workdir"
+                    f"the play streamed over {cap >> 20} MiB of span events (tags, logs, outputs) "
+                    f"{where} and was stopped: log less, or keep large data in files of its workdir"
                 )
                 handle.scope.cancel()
             return
@@ -380,51 +414,66 @@ class Kernel:
             await self._save_status(_ended(play, PlayStatus.FAILED, problem))
             return
         extras: RunExtras | None = None
-        if self._preparer is not None:  # may wait (pending) for the version's environment
+        if self._preparer is not None:  # may wait (pending, holding no slot) for its environment
             extras = await self._preparer.prepare_run(play, version)
             handle.redactor = extras.redactor
-            play = await self.repo.get_play(play_sid)
-        async with self._limiter:
-            if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
-                log.error(
-                    "play %s: the service stopped %d times while it ran; failing it instead of "
-                    "running it again", play_sid, play.attempts,
-                )
-                await self._save_status(_ended(
-                    play,
-                    PlayStatus.FAILED,
-                    f"the service stopped {play.attempts} times while this play was running; "
-                    f"gave up after {MAX_RECOVERY_ATTEMPTS} attempts (see the service log)",
-                ))
-                return
-            play = attrs.evolve(
+        handle.seat = Seat(tree=play.root_play_sid or play.sid)
+        await self._capacity.acquire(handle.seat)
+        try:
+            await self._run_holding_a_slot(play, version, handle, extras)
+        finally:
+            self._capacity.release(handle.seat)
+
+    async def _run_holding_a_slot(
+        self, play: Play, version: WorkflowVersion, handle: _PlayHandle, extras: RunExtras | None = None
+    ) -> None:
+        play_sid = play.sid
+        play = await self.repo.get_play(play_sid)  # as it stands now that it has a slot
+        if play.status.is_terminal:
+            return
+        if play.attempts >= MAX_RECOVERY_ATTEMPTS and play.status is PlayStatus.RUNNING:
+            log.error(
+                "play %s: the service stopped %d times while it ran; failing it instead of "
+                "running it again", play_sid, play.attempts,
+            )
+            await self._save_status(_ended(
                 play,
-                status=PlayStatus.RUNNING,
-                started_at=play.started_at or now_ms(),
-                attempts=play.attempts + 1,
-                sandbox_tier=self.runner.tier.name,
-            )
-            await self._save_status(play)
-            timeout_ms = play.timeout_ms or self.config.play_timeout_ms
-            replay = await self._replay_for(play)
-            handle.state = RunState(seq=await self.repo.last_event_seq(play_sid))
-            launch = self.runner.stage(play, version, replay, extras)
-            outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
-            play = await self.repo.get_play(play_sid)  # requests may have linked child plays
-            if skipped:
-                log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
-                play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
-            children_waiting = await self.tree.any_child_awaiting(play)
-            final = map_outcome(
-                play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
-            )
-            if handle.redactor is not None:  # the stderr tail is the flow's own text
-                final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
-            await self._close_open_spans(play_sid, handle.state, final.status)
-            await self._save_status(final)
-            if final.status.is_terminal:
-                _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
-            handle.settled = final
+                PlayStatus.FAILED,
+                f"the service stopped {play.attempts} times while this play was running; "
+                f"gave up after {MAX_RECOVERY_ATTEMPTS} attempts (see the service log)",
+            ))
+            return
+        play = attrs.evolve(
+            play,
+            status=PlayStatus.RUNNING,
+            started_at=play.started_at or now_ms(),
+            attempts=play.attempts + 1,
+            sandbox_tier=self.runner.tier.name,
+        )
+        await self._save_status(play)
+        timeout_ms = play.timeout_ms or self.config.play_timeout_ms
+        replay = await self._replay_for(play)
+        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
+        launch = self.runner.stage(play, version, replay, extras)
+        outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+        if skipped:
+            log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
+            play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
+        children_waiting = await self.tree.any_child_awaiting(play)
+        final = map_outcome(
+            play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
+        )
+        final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
+        if handle.state.too_many_pauses and not final.status.is_terminal:
+            final = _ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
+        if handle.redactor is not None:  # the stderr tail is the flow's own text
+            final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
+        await self._close_open_spans(play_sid, handle.state, final.status)
+        await self._save_status(final)
+        if final.status.is_terminal:
+            _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+        handle.settled = final
 
     def _sandbox_problem(self, version: WorkflowVersion) -> str:
         """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
@@ -449,18 +498,30 @@ class Kernel:
         return ""
 
     async def _replay_for(self, play: Play) -> dict[str, Any] | None:
-        """The replay caches of a play's next run: finished steps, answers, prefills."""
+        """The replay caches of a play's next run: finished steps, failed steps, answers,
+        prefills. A retry that reuses another play's steps takes its outputs, not its
+        failures: the steps that failed there run again."""
+        from hero_logic.sdk import failure_entry
+
         steps: dict[str, Any] = {}
+        failures: dict[str, Any] = {}
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
             for event in await self.repo.read_events(sid):
-                if event.get("type") == "step_output":
+                kind = event.get("type")
+                if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")
+                    failures.pop(event["step_key"], None)
+                elif kind == "step_failed" and sid == play.sid:
+                    failures[event["step_key"]] = failure_entry(event)
+                    steps.pop(event["step_key"], None)
         resumes = {r.id: r.payload for r in play.received_resumes}
-        if not (steps or resumes or play.prefill_resumes):
+        if not (steps or failures or resumes or play.prefill_resumes):
             return None
         replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
+        if failures:
+            replay["failures"] = failures
         if play.prefill_resumes:
             replay["prefill"] = play.prefill_resumes
             replay["prefill_only"] = True

@@ -231,6 +231,8 @@ class Play:
     exit_code: int | None = None
     attempts: int = 0
     """Runs started since the play last paused (or began); bounds crash recovery."""
+    event_bytes: int = 0
+    """Bytes of span events the play's finished runs stored (bounded per play)."""
     skipped_span_lines: int = 0
     """Span socket lines the listener dropped as malformed or oversized (the play went on)."""
     created_at: int = 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._bus import EventBus
+from ._capacity import FairCapacity
 from ._kernel import Kernel
 from ._repo import Repo
 from ._runner import PlayRunner
@@ -86,7 +87,7 @@ async def open_kernel(
                     boot_script=Path(BOOT_SCRIPT),
                 ),
                 nursery=nursery,
-                limiter=trio.CapacityLimiter(config.max_running),
+                capacity=FairCapacity(config.max_running),
             )
             if recover:
                 await kernel._recover()

@@ -25,22 +25,34 @@ newest first. Span records are not stored: a play's spans are folded from its ev
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import trio
 
 from ._convert import dumps, from_json, to_json
 from ._errors import NotFound
+from ._folded import FoldedSpans, encode_fold, fold_rows, paused_gc
 from ._model import Play, PlayStatus, Span, Workflow, WorkflowVersion
-from ._spans import fold_spans
+from ._spans import SpanFold
 from ._store_api import Delete, Put, Store, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import AsyncGenerator, Iterable, Sequence
 
 __all__ = ["Repo", "decode_record", "encode_record", "event_key"]
 
 T = TypeVar("T")
+
+
+EVENT_CHUNK = 4096
+"""Event rows read from the store at a time (then decoded off the event loop)."""
+DELETE_BATCH = 10_000
+"""Event rows deleted per commit when a workflow goes."""
+FOLD_CACHE_PLAYS = 8
+"""Plays whose folded span tree is kept for the next reader."""
 
 
 def event_key(play_sid: str, seq: int) -> str:
@@ -63,6 +75,8 @@ class Repo:
     """Typed reads and write builders over a :class:`Store`."""
 
     store: Store
+    _folds: OrderedDict[str, FoldedSpans] = attrs.field(factory=OrderedDict, init=False)
+    _folding: dict[tuple[str, int], _Folding] = attrs.field(factory=dict, init=False)
     workflows_generation: int = attrs.field(default=0, init=False)
     """Bumped after every commit that wrote the ``workflows`` table: lets readers cache what
     they derive from all workflows (the library search index) and know when it went stale."""
@@ -106,17 +120,31 @@ class Repo:
 
     async def delete_workflow(self, wf: Workflow, also: Sequence[Write] = ()) -> None:
         """Remove ``wf``, its versions, its plays and their events, and ``also`` (the rest
-        of what belongs to it), in one transaction: a crash leaves all of it or none."""
+        of what belongs to it).
+
+        The records go in one transaction (a crash leaves all of them or none); the events of
+        its plays, which can number millions, then go in bounded batches, so one delete never
+        holds the store or the event loop for long. Events a crash leaves behind belong to no
+        play any more and are never read.
+        """
         writes: list[Write] = [*also, Delete("workflows", wf.sid), Delete("wf_names", wf.name)]
         for key, _ in await self.store.scan("wf_versions", f"{wf.sid}/"):
             writes += [Delete("wf_versions", key), Delete("versions", key.split("/", 1)[1])]
+        play_sids = []
         for key, _ in await self.store.scan("wf_plays", f"{wf.sid}/"):
             play_sid = key.split("/", 1)[1]
+            play_sids.append(play_sid)
             writes += [Delete("wf_plays", key), Delete("plays", play_sid), Delete("tree_size", play_sid)]
-            writes += [Delete("events", k) for k, _ in await self.store.scan("events", f"{play_sid}/")]
             for table in ("play_children", "children"):
                 writes += [Delete(table, k) for k, _ in await self.store.scan(table, f"{play_sid}/")]
         await self.commit(writes)
+        for play_sid in play_sids:
+            self._folds.pop(play_sid, None)
+            while True:
+                rows = await self.store.scan("events", f"{play_sid}/", limit=DELETE_BATCH)
+                if not rows:
+                    break
+                await self.commit([Delete("events", key) for key, _ in rows])
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -218,17 +246,63 @@ class Repo:
             after = rows[-1][0]
         return out
 
-    async def read_events(self, play_sid: str) -> list[dict[str, Any]]:
-        """The wire events of a play, in arrival order."""
-        rows = await self.store.scan("events", f"{play_sid}/")
-        return [json.loads(raw) for _, raw in rows]
+    async def event_chunks(self, play_sid: str) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+        """A play's stored event rows in arrival order, :data:`EVENT_CHUNK` at a time: a play
+        of a million events is read without holding the event loop for the whole of it."""
+        after = ""
+        while True:
+            rows = await self.store.scan("events", f"{play_sid}/", start_after=after, limit=EVENT_CHUNK)
+            if rows:
+                yield rows
+            if len(rows) < EVENT_CHUNK:
+                return
+            after = rows[-1][0]
 
-    async def read_events_with_last_seq(self, play_sid: str) -> tuple[list[dict[str, Any]], int]:
-        """The wire events of a play in arrival order, and the position of the last (-1: none),
-        read from one snapshot of the store."""
-        rows = await self.store.scan("events", f"{play_sid}/")
-        last_seq = int(rows[-1][0].rsplit("/", 1)[1]) if rows else -1
-        return [json.loads(raw) for _, raw in rows], last_seq
+    async def read_events(self, play_sid: str) -> list[dict[str, Any]]:
+        """The wire events of a play, in arrival order (decoded in a worker thread)."""
+        out: list[dict[str, Any]] = []
+        async with aclosing(self.event_chunks(play_sid)) as chunks:
+            async for rows in chunks:
+                out += await trio.to_thread.run_sync(_decode_rows, rows)
+        return out
+
+    async def folded_spans(self, play_sid: str) -> FoldedSpans:
+        """A play's span tree, as encoded pieces, with the position of the last event it folds.
+
+        Folded a chunk at a time in a worker thread, so a huge play never stalls the event
+        loop. Concurrent readers of one play share one fold, and the folds of the last few
+        plays read are kept (as bytes) until the play gets a new event.
+        """
+        last_seq = await self.last_event_seq(play_sid)
+        cached = self._folds.get(play_sid)
+        if cached is not None and cached.last_seq == last_seq:
+            self._folds.move_to_end(play_sid)
+            return cached
+        key = (play_sid, last_seq)
+        running = self._folding.get(key)
+        if running is not None:
+            await running.done.wait()
+            if running.result is None:  # that fold failed or was cancelled: fold again
+                return await self.folded_spans(play_sid)
+            return running.result
+        running = self._folding[key] = _Folding()
+        try:
+            fold = SpanFold(play_sid)
+            # The fold's objects stay out of full collections until it is encoded and dropped
+            # (a collection walking 100,000 half-built spans stalls the loop thread).
+            with paused_gc():
+                async with aclosing(self.event_chunks(play_sid)) as chunks:
+                    async for rows in chunks:
+                        if await trio.to_thread.run_sync(fold_rows, fold, rows, last_seq) >= last_seq:
+                            break
+                running.result = await trio.to_thread.run_sync(encode_fold, fold, last_seq)
+            self._folds[play_sid] = running.result
+            while len(self._folds) > FOLD_CACHE_PLAYS:
+                self._folds.popitem(last=False)
+            return running.result
+        finally:
+            del self._folding[key]
+            running.done.set()
 
     async def last_event_seq(self, play_sid: str) -> int:
         """The sequence number of a play's last stored event, or -1."""
@@ -236,5 +310,17 @@ class Repo:
         return int(rows[0][0].rsplit("/", 1)[1]) if rows else -1
 
     async def spans(self, play_sid: str) -> list[Span]:
-        """A play's span tree, folded from its stored events, in start order."""
-        return fold_spans(play_sid, await self.read_events(play_sid))
+        """A play's span tree, folded from its stored events, in start order (as records: for
+        the service's own small reads; pages for clients come from :meth:`folded_spans`)."""
+        folded = await self.folded_spans(play_sid)
+        return await trio.to_thread.run_sync(lambda: [from_json(Span, d) for d in folded.dicts()])
+
+
+@attrs.define(eq=False)
+class _Folding:
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: FoldedSpans | None = None
+
+
+def _decode_rows(rows: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    return [json.loads(raw) for _, raw in rows]

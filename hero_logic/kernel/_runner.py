@@ -70,6 +70,11 @@ STDERR_IN_ERROR = 4000
 
 _LISTENER_DRAIN_S = 2.0
 
+MAX_OPEN_PAUSES = 100
+"""Questions one run may leave open (every record of the play carries them)."""
+MAX_PAUSE_BYTES = 1024 * 1024
+"""Bytes of JSON schemas and ui hints the open questions of one run may hold in all."""
+
 
 @attrs.define(eq=False)
 class RunState:
@@ -81,11 +86,16 @@ class RunState:
     root_span_ids: set[str] = attrs.Factory(set)
     root_error: str = ""
     pauses: list[dict[str, Any]] = attrs.Factory(list)
+    pause_bytes: int = 0
+    too_many_pauses: str = ""
+    """Why the run's pauses went past their bounds (the play then fails with it), or ""."""
     costs: dict[str, float] = attrs.Factory(dict)
     open_spans: dict[str, None] = attrs.Factory(dict)
     """Spans this run started and has not ended, in start order."""
     stored_bytes: int = 0
     """Bytes of event lines this run has had stored (bounded by MAX_EVENT_BYTES_PER_RUN)."""
+    bytes_before: int = 0
+    """Bytes the play's earlier runs stored (the play is bounded by MAX_EVENT_BYTES_PER_PLAY)."""
 
     def observe(self, event: dict[str, Any]) -> None:
         """Update the run's state from one applied event (called for each, in order)."""
@@ -106,7 +116,21 @@ class RunState:
             self.output = event.get("output")
             self.has_output = True
         elif kind == "pause":
-            self.pauses.append(event)
+            self._pause(event)
+
+    def _pause(self, event: dict[str, Any]) -> None:
+        """Keep a pause the run reached, within the bounds on a play's open questions."""
+        if self.too_many_pauses:
+            return
+        size = len(dumps({"schema": event.get("schema"), "ui": event.get("ui")}))
+        if len(self.pauses) >= MAX_OPEN_PAUSES or self.pause_bytes + size > MAX_PAUSE_BYTES:
+            self.too_many_pauses = (
+                f"the play asked more than {MAX_OPEN_PAUSES} questions, or {MAX_PAUSE_BYTES >> 10} KiB "
+                "of pause schemas and ui hints, in one run: ask fewer questions at once, with smaller schemas"
+            )
+            return
+        self.pause_bytes += size
+        self.pauses.append(event)
 
     def _cost(self, event: dict[str, Any]) -> None:
         tags = event.get("tags")

@@ -51,6 +51,10 @@ class SpanFold:
     def __len__(self) -> int:
         return len(self._spans)
 
+    def clear(self) -> None:
+        """Forget every span (what a fold no longer needed holds, freed at once)."""
+        self._spans.clear()
+
     def spans(self) -> list[Span]:
         """The spans so far, in start order."""
         return [Span(span_id=sid, play_sid=self.play_sid, **fields) for sid, fields in self._spans.items()]

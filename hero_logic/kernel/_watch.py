@@ -29,14 +29,14 @@ import trio
 
 from ._convert import to_json
 from ._model import Play, PlayStatus
-from ._spans import fold_spans
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._folded import FoldedSpans
     from ._kernel import Kernel
 
-__all__ = ["RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "watch_all_plays", "watch_play"]
+__all__ = ["MAX_SNAPSHOT_SPANS", "RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "watch_all_plays", "watch_play"]
 
 WATCH_QUEUE_SIZE = 10_000
 """Bus messages a watcher may fall behind before it is dropped. A flow's events arrive in
@@ -46,20 +46,23 @@ thousand messages a second) still lags a whole burst behind."""
 RECENT_PLAYS = 50
 """Plays in the all-plays watch's snapshot, newest first."""
 
+MAX_SNAPSHOT_SPANS = 10_000
+"""Spans a snapshot carries at most (the first, in start order); a bigger play's snapshot says
+``spans_total`` and ``spans_truncated``, and ``play_spans`` pages through the rest."""
 
 class Dropped(Exception):
     """The bus dropped this subscriber: it fell too far behind."""
 
 
-async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, list[dict[str, Any]], int]:
-    """The play, its stored events and the position of the last one.
+async def _snapshot(kernel: Kernel, play_sid: str) -> tuple[Play, FoldedSpans, int]:
+    """The play, its span tree and the position of the last event folded in it.
 
     The play is read before the events: a play found terminal had stored all its events
     before its status, so they are all in the snapshot.
     """
     play = await kernel.repo.get_play(play_sid)
-    events, last_seq = await kernel.repo.read_events_with_last_seq(play_sid)
-    return play, events, last_seq
+    folded = await kernel.repo.folded_spans(play_sid)
+    return play, folded, folded.last_seq
 
 
 async def watch_play(
@@ -74,8 +77,15 @@ async def watch_play(
     Returns the terminal status. Raises :class:`~hero_logic.kernel.NotFound` for an unknown
     play (before emitting anything) and :class:`Dropped` if the subscriber fell behind.
     """
+    with kernel.watch_seats.seat(play_sid):
+        return await _watch_play(kernel, play_sid, emit, queue_size)
+
+
+async def _watch_play(
+    kernel: Kernel, play_sid: str, emit: Callable[[dict[str, Any]], Awaitable[None]], queue_size: int
+) -> PlayStatus:
     async with kernel.bus.subscribe(play_sid, queue_size=queue_size) as messages:
-        play, events, last_seq = await _snapshot(kernel, play_sid)
+        play, spans, last_seq = await _snapshot(kernel, play_sid)
         # Whatever is queued now was published before the snapshot read completed.
         early: list[dict[str, Any]] = []
         while True:
@@ -86,12 +96,15 @@ async def watch_play(
             except trio.EndOfChannel:
                 raise Dropped from None
         sent_play = to_json(play)
-        await emit({
+        snapshot: dict[str, Any] = {
             "type": "snapshot",
             "play": sent_play,
-            "spans": to_json(fold_spans(play_sid, events)),
+            "spans": await trio.to_thread.run_sync(spans.dicts, 0, MAX_SNAPSHOT_SPANS),
             "seq": last_seq,
-        })
+        }
+        if spans.count > MAX_SNAPSHOT_SPANS:
+            snapshot |= {"spans_total": spans.count, "spans_truncated": True}
+        await emit(snapshot)
         # A status published before the read that equals the snapshot's play marks every
         # earlier status as already included.
         stale = max((i for i, m in enumerate(early) if _is_status(m) and m["play"] == sent_play), default=-1)
@@ -137,6 +150,11 @@ async def watch_all_plays(
     """Emit ``{"type": "snapshot", "plays": [Play]}`` (the newest :data:`RECENT_PLAYS`), then a
     ``status`` message for every status change of any play. Runs until cancelled; raises
     :class:`Dropped` if the subscriber fell behind."""
+    with kernel.watch_seats.seat(None):
+        await _watch_all_plays(kernel, emit, queue_size)
+
+
+async def _watch_all_plays(kernel: Kernel, emit: Callable[[dict[str, Any]], Awaitable[None]], queue_size: int) -> None:
     async with kernel.bus.subscribe(None, queue_size=queue_size) as messages:
         plays = await kernel.repo.list_plays(limit=RECENT_PLAYS)
         seen = {p.sid: to_json(p) for p in plays}

@@ -21,6 +21,7 @@ from ._client import RemoteNotFound as RemoteNotFound
 from ._client import RemoteParseError as RemoteParseError
 from ._client import RemotePluginNotFound as RemotePluginNotFound
 from ._client import RemoteSandboxUnavailable as RemoteSandboxUnavailable
+from ._client import RemoteServiceBusy as RemoteServiceBusy
 from ._client import RemoteServiceClosed as RemoteServiceClosed
 from ._client import RemoteStorageFull as RemoteStorageFull
 from ._client import RemoteWrongState as RemoteWrongState
@@ -32,6 +33,7 @@ from ._jsonrpc import MAX_DEPTH as MAX_DEPTH
 from ._jsonrpc import InvalidRequest as InvalidRequest
 from ._jsonrpc import MethodNotFound as MethodNotFound
 from ._jsonrpc import ParseError as ParseError
+from ._jsonrpc import answer_body as answer_body
 from ._jsonrpc import handle_body as handle_body
 from ._jsonrpc import loads_strict as loads_strict
 from ._methods import BUILT_IN_METHODS as BUILT_IN_METHODS

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hero_logic.kernel import ServiceClosed, dumps
+from hero_logic.kernel import RawJson, ServiceClosed, dumps
 
-from ._jsonrpc import handle_body
+from ._jsonrpc import answer_body
 
 if TYPE_CHECKING:
     from ._methods import MethodTable
@@ -44,6 +44,9 @@ LINGER_S = 2.0
 """How long a refused (413) body is drained, at most, so that the client can read the answer."""
 
 _JSON = (b"content-type", b"application/json")
+RESPONSE_PIECE = 1 << 20
+"""Bytes of a response body handed to the server at a time."""
+
 _NO_CONTENT = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -176,7 +179,7 @@ class RpcApp:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_disconnect)
-            answer = await handle_body(body, dispatch)
+            answer = await answer_body(body, dispatch)
             nursery.cancel_scope.cancel()
         if gone:
             return  # nobody is left to read the answer
@@ -189,7 +192,16 @@ class RpcApp:
                 "status": 200,
                 "headers": [_JSON, (b"content-length", b"%d" % len(answer))],
             })
-            await send({"type": "http.response.body", "body": answer})
+            # A large answer goes in pieces, so writing it never holds the event loop long.
+            pieces = [
+                piece[start : start + RESPONSE_PIECE]
+                for piece in (answer.pieces if isinstance(answer, RawJson) else (answer,))
+                for start in range(0, len(piece), RESPONSE_PIECE)
+            ]
+            for index, piece in enumerate(pieces):
+                await send({"type": "http.response.body", "body": piece, "more_body": index + 1 < len(pieces)})
+            if not pieces:
+                await send({"type": "http.response.body", "body": b""})
 
     async def _too_large(
         self, receive: Receive, send: Send, declared: int | None, *, body_done: bool

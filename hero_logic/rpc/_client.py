@@ -36,6 +36,7 @@ from hero_logic.kernel import (
     NotFound,
     PluginNotFound,
     SandboxUnavailable,
+    ServiceBusy,
     ServiceClosed,
     StorageFull,
     WrongState,
@@ -68,6 +69,7 @@ __all__ = [
     "RemoteParseError",
     "RemotePluginNotFound",
     "RemoteSandboxUnavailable",
+    "RemoteServiceBusy",
     "RemoteServiceClosed",
     "RemoteStorageFull",
     "RemoteWrongState",
@@ -138,12 +140,16 @@ class RemoteServiceClosed(RpcError, ServiceClosed):
     """-32009 from the service."""
 
 
+class RemoteServiceBusy(RpcError, ServiceBusy):
+    """-32010 from the service."""
+
+
 _REMOTE: dict[int, type[RpcError]] = {
     cls.code: cls
     for cls in (
         RemoteParseError, RemoteInvalidRequest, RemoteMethodNotFound, RemoteInvalidParams,
         RemoteNotFound, RemoteWrongState, RemoteConflict, RemoteSandboxUnavailable,
-        RemoteStorageFull, RemotePluginNotFound, RemoteConfigError, RemoteServiceClosed,
+        RemoteStorageFull, RemotePluginNotFound, RemoteConfigError, RemoteServiceClosed, RemoteServiceBusy,
     )
 }
 

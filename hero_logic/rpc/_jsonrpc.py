@@ -29,7 +29,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hero_logic.kernel import HeroLogicError
+from hero_logic.kernel import HeroLogicError, RawJson
 from hero_logic.sdk import type_name as _json_type
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "InvalidRequest",
     "MethodNotFound",
     "ParseError",
+    "answer_body",
     "decode_response",
     "encode_request",
     "handle_body",
@@ -181,7 +182,7 @@ def _unwrap_group(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _answer(message: Any, dispatch: Dispatch) -> bytes | None:
+async def _answer(message: Any, dispatch: Dispatch) -> bytes | RawJson | None:
     """The response bytes for one request object, or None for a notification."""
     if not isinstance(message, dict):
         return _invalid(_NULL_ID, f"expected a request object, got {_json_type(message)}")
@@ -201,6 +202,8 @@ async def _answer(message: Any, dispatch: Dispatch) -> bytes | None:
         result = await dispatch(method, params)
         if is_notification:
             return None
+        if isinstance(result, RawJson):  # encoded already: framed without copying it
+            return RawJson(b'{"jsonrpc":"2.0","id":' + id_json + b',"result":', *result.pieces, b"}")
         return b'{"jsonrpc":"2.0","id":' + id_json + b',"result":' + _dumps(result) + b"}"
     except Exception as raw:
         exc = _unwrap_group(raw)
@@ -218,7 +221,13 @@ async def _answer(message: Any, dispatch: Dispatch) -> bytes | None:
 
 
 async def handle_body(body: bytes, dispatch: Dispatch) -> bytes | None:
-    """Answer one HTTP body (a request or a batch); None means "no content" (HTTP 204).
+    """Answer one HTTP body (a request or a batch); None means "no content" (HTTP 204)."""
+    answer = await answer_body(body, dispatch)
+    return bytes(answer) if isinstance(answer, RawJson) else answer
+
+
+async def answer_body(body: bytes, dispatch: Dispatch) -> bytes | RawJson | None:
+    """:func:`handle_body`, with a large answer left in its pieces (see RawJson).
 
     Batch elements are answered one after the other, in order. ``dispatch`` must raise
     :class:`MethodNotFound` for an unknown method and InvalidParams for bad params; any other
@@ -231,11 +240,11 @@ async def handle_body(body: bytes, dispatch: Dispatch) -> bytes | None:
     if isinstance(message, list):
         if not message:
             return _invalid(_NULL_ID, "empty batch: send at least one request")
-        parts = []
+        parts: list[bytes] = []
         for item in message:
             part = await _answer(item, dispatch)
             if part is not None:
-                parts.append(part)
+                parts.append(bytes(part))
         return b"[" + b",".join(parts) + b"]" if parts else None
     return await _answer(message, dispatch)
 

@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
+import trio
 
 import hero_logic
-from hero_logic.kernel import InvalidParams, to_json
+from hero_logic.kernel import InvalidParams, RawJson, dumps, to_json
 from hero_logic.service import MethodInfo, Service, marked_methods, method_info, rpc_method
 
 from ._jsonrpc import MethodNotFound
@@ -86,6 +87,8 @@ class Method:
     to_wire: Callable[[Any], Any] = attrs.field(repr=False, eq=False, default=to_json)
     cancel_on_disconnect: bool = False
     """A pure wait, cancelled when its HTTP client disconnects (see :func:`rpc_method`)."""
+    large_result: bool = False
+    """Encode the result off the event loop (see :func:`rpc_method`)."""
 
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """The keyword arguments for ``func``; InvalidParams naming every problem otherwise."""
@@ -142,6 +145,20 @@ class Method:
         if self.params:
             out["errors"] = [invalid_params_ref]
         return out
+
+
+ENCODE_PIECE = 256
+"""Items of a large list result encoded per ``json.dumps`` call: one call holds the GIL for its
+whole length, so a 30 MB answer encoded in one call would stall the event loop thread."""
+
+
+def _encode_in_pieces(wire: Any) -> RawJson:
+    """``wire`` as compact JSON, a list encoded a few items per call (see ENCODE_PIECE)."""
+    if not isinstance(wire, list):
+        return RawJson(dumps(wire))
+    pieces = [dumps(wire[i : i + ENCODE_PIECE])[1:-1] for i in range(0, len(wire), ENCODE_PIECE)]
+    joined = [part for i, p in enumerate(pieces) for part in ((b",", p) if i else (p,))]
+    return RawJson(b"[", *joined, b"]")
 
 
 def _missing(param: Param) -> Problem:
@@ -203,7 +220,12 @@ class MethodTable:
         method = self._methods.get(name)
         if method is None:
             raise self._not_found(name)
-        return method.to_wire(await method.func(**method.bind(params)))
+        result = await method.func(**method.bind(params))
+        if isinstance(result, RawJson):  # the service encoded it already (off the loop)
+            return result
+        if method.large_result:  # encoded in a worker thread: a big answer never stalls the loop
+            return await trio.to_thread.run_sync(lambda: _encode_in_pieces(method.to_wire(result)))
+        return method.to_wire(result)
 
     def _not_found(self, name: str) -> MethodNotFound:
         close = difflib.get_close_matches(name, self._methods, n=3)
@@ -298,6 +320,7 @@ def _build_method(func: RpcCallable, name: str, info: MethodInfo, registry: _Sch
         param_names=frozenset(p.name for p in params),
         to_wire=_identity if result in _SCALAR_RESULTS else to_json,
         cancel_on_disconnect=info.cancel_on_disconnect,
+        large_result=info.large_result,
     )
 
 

@@ -43,6 +43,7 @@ from hero_logic.kernel import (
     WATCH_QUEUE_SIZE,
     Dropped,
     NotFound,
+    ServiceBusy,
     dumps,
     watch_all_plays,
     watch_play,
@@ -113,7 +114,11 @@ async def _serve_socket(
     guard = SendGuard(send)
 
     async def emit(message: dict[str, Any]) -> None:
-        await guard.send({"type": "websocket.send", "text": dumps(message).decode()})
+        if message.get("type") == "snapshot":  # up to 10,000 spans: encoded off the event loop
+            text = (await trio.to_thread.run_sync(dumps, message)).decode()
+        else:
+            text = dumps(message).decode()
+        await guard.send({"type": "websocket.send", "text": text})
 
     async with trio.open_nursery() as nursery:
 
@@ -129,6 +134,8 @@ async def _serve_socket(
             code = 1000
         except Dropped:
             reason, code = "this subscriber fell behind and was dropped: reconnect for a fresh snapshot", CLOSE_DROPPED
+        except ServiceBusy as exc:  # too many watchers: try again later
+            reason, code = exc.message[:120], CLOSE_DROPPED
         await guard.send({"type": "websocket.close", "code": code, "reason": reason})
         nursery.cancel_scope.cancel()
 

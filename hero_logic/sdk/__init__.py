@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         decode_event,
         encode_event,
         encode_response,
+        failure_entry,
         resume_id,
         step_key,
     )
@@ -78,6 +79,7 @@ else:  # at run time it is the top-level package, the one flow processes import
         decode_event,
         encode_event,
         encode_response,
+        failure_entry,
         resume_id,
         step_key,
     )
@@ -112,6 +114,7 @@ __all__ = [
     "decode_event",
     "encode_event",
     "encode_response",
+    "failure_entry",
     "read_flow_signature",
     "resume_id",
     "step_key",

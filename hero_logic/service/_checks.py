@@ -11,7 +11,7 @@ from typing import Any
 
 from hero_logic.kernel import InvalidParams
 
-__all__ = ["MAX_LIST_LIMIT", "MAX_NAME_LENGTH", "canonical_json", "check_limit", "check_name", "invalid_field"]
+__all__ = ["MAX_LIST_LIMIT", "MAX_NAME_LENGTH", "canonical_json", "check_limit", "check_name", "check_offset", "invalid_field"]
 
 MAX_NAME_LENGTH = 200
 """Longest name of a workflow or preset, in characters (and twice that in UTF-8 bytes)."""

@@ -73,7 +73,8 @@ class FlowRequests:
             # checked before waiting: a flow cannot park a task on another play
             msg = f"play {child_sid!r} is not a child of play {play_sid}"
             raise NotFound(msg)
-        child = await self.kernel.wait(child_sid, 0)
+        async with self.kernel.lending_slot(play_sid):  # the child may need the parent's slot
+            child = await self.kernel.wait(child_sid, 0)
         return {"status": child.status.value, "output": child.output_data, "error": child.error_message}
 
     async def check_answer(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:

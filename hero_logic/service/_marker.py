@@ -31,6 +31,8 @@ class MethodInfo:
     cancel_on_disconnect: bool = False
     admin: bool = False
     """The web admin may call it from the browser (``POST /api/rpc``)."""
+    large_result: bool = False
+    """Its result may be large (a big play's spans): the door encodes it off the event loop."""
 
 
 @overload
@@ -44,6 +46,7 @@ def rpc_method(
     result_description: str = "",
     cancel_on_disconnect: bool = False,
     admin: bool = False,
+    large_result: bool = False,
 ) -> Callable[[F], F]: ...
 def rpc_method(
     name: str | F | None = None,
@@ -53,6 +56,7 @@ def rpc_method(
     result_description: str = "",
     cancel_on_disconnect: bool = False,
     admin: bool = False,
+    large_result: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark an ``async def`` method as an RPC method (``@rpc_method()`` or ``@rpc_method``).
 
@@ -62,10 +66,12 @@ def rpc_method(
     Never set it on a method that changes state: cancelling it half-way could strand a change.
     ``admin`` lets the web admin proxy it for the browser: leave it off for what people must
     not call from a page (flows' own calls such as ``span_push``, long waits).
+    ``large_result`` has the door encode the result in a worker thread, so a big answer (a
+    play's 100,000 spans) never stalls other clients.
     """
     if callable(name):
         return rpc_method()(name)
-    info = MethodInfo(name, summary, result_description, cancel_on_disconnect, admin)
+    info = MethodInfo(name, summary, result_description, cancel_on_disconnect, admin, large_result)
 
     def mark(func: F) -> F:
         if not _is_async(func):

@@ -8,27 +8,36 @@ the version and hands the record to the kernel. Status changes are the kernel's 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
+import trio
 
 from hero_logic.kernel import (
     Kernel,
     Play,
     PlayStatus,
+    RawJson,
     Span,
     WrongState,
+    dumps,
     new_sid,
     now_ms,
 )
 from hero_logic.sdk import decode_event
 
-from ._checks import check_limit, invalid_field
+from ._checks import check_limit, check_offset, invalid_field
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
 if TYPE_CHECKING:
+    from hero_logic.kernel import FoldedSpans
+
     from ._workflows import Workflows
+
+
+def _without_schemas(play: Play) -> Play:
+    return attrs.evolve(play, pending_resumes=[attrs.evolve(r, schema=None, ui=None) for r in play.pending_resumes])
 
 
 class StartPlanner(Protocol):
@@ -221,13 +230,33 @@ class Plays:
                 raise invalid_field(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
         if workflow_sid:
             await self.kernel.repo.get_workflow(workflow_sid)
-        return await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        plays = await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        # A list shows which questions are open, not their schemas: play_pending_resumes has those.
+        return [_without_schemas(p) if p.pending_resumes else p for p in plays]
 
-    @rpc_method(admin=True)
-    async def play_spans(self, play_sid: str) -> list[Span]:
-        """The play's spans in start order (parent links in parent_id)."""
+    @rpc_method(admin=True, large_result=True)
+    async def play_spans(self, play_sid: str, offset: int = 0, limit: int = 0) -> list[Span]:
+        """The play's spans in start order (parent links in parent_id); ``offset`` and ``limit``
+        (0 = all) take a page of them, as play_spans_page does with the total."""
+        folded = await self._folded(play_sid, offset, limit, context="play_spans")
+        # Encoded already, off the event loop: the door sends the bytes as they are.
+        page: Any = await trio.to_thread.run_sync(folded.json_array, offset, limit)
+        return cast("list[Span]", page)
+
+    @rpc_method(admin=True, large_result=True)
+    async def play_spans_page(self, play_sid: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A page of the play's spans in start order: ``{spans, total, offset, limit}``."""
+        folded = await self._folded(play_sid, offset, limit, context="play_spans_page")
+        spans = await trio.to_thread.run_sync(folded.json_array, offset, limit)
+        head = dumps({"total": folded.count, "offset": offset, "limit": limit})
+        return cast("dict[str, Any]", RawJson(head[:-1] + b',"spans":', *spans.pieces, b"}"))
+
+    async def _folded(self, play_sid: str, offset: int, limit: int, *, context: str) -> FoldedSpans:
+        check_offset(offset, context=context)
+        if limit:
+            check_limit(limit, context=context)
         await self.kernel.repo.get_play(play_sid)
-        return await self.kernel.repo.spans(play_sid)
+        return await self.kernel.repo.folded_spans(play_sid)
 
     @rpc_method()
     async def span_push(self, play_sid: str, event_json: dict[str, Any]) -> bool:

@@ -58,6 +58,22 @@ Flow → service events:
 ``step_output``
     ``span_id``, ``step_key``, ``output`` (any JSON) — sent when a ``@flow`` call returns,
     just before its ``span_end``, so a step whose span ended ``ok`` has its output stored.
+    The call returns this output as JSON gives it back (a tuple as a list, a dict's int keys
+    as strings), the same value every replay returns. A value JSON cannot hold (a set, a
+    datetime, NaN) is no output: the step fails with ``flow.Failed`` naming the type, and
+    that failure is recorded like any other.
+``step_failed``
+    ``span_id``, ``step_key``, ``error_type`` (the exception's class as ``module.QualName``,
+    e.g. ``builtins.ValueError``, ``__hero_flow__.Declined``), ``message`` (its ``str``, at
+    most 64 KiB); optional ``args`` (its arguments, a JSON array, present only when they are
+    JSON and under 16 KiB; an ``OSError``'s are ``[errno, strerror, filename]``) and
+    ``traceback`` (``"ExcType: message\n<traceback>"``, at most 64 KiB) — sent when a
+    ``@flow`` call raises an ``Exception`` (``flow.Failed`` included), just before its
+    ``span_end`` (status ``failed``). A pause unwinding through the call is not a failure,
+    nor is an exception raised while one unwinds, nor a ``BaseException`` that is not an
+    ``Exception`` (cancellation, ``SystemExit``): none is sent for them, and the call runs
+    again on the next run. After a ``@flow(checkpoint=True)`` call's ``step_failed`` the
+    SDK sends a ``checkpoint`` request too.
 ``output``
     ``output`` — the entry flow's return value, sent by the boot stub just before exit 0.
 ``pause``
@@ -86,7 +102,7 @@ Request methods:
 ``checkpoint`` {``step_key``}
     → {``ok``: true} once every line the flow sent before it is stored durably (a service
     must store a connection's earlier lines before it answers any request on it); sent after
-    a ``@flow(checkpoint=True)`` step's ``step_output``.
+    a ``@flow(checkpoint=True)`` step's ``step_output`` or ``step_failed``.
 ``secret_get`` {``name``}
     → {``value``}: a secret the entry flow declares in ``@flow(secrets=[...])`` (for
     ``flow.secret``), or an error naming what is undeclared or unset. The service redacts the
@@ -99,8 +115,12 @@ Replay
 ======
 
 The executor may pass ``HERO_FLOW_REPLAY_FILE``, a JSON object ``{"steps": {step_key:
-output}, "resumes": {resume_id: payload}, "prefill": {resume_id or pause name: payload},
-"prefill_only": bool}`` (every key optional).
+output}, "failures": {step_key: failure}, "resumes": {resume_id: payload}, "prefill":
+{resume_id or pause name: payload}, "prefill_only": bool}`` (every key optional). A
+``failure`` is the ``step_failed`` event's ``error_type``, ``message``, ``args`` (when it has
+them) and ``traceback``. The service puts in ``steps`` the last ``step_output`` of each step
+key and in ``failures`` the last ``step_failed`` of each key that has no later output; a
+play retried with ``reuse_steps`` gets the old play's outputs but not its failures.
 
 ``step_key = sha1(version_sid|parent_path|flow_name|canonical_json(kwargs)|ordinal)`` in hex,
 where ``kwargs`` are the call's arguments by parameter name (a method's ``self``/``cls``
@@ -111,7 +131,14 @@ in-process ``flow.invoke``: the invocation's key, ``@``, and the version that ra
 ``ordinal`` counts earlier calls with the same name and arguments under the same parent (0
 first). A call in a thread with no open span counts as under the play's root call. A step
 found in ``steps`` does not run: its span is sent ``replayed`` and its cached output
-returned. ``flow.step`` / ``flow.span`` blocks and ``instrument`` spans are not memoized and
+returned. A step found in ``failures`` does not run either: its span is sent ``replayed``
+and the call raises the recorded exception again — an instance of the recorded class when
+that class is found (in a loaded module, else by importing the longest importable prefix of
+``error_type``) and ``cls(*args)`` (``cls(message)`` without ``args``) gives exactly that
+class with exactly ``message`` as its ``str``; otherwise ``flow.StepFailed(error_type,
+message)``. The first run raises the same: the step's own exception when a replay would
+rebuild its class, else that StepFailed, chained to it (``raise ... from``). The entry flow's
+own exception always reaches the boot stub as it is. ``flow.step`` / ``flow.span`` blocks and ``instrument`` spans are not memoized and
 do not change the parent path. ``flow.invoke(name, ...)`` is memoized as a step named
 ``invoke:<name>`` whose arguments are ``{"inputs": ..., "spawn": ..., "version_sid": ...}``.
 

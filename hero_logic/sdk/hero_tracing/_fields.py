@@ -16,6 +16,7 @@ __all__ = [
     "check_value",
     "doc_summary",
     "normalise_fields",
+    "output_problem",
     "type_name",
 ]
 
@@ -145,3 +146,37 @@ def doc_summary(doc: str | None) -> str:
             break
         lines.append(line)
     return " ".join(lines)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def output_problem(name: str, outputs: list[dict[str, Any]], result: Any) -> str | None:
+    """Why ``result``, returned by flow ``name``, does not match its declared ``outputs``, or None."""
+    if not isinstance(result, dict):
+        names = ", ".join(field["name"] for field in outputs)
+        return (
+            f"flow {name!r} declares outputs ({names}) but returned {type_name(result)} "
+            f"{_short(result)}: return a dict with those keys or change the @flow outputs"
+        )
+    for field in outputs:
+        field_name, field_type = field["name"], field["field_type"]
+        if field_name not in result:
+            if field["required"]:
+                keys = ", ".join(map(repr, result)) or "none"
+                return (
+                    f"flow {name!r} declares output {field_name!r} ({field_type}) but its result "
+                    f"has no such key (keys: {keys}): add it or mark it required=False"
+                )
+            continue
+        value = result[field_name]
+        if value is None and not field["required"]:
+            continue
+        if not check_value(field_type, value):
+            return (
+                f"flow {name!r} declares output {field_name!r} as {field_type}, got "
+                f"{_short(value)} ({type_name(value)}): return a {field_type} or change the @flow outputs"
+            )
+    return None

@@ -13,7 +13,7 @@ import sys
 
 from . import _state
 from ._fields import doc_summary, normalise_fields
-from ._spans import Failed, NullSpan, Span, SpanBlock, current_span
+from ._spans import Failed, NullSpan, Span, SpanBlock, StepFailed, current_span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class FlowApi:
     """``flow``: decorate flows with it; open spans, pause and invoke through it."""
 
     Failed = Failed
+    StepFailed = StepFailed
 
     if TYPE_CHECKING:
 

@@ -9,8 +9,6 @@ a child play (``start_child_play``) and the caller waits for it (``wait_child_pl
 
 from __future__ import annotations
 
-import itertools
-
 from . import _state
 from ._emit import RequestError, ServiceLost
 from ._load import flows_in, load_module, pick_entry
@@ -26,9 +24,6 @@ if TYPE_CHECKING:
     from ._spans import Span
 
 __all__ = ["invoke"]
-
-_module_numbers = itertools.count(1)
-
 
 def invoke(
     name: str, spawn: bool, version_sid: str, inputs: dict[str, Any], caller: FrameType
@@ -87,12 +82,15 @@ def _in_process(
         raise Failed(msg)
     resolved = answer.get("version_sid") or version_sid
     entry_name = answer.get("entry_flow") or None
+    # Named after the invocation's step key, so every run of the play loads it under the same
+    # name: an exception class defined in it is found again when a failure is replayed.
+    module_name = f"__hero_invoke_{span.path[:20]}__"
     # The child's own steps are keyed under the version that actually ran.
     span.path = f"{span.path}@{resolved}"
     span.tag(invoked_flow=name, invoked_version_sid=resolved)
     filename = f"<flow {name}@{resolved}>" if resolved else f"<flow {name}>"
     try:
-        module = load_module(source, filename, f"__hero_invoke_{next(_module_numbers)}__")
+        module = load_module(source, filename, module_name)
     except SyntaxError as exc:
         msg = f"flow.invoke({name!r}): its source does not compile: line {exc.lineno}: {exc.msg}"
         raise Failed(msg) from None

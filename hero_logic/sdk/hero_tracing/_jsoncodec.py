@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["encode_basestring", "loads", "make_encoder"]
+__all__ = ["encode_basestring", "load_own", "loads", "make_encoder"]
 
 encode_basestring: Callable[[str], str] = _json.encode_basestring
 """``str`` → its JSON string literal, non-ASCII kept as is."""
@@ -57,6 +57,12 @@ def loads(text: str | bytes | bytearray) -> Any:
         msg = f"extra data after the JSON value at char {end}"
         raise ValueError(msg)
     return value
+
+
+def load_own(text: str) -> Any:
+    """The value in JSON this process's own encoders wrote: one compact value, nothing around
+    it, so the scanner alone reads it (a step's output, on the hot path)."""
+    return _scan(text, 0)[0]
 
 
 def make_encoder(

@@ -13,11 +13,12 @@ import os
 import time
 
 from . import _wire
-from ._emit import RequestError, Writer
-from ._fields import check_value, type_name
+from ._emit import RequestError, ServiceLost, Writer
+from ._fields import output_problem, type_name
 from ._jsoncodec import encode_basestring as _quote
+from ._jsoncodec import load_own as _load_own
 from ._jsoncodec import loads as _loads
-from ._spans import CURRENT, AwaitingResume, Failed, Span, outcome
+from ._spans import CURRENT, AwaitingResume, Failed, Span, describe, outcome
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ _time_ns = time.time_ns
 
 _strict_json = _wire.strict_json
 _MAX_OUTPUT_BYTES = _wire.MAX_LINE_BYTES - 1024
+_AS_IS = frozenset({int, float, bool, type(None)})
+"""Output types JSON gives back unchanged: a step returning one skips the round trip."""
 
 
 class ReplayFileError(ValueError):
@@ -45,11 +48,6 @@ class ReplayFileError(ValueError):
 
 def _now_ms() -> int:
     return _time_ns() // 1_000_000
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _load_replay(path: str) -> dict[str, Any]:
@@ -62,9 +60,13 @@ def _load_replay(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"the replay file {path!r} holds a JSON {type_name(data)}, not an object"
         raise ReplayFileError(msg)
-    for key in ("steps", "resumes", "prefill"):
+    for key in ("steps", "failures", "resumes", "prefill"):
         if not isinstance(data.get(key, {}), dict):
             msg = f"the replay file {path!r} has {key!r} that is not an object"
+            raise ReplayFileError(msg)
+    for key, entry in data.get("failures", {}).items():
+        if not isinstance(entry, dict):
+            msg = f"the replay file {path!r} has a failure for step {key} that is not an object"
             raise ReplayFileError(msg)
     if not isinstance(data.get("prefill_only", False), bool):
         msg = f"the replay file {path!r} has 'prefill_only' that is not true or false"
@@ -83,6 +85,7 @@ class Runtime:
         version_sid: str = "",
         parent_span: str = "",
         steps: Mapping[str, Any] | None = None,
+        failures: Mapping[str, Mapping[str, Any]] | None = None,
         resumes: Mapping[str, Any] | None = None,
         prefill: Mapping[str, Any] | None = None,
         prefill_only: bool = False,
@@ -93,6 +96,7 @@ class Runtime:
         self.version_sid = version_sid
         self.parent_span = parent_span
         self.steps: Mapping[str, Any] = steps or {}
+        self.failures: Mapping[str, Mapping[str, Any]] = failures or {}
         self.resumes: Mapping[str, Any] = resumes or {}
         self.prefill: Mapping[str, Any] = prefill or {}
         self.prefill_only = prefill_only
@@ -115,6 +119,7 @@ class Runtime:
             version_sid=environ.get("HERO_FLOW_VERSION_SID", ""),
             parent_span=environ.get("HERO_FLOW_PARENT_SPAN", ""),
             steps=replay.get("steps"),
+            failures=replay.get("failures"),
             resumes=replay.get("resumes"),
             prefill=replay.get("prefill"),
             prefill_only=replay.get("prefill_only", False),
@@ -251,19 +256,75 @@ class Runtime:
         )
         return self.steps[key]
 
-    def _fail(self, span: Span, exc: BaseException) -> None:
+    def _replay_failure(
+        self, span: Span, key: str, parent_id: str, site: tuple[str, str], name: str
+    ) -> BaseException:
+        """Mark a step whose failure is recorded replayed; the exception to raise for it."""
+        now = _now_ms()
+        self.writer.send(
+            self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
+        )
+        from ._failure import replayed
+
+        return replayed(self.failures[key], name)
+
+    def _fail(
+        self, span: Span, key: str, exc: BaseException, checkpoint: bool
+    ) -> BaseException | None:
+        """End a step's span for ``exc`` and record it when it is the step's failure.
+
+        Returns what the caller must raise instead of ``exc`` (the StepFailed a replay would
+        raise, when ``exc`` cannot be rebuilt as its own class), or None to re-raise ``exc``.
+        A pause, and a BaseException that is not an Exception (cancellation, exit), is no
+        outcome of the step: it is not recorded, and the step runs again next time.
+        """
         ended = outcome(exc)
         if ended is None:
-            return  # pausing: the span stays open
-        self.end_span(span.span_id, *ended)
+            return None  # pausing: the span stays open
+        from ._failure import interrupted_by_pause, rebuild, record
 
-    def _finish(self, info: FlowInfo | None, name: str, span: Span, key: str, result: Any) -> None:
-        """Check and send the step's output, then close its span ``ok``; raise Failed if unfit."""
-        problem = _output_problem(info, name, result) if info is not None and info.outputs else None
-        data = b""
+        if not isinstance(exc, Exception) or interrupted_by_pause(exc):
+            self.end_span(span.span_id, *ended)
+            return None
+
+        text = describe(exc) if isinstance(exc, Failed) else ended[1]
+        event = {"type": "step_failed", "span_id": span.span_id, "step_key": key, **record(exc, text)}
+        try:
+            line = _encode_event(event)
+        except ValueError:  # escaping blew it past the line cap: keep the type and message
+            event.pop("args", None)
+            event["traceback"] = _wire.truncate_text(text, 4096)
+            line = _encode_event(event)
+        self.writer.send(line)
+        self.end_span(span.span_id, *ended)
+        if checkpoint:
+            try:  # the service answers once the failure, sent before, is stored
+                self.writer.request("checkpoint", {"step_key": key})
+            except (RequestError, ServiceLost):
+                pass  # the step's own exception is what the caller must see
+        if span.kind == "flow_root":
+            return None  # nothing in the flow can catch it: keep its own traceback
+        # Whatever a replay would raise, from the record as the service stores it.
+        again = rebuild(_wire.failure_entry(_loads(line)))
+        return None if type(again) is type(exc) else again
+
+    def _finish(self, info: FlowInfo | None, name: str, span: Span, key: str, result: Any) -> Any:
+        """Check and send the step's output, then close its span ``ok``; raise Failed if unfit.
+
+        Returns the output as stored, which is what every replay returns: the value after a
+        JSON round trip (a tuple comes back a list, an int key a string).
+        """
+        problem = (
+            output_problem(name, info.outputs, result) if info is not None and info.outputs else None
+        )
+        text, data = "", b""
         if problem is None:
             try:
-                data = _to_bytes(_strict_json(result))
+                text = _strict_json(result)
+                data = text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: stored, so also returned, as U+FFFD
+                data = _to_bytes(text)
+                text = data.decode()
             except (TypeError, ValueError, RecursionError) as exc:
                 problem = (
                     f"flow {name!r} returned a value that is not JSON ({exc}): return dicts, lists, "
@@ -281,8 +342,9 @@ class Runtime:
                 )
         sid = span.span_id
         if problem is not None:
-            self.end_span(sid, "failed", problem)
-            raise Failed(problem)
+            failed = Failed(problem)
+            self._fail(span, key, failed, info is not None and info.checkpoint)
+            raise failed
         self.writer.send(
             b'{"type":"step_output","span_id":"%s","step_key":"%s","output":%s}\n'
             b'{"type":"span_end","span_id":"%s","end_ms":%d,"status":"ok"}\n'
@@ -291,6 +353,7 @@ class Runtime:
         if info is not None and info.checkpoint:
             # The service answers a request only after the lines before it are stored.
             self.writer.request("checkpoint", {"step_key": key})
+        return result if result.__class__ in _AS_IS else _load_own(text)
 
     def run_step(
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -302,17 +365,20 @@ class Runtime:
         site = info.wire or _flow_site(info)
         if key in self.steps:
             return self._replay(span, key, parent_id, site)
+        if key in self.failures:
+            raise self._replay_failure(span, key, parent_id, site, info.name)
         self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
         token = CURRENT.set(span)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             CURRENT.reset(token)
-            self._fail(span, exc)
-            raise
+            instead = self._fail(span, key, exc, info.checkpoint)
+            if instead is None:
+                raise
+            raise instead from exc
         CURRENT.reset(token)
-        self._finish(info, info.name, span, key, result)
-        return result
+        return self._finish(info, info.name, span, key, result)
 
     def run_step_async(
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -336,17 +402,20 @@ class Runtime:
         site = info.wire or _flow_site(info)
         if key in self.steps:
             return self._replay(span, key, parent_id, site)
+        if key in self.failures:
+            raise self._replay_failure(span, key, parent_id, site, info.name)
         self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
         token = CURRENT.set(span)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            self._fail(span, exc)
-            raise
+            instead = self._fail(span, key, exc, info.checkpoint)
+            if instead is None:
+                raise
+            raise instead from exc
         finally:
             CURRENT.reset(token)
-        self._finish(info, info.name, span, key, result)
-        return result
+        return self._finish(info, info.name, span, key, result)
 
     def run_memoized(
         self,
@@ -364,17 +433,20 @@ class Runtime:
         site = _site(name, source_file, source_line)
         if key in self.steps:
             return self._replay(span, key, parent_id, site)
+        if key in self.failures:
+            raise self._replay_failure(span, key, parent_id, site, name)
         self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
         token = CURRENT.set(span)
         try:
             result = body(span)
         except BaseException as exc:
             CURRENT.reset(token)
-            self._fail(span, exc)
-            raise
+            instead = self._fail(span, key, exc, False)
+            if instead is None:
+                raise
+            raise instead from exc
         CURRENT.reset(token)
-        self._finish(None, name, span, key, result)
-        return result
+        return self._finish(None, name, span, key, result)
 
     # --- pauses --------------------------------------------------------------------------
 
@@ -442,33 +514,3 @@ def _site(name: str, source_file: str, source_line: int) -> tuple[str, str]:
 def _flow_site(info: FlowInfo) -> tuple[str, str]:
     info.wire = _site(info.name, info.source_file, info.source_line)
     return info.wire
-
-
-def _output_problem(info: FlowInfo, name: str, result: Any) -> str | None:
-    """Why ``result`` does not match the declared outputs, or None."""
-    outputs = info.outputs or []
-    if not isinstance(result, dict):
-        names = ", ".join(field["name"] for field in outputs)
-        return (
-            f"flow {name!r} declares outputs ({names}) but returned {type_name(result)} "
-            f"{_short(result)}: return a dict with those keys or change the @flow outputs"
-        )
-    for field in outputs:
-        field_name, field_type = field["name"], field["field_type"]
-        if field_name not in result:
-            if field["required"]:
-                keys = ", ".join(map(repr, result)) or "none"
-                return (
-                    f"flow {name!r} declares output {field_name!r} ({field_type}) but its result "
-                    f"has no such key (keys: {keys}): add it or mark it required=False"
-                )
-            continue
-        value = result[field_name]
-        if value is None and not field["required"]:
-            continue
-        if not check_value(field_type, value):
-            return (
-                f"flow {name!r} declares output {field_name!r} as {field_type}, got "
-                f"{_short(value)} ({type_name(value)}): return a {field_type} or change the @flow outputs"
-            )
-    return None

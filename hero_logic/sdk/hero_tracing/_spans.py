@@ -26,6 +26,7 @@ __all__ = [
     "NullSpan",
     "Span",
     "SpanBlock",
+    "StepFailed",
     "current_span",
     "outcome",
 ]
@@ -45,6 +46,26 @@ class Failed(Exception):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class StepFailed(Failed):
+    """A step's recorded exception, where its own class cannot be raised again.
+
+    A step that raises is recorded as failed, and every later run of the play raises the same
+    exception again without running the step: the same class when it can be rebuilt (found by
+    its module and name, constructed from its JSON ``args`` or its message, with the same
+    message), otherwise this, on the first run as on every replay. It carries the original
+    ``type_name`` (module-qualified), ``message`` and ``traceback`` (text; on a replay, the
+    first run's). Catch it, or raise exceptions that can be rebuilt: a class defined at the top
+    of a module whose ``args`` are JSON and rebuild it.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.args = (type_name, message)
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
 
 
 class AwaitingResume(BaseException):

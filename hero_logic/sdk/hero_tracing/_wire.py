@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_NO_ENTRY",
     "EXIT_OK",
+    "FAILURE_FIELDS",
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "MAX_TEXT_BYTES",
@@ -49,6 +50,7 @@ __all__ = [
     "decode_response",
     "encode_event",
     "encode_response",
+    "failure_entry",
     "resume_id",
     "step_key",
     "step_material",
@@ -57,7 +59,17 @@ __all__ = [
 ]
 
 EVENT_TYPES = frozenset(
-    {"span_start", "span_tag", "span_log", "span_end", "step_output", "output", "pause", "request"}
+    {
+        "span_start",
+        "span_tag",
+        "span_log",
+        "span_end",
+        "step_output",
+        "step_failed",
+        "output",
+        "pause",
+        "request",
+    }
 )
 """Every ``type`` a flow process may send (``response`` travels the other way)."""
 
@@ -116,11 +128,26 @@ _REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "span_log": (("span_id", _STR), ("text", _STR)),
     "span_end": (("span_id", _STR), ("end_ms", _INT), ("status", _STR)),
     "step_output": (("span_id", _STR), ("step_key", _STR)),
+    "step_failed": (
+        ("span_id", _STR),
+        ("step_key", _STR),
+        ("error_type", _STR),
+        ("message", _STR),
+    ),
     "output": (),
     "pause": (("resume_id", _STR), ("name", _STR), ("span_id", _STR), ("asked_at", _INT)),
     "request": (("id", _INT), ("method", _STR), ("params", _DICT)),
 }
 _REQUIRED_PRESENT = {"step_output": ("output",), "output": ("output",)}
+
+FAILURE_FIELDS = ("error_type", "message", "args", "traceback")
+"""The fields of a ``step_failed`` event that make its entry under the replay file's
+``failures`` (``args`` only when the event has it)."""
+
+
+def failure_entry(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The replay file's ``failures`` entry for one ``step_failed`` event."""
+    return {name: event[name] for name in FAILURE_FIELDS if name in event}
 
 
 # --- replay keys -------------------------------------------------------------------------
