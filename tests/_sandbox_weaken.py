@@ -177,6 +177,22 @@ def _no_limits(set_: Setter) -> None:
     set_(_scope, "rlimits_for", lambda limits, **kw: {})
 
 
+def _pasta_forwards(set_: Setter) -> None:
+    """pasta with its defaults: the namespace's loopback ports forwarded to the host's."""
+    import tempfile
+    from pathlib import Path
+
+    from hero_logic.sandbox import _bwrap
+
+    text = _bwrap.NETNS_BOOT.read_text()
+    for flag in ('"-T", "none", "-U", "none",', '"--no-map-gw",'):
+        assert flag in text, flag
+        text = text.replace(flag, "")
+    copy = Path(tempfile.mkdtemp(prefix="hl-weak-")) / "_netns_boot.py"
+    copy.write_text(text)
+    set_(_bwrap, "NETNS_BOOT", copy)
+
+
 def _no_timeout(set_: Setter) -> None:
     from hero_logic.plugins.executor import _process
 
@@ -211,6 +227,7 @@ WEAKENINGS: dict[str, Callable[[Setter], None]] = {
     "dumpable": _dumpable,
     "inherit_fds": _inherit_fds,
     "share_net": _edit_bwrap(_share_net),
+    "pasta_forwards": _pasta_forwards,
     "host_root": _edit_bwrap(_host_root),
     "no_pidns": _edit_bwrap(_no_pidns),
     "host_tmp": _edit_bwrap(_host_tmp),

@@ -10,6 +10,7 @@ protection so the tests that pin it go red.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -153,17 +154,22 @@ async def test_only_stdio_and_the_span_socket_are_open(root: Path, tier: str) ->
 # -- network, files, processes (namespace tiers) ---------------------------------------------
 
 NETWORK_FLOW = """
-    import socket
+    import ctypes, socket, struct
     from hero_tracing import flow
 
     @flow{decorator}
     def main(port: int):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(b"hello")
-            return "connected"
-        except OSError as exc:
-            return f"{{type(exc).__name__}}: {{exc}}"
+        # Straight to libc: a hostile flow skips the SDK's friendly guard (an audit hook), so
+        # this tests the sandbox's own boundary.
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+        if fd < 0:
+            return f"socket failed: errno {{ctypes.get_errno()}}"
+        addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton("127.0.0.1") + bytes(8)
+        if libc.connect(fd, addr, len(addr)) != 0:
+            return f"connect failed: errno {{ctypes.get_errno()}}"
+        libc.send(fd, b"hello", 5, 0)
+        return "connected"
 """
 
 
@@ -181,16 +187,52 @@ async def _listener_and_count(nursery: trio.Nursery) -> tuple[int, list[int]]:
 
 
 async def test_loopback_listener_of_the_host_is_unreachable(root: Path, isolating: str, nursery: trio.Nursery) -> None:
-    """No network unless the version allows it; with @flow(network=True) the same flow connects."""
+    """No network unless the version allows it; with @flow(network=True) the flow has a network
+    namespace of its own (pasta), which does not reach the host's loopback either."""
     port, accepted = await _listener_and_count(nursery)
     async with open_service(root, isolating) as svc:
         denied = await run_flow(svc, NETWORK_FLOW.format(decorator=""), port=port)
         assert denied["status"] == "success", denied["error_message"]
         assert denied["output_data"] != "connected"
         assert accepted == []
-        allowed = await run_flow(svc, NETWORK_FLOW.format(decorator="(network=True)"), port=port)
-    assert allowed["output_data"] == "connected", allowed["output_data"]
-    assert accepted == [1]
+        if isolating == "bwrap" and shutil.which("pasta"):
+            allowed = await run_flow(svc, NETWORK_FLOW.format(decorator="(network=True)"), port=port)
+            assert allowed["status"] == "success", allowed["error_message"]
+            assert allowed["output_data"] != "connected", allowed["output_data"]
+    assert accepted == []
+
+
+async def test_another_flow_s_secret_and_the_key_file_are_out_of_reach(root: Path, tier: str) -> None:
+    """A flow asks the service for a secret its entry does not declare, straight over the span
+    socket (not through the SDK), and tries the secrets key file: both fail. (Under env_scrub
+    the flow runs as the service's uid and could read the key file: docs/sandbox.md.)"""
+    async with open_service(root, tier) as svc:
+        await svc.call("secret_set", name="SOMEONE_ELSES", value="another flow's secret value")
+        play = await run_flow(
+            svc,
+            f"""
+            import json, os, socket
+            from hero_tracing import flow
+
+            @flow(secrets=["MINE"])
+            def main():
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(os.environ["HERO_FLOW_SPAN_SOCK"])
+                s.sendall(json.dumps({{"type": "request", "id": 1, "method": "secret_get", "params": {{"name": "SOMEONE_ELSES"}}}}).encode() + b"\\n")
+                answer = s.makefile().readline()
+                try:
+                    key = open({str(svc.config.secrets_key_file)!r}, "rb").read()[:4].hex()
+                except OSError as exc:
+                    key = type(exc).__name__
+                return [answer, key]
+            """,
+        )
+    assert play["status"] == "success", play["error_message"]
+    answer, key = play["output_data"]
+    assert "another flow's secret value" not in answer
+    assert "does not declare this secret" in answer
+    if tier != "env_scrub":
+        assert key == "FileNotFoundError"
 
 
 async def test_files_outside_the_workdir_are_out_of_reach(root: Path, isolating: str) -> None:

@@ -56,6 +56,7 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
             setting.flag,
             dest=setting.attr,
             default=None,
+            action="append" if setting.repeat else "store",
             metavar=setting.env,
             help=f"{setting.help} [env {setting.env}, default {setting.default or 'derived'}]",
         )

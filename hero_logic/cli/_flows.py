@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._common import MAX_LIST, CliError, client, print_json
+from ._resources import report_environment
 
 if TYPE_CHECKING:
     import argparse
@@ -36,13 +37,15 @@ def _cmd_flow_push(args: argparse.Namespace) -> int:
                 {"workflow_sid": existing[0]["sid"], "python_source": source, "version_label": args.label, "notes": args.notes},
             )
             print(f"pushed {name} as new version {version['version_label']} ({version['sid']}) of {existing[0]['sid']}")
+            version_sid = version["sid"]
         else:
             wf = rpc.call(
                 "workflow_create",
                 {"name": name, "description": args.description or signature.description, "python_source": source, "tags": args.tag},
             )
             print(f"created workflow {name} ({wf['sid']}), version {wf['current_version_sid']}")
-    return 0
+            version_sid = wf["current_version_sid"]
+        return report_environment(rpc, version_sid)
 
 
 def _cmd_flow_list(args: argparse.Namespace) -> int:

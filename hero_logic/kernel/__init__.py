@@ -34,6 +34,9 @@ from ._interfaces import Launch as Launch
 from ._interfaces import ListenerStatistics as ListenerStatistics
 from ._interfaces import ProcessExecutorSlot as ProcessExecutorSlot
 from ._interfaces import ProcessScope as ProcessScope
+from ._interfaces import Redactor as Redactor
+from ._interfaces import RunExtras as RunExtras
+from ._interfaces import RunPreparer as RunPreparer
 from ._interfaces import SandboxTier as SandboxTier
 from ._interfaces import SpanListenerSlot as SpanListenerSlot
 from ._interfaces import VersionPicker as VersionPicker

@@ -75,6 +75,8 @@ class Setting:
     default: str
     help: str
     parse: Callable[[str], Any] = _text
+    repeat: bool = False
+    """The flag may be given several times; its values are joined with commas."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -93,6 +95,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_descendants", "--max-descendants", "HERO_LOGIC_MAX_DESCENDANTS", "1000", "most child plays one root play may have below it, at every depth together", _positive_int("HERO_LOGIC_MAX_DESCENDANTS")),
     Setting("max_pending", "--max-pending", "HERO_LOGIC_MAX_PENDING", "10000", "most plays waiting for a run slot; past it new plays are refused (-32010) until the queue drains", _positive_int("HERO_LOGIC_MAX_PENDING")),
     Setting("span_push_outputs", "--span-push-outputs", "HERO_LOGIC_SPAN_PUSH_OUTPUTS", "off", "let span_push write step outputs, failures, outputs and pauses (which resumes replay): on only for tests", _on_off("HERO_LOGIC_SPAN_PUSH_OUTPUTS")),
+    Setting("index_url", "--index-url", "HERO_LOGIC_INDEX_URL", "", "package index flow dependencies (PEP 723) are resolved from: a URL, 'none' for --find-links only, or empty for uv's own configuration (default PyPI)"),
+    Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
+    Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
+    Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -117,6 +123,10 @@ class Config:
     max_descendants: int = 1000
     max_pending: int = 10_000
     span_push_outputs: bool = False
+    index_url: str = ""
+    find_links: str = ""
+    allow_direct_deps: bool = False
+    service_sockets: str = ""
 
     @classmethod
     def load(
@@ -128,6 +138,8 @@ class Config:
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = flags.get(setting.attr)
+            if isinstance(raw, list | tuple):
+                raw = ",".join(str(item) for item in raw)
             if raw is None:
                 raw = env.get(setting.env) or setting.default
             values[setting.attr] = setting.parse(str(raw)) if not isinstance(raw, int) else raw
@@ -188,6 +200,16 @@ class Config:
     def log_file(self) -> Path:
         """Where the background service writes its log."""
         return self.state_dir / "hero_logic.log"
+
+    @property
+    def envs_dir(self) -> Path:
+        """Built flow environments, one per lock hash, and uv's cache (``envs/.uv-cache``)."""
+        return self.state_dir / "envs"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        """The key secrets are encrypted with (0600, outside the database directory)."""
+        return self.state_dir / "secrets.key"
 
     def play_dir(self, play_sid: str) -> Path:
         """``plays/{play_sid}``: the span socket and staged files of one play."""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._capacity import Seat
+    from ._interfaces import Redactor
     from ._runner import RunState
 
 __all__ = [
@@ -43,6 +44,8 @@ class PlayHandle:
     """Why the kernel stopped this run itself (the play then fails with it)."""
     seat: Seat | None = None
     """The run's claim on a run slot (lent back while the play waits for a child)."""
+    redactor: Redactor | None = None
+    """Removes the play's secrets from its events before they are stored (RunPreparer)."""
     answered_meanwhile: bool = False
     """An answer arrived while this run went on: when it settles awaiting resume, run again."""
     run_again: bool = False

@@ -48,6 +48,8 @@ class EventIntake:
         """Persist a batch of a play's events in one commit, then publish them on the bus."""
         handle = self._handles.get(play_sid)
         state = handle.state if handle is not None else None
+        if handle is not None and handle.redactor is not None:
+            events = handle.redactor.events(events)
         if state is None:
             # span_push for a play that is not running: read the last position and append
             # under the play's lock, so concurrent pushes never write the same position.

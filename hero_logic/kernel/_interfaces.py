@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._library_records import PickResult, PickWeights, VersionCandidate
+    from ._model import Play, WorkflowVersion
 
 __all__ = [
     "EventSink",
@@ -26,6 +27,9 @@ __all__ = [
     "ListenerStatistics",
     "ProcessExecutorSlot",
     "ProcessScope",
+    "Redactor",
+    "RunExtras",
+    "RunPreparer",
     "SandboxTier",
     "SpanListenerSlot",
     "VersionPicker",
@@ -52,6 +56,10 @@ class Launch:
     """Where the executor records ``"<pid> <start time>"`` of the process it spawns, so a
     restarted service can kill a flow its dead predecessor left behind."""
     allow_network: bool = False
+    packages_dir: Path | None = None
+    """The version's built environment (a ``site-packages`` directory), bound read-only."""
+    service_sockets: Mapping[str, Path] = attrs.Factory(dict)
+    """The local service sockets the version declared, by name (bound into the sandbox)."""
     preexec: Callable[[], None] | None = None
     rlimits: Mapping[str, int] = attrs.Factory(dict)
     pass_fds: tuple[int, ...] = ()
@@ -207,6 +215,43 @@ class FlowRequestHandler(Protocol):
 
     async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Confirm every line the flow sent before this request is durable."""
+        ...
+
+    async def secret_get(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The value of a secret the play's entry flow declared; ``{"value"}``."""
+        ...
+
+
+class Redactor(Protocol):
+    """Removes secret values from what a play's run sends, before anything is stored."""
+
+    def events(
+        self, events: Sequence[tuple[bytes, dict[str, Any]]]
+    ) -> Sequence[tuple[bytes, dict[str, Any]]]:
+        """The events with every known secret value replaced by ``[secret:NAME]``."""
+        ...
+
+    def text(self, text: str) -> str:
+        """``text`` with every known secret value replaced by ``[secret:NAME]``."""
+        ...
+
+
+@attrs.frozen
+class RunExtras:
+    """What the service adds to one run of a play (:class:`RunPreparer`)."""
+
+    packages_dir: Path | None = None
+    service_sockets: Mapping[str, Path] = attrs.Factory(dict)
+    redactor: Redactor | None = None
+
+
+class RunPreparer(Protocol):
+    """What the kernel asks before each run of a play: the service provides it."""
+
+    async def prepare_run(self, play: Play, version: WorkflowVersion) -> RunExtras:
+        """Wait until the run can start (its version's environment is built: the play stays
+        ``pending`` meanwhile) and return what it adds. A HeroLogicError fails the play with
+        its message (an environment that failed to build, an unknown service socket)."""
         ...
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
-    from ._interfaces import ExitOutcome, FlowRequestHandler, VersionPicker
+    from ._interfaces import ExitOutcome, FlowRequestHandler, RunExtras, RunPreparer, VersionPicker
     from ._repo import Repo
     from ._store_api import Store
     from ._tree import PlayTree
@@ -80,12 +80,17 @@ class Kernel(EventIntake):
     _closed: bool = False
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
+    _preparer: RunPreparer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
     def answer_requests_with(self, handler: FlowRequestHandler) -> None:
         """Answer flows' requests (flow lookup, child plays, ...) with ``handler``'s methods."""
         self._requests = handler
+
+    def prepare_runs_with(self, preparer: RunPreparer) -> None:
+        """Ask ``preparer`` before each run (environments, service sockets, secrets)."""
+        self._preparer = preparer
 
     async def get_play(self, play_sid: str) -> Play:
         """The play as it stands; NotFound names it otherwise."""
@@ -355,14 +360,20 @@ class Kernel(EventIntake):
         if problem:
             await self._save_status(ended(play, PlayStatus.FAILED, problem))
             return
+        extras: RunExtras | None = None
+        if self._preparer is not None:  # may wait (pending, holding no slot) for its environment
+            extras = await self._preparer.prepare_run(play, version)
+            handle.redactor = extras.redactor
         handle.seat = Seat(tree=play.root_play_sid or play.sid)
         await self._capacity.acquire(handle.seat)
         try:
-            await self._run_holding_a_slot(play, version, handle)
+            await self._run_holding_a_slot(play, version, handle, extras)
         finally:
             self._capacity.release(handle.seat)
 
-    async def _run_holding_a_slot(self, play: Play, version: WorkflowVersion, handle: PlayHandle) -> None:
+    async def _run_holding_a_slot(
+        self, play: Play, version: WorkflowVersion, handle: PlayHandle, extras: RunExtras | None = None
+    ) -> None:
         play_sid = play.sid
         play = await self.repo.get_play(play_sid)  # as it stands now that it has a slot
         if play.status.is_terminal:
@@ -390,7 +401,7 @@ class Kernel(EventIntake):
         timeout_ms = play.timeout_ms or self.config.play_timeout_ms
         replay = await self._replay_for(play)
         handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
-        launch = self.runner.stage(play, version, replay)
+        launch = self.runner.stage(play, version, replay, extras)
         outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
         async with self._transitions.hold(play_sid):  # no answer slips in between read and write
             await self._settle(play_sid, handle, outcome, skipped, timeout_ms)
@@ -411,6 +422,8 @@ class Kernel(EventIntake):
         final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
         if handle.state.too_many_pauses and not final.status.is_terminal:
             final = ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
+        if handle.redactor is not None:  # the stderr tail is the flow's own text
+            final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
         if handle.answered_meanwhile and final.status is PlayStatus.AWAITING_RESUME:
             final = attrs.evolve(final, status=PlayStatus.RUNNING)  # again, with the new answers
             handle.run_again = True

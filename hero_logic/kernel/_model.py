@@ -168,6 +168,22 @@ class WorkflowVersion:
     allow_network: bool = False
     """Whether its plays may use the network (``@flow(network=True)``); tiers that isolate
     the network keep it off otherwise."""
+    dependencies: list[str] = attrs.Factory(list)
+    """The PEP 723 ``dependencies`` of its source, as written (CONTRACT.md §12)."""
+    requires_python: str = ""
+    """The PEP 723 ``requires-python`` of its source, checked against the flow interpreter."""
+    lock: str = ""
+    """The pinned requirements (with hashes) uv resolved the dependencies to at save."""
+    lock_hash: str = ""
+    """Identifies its environment: versions with the same lock and interpreter share one."""
+    env_status: str = "none"
+    """``none`` (no dependencies) | ``building`` | ``ready`` | ``failed``."""
+    env_error: str = ""
+    """Why the environment could not be built (``env_status == "failed"``)."""
+    secrets: list[str] = attrs.Factory(list)
+    """Secret names its entry flow declares (``@flow(secrets=[...])``): the only ones it may read."""
+    services: list[str] = attrs.Factory(list)
+    """Service socket names its entry flow declares (``@flow(services=[...])``)."""
 
 
 @attrs.frozen

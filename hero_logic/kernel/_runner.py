@@ -29,10 +29,13 @@ import trio
 from hero_logic.sdk import (
     ENV_ENTRY,
     ENV_INPUT_FILE,
+    ENV_NETWORK,
+    ENV_PACKAGES,
     ENV_PARENT_SPAN,
     ENV_PLAY_SID,
     ENV_REPLAY_FILE,
     ENV_SANDBOX,
+    ENV_SERVICES,
     ENV_SOURCE_FILE,
     ENV_SPAN_SOCK,
     ENV_VERSION_SID,
@@ -41,7 +44,14 @@ from hero_logic.sdk import (
 )
 
 from ._convert import dumps
-from ._interfaces import ExitOutcome, Launch, ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+from ._interfaces import (
+    ExitOutcome,
+    Launch,
+    ProcessExecutorSlot,
+    RunExtras,
+    SandboxTier,
+    SpanListenerSlot,
+)
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 
 if TYPE_CHECKING:
@@ -258,8 +268,16 @@ class PlayRunner:
     sdk_dir: Path
     boot_script: Path
 
-    def stage(self, play: Play, version: WorkflowVersion, replay: dict[str, Any] | None) -> Launch:
-        """Write the play's source, inputs and replay caches; return the unwrapped launch."""
+    def stage(
+        self,
+        play: Play,
+        version: WorkflowVersion,
+        replay: dict[str, Any] | None,
+        extras: RunExtras | None = None,
+    ) -> Launch:
+        """Write the play's source, inputs and replay caches; return the unwrapped launch
+        (with the version's environment and service sockets from ``extras``)."""
+        extras = extras or RunExtras()
         play_dir = self.config.play_dir(play.sid)
         workdir = self.config.play_workdir(play.sid)
         old = os.umask(0o077)
@@ -280,7 +298,12 @@ class PlayRunner:
             ENV_SOURCE_FILE: str(source),
             ENV_INPUT_FILE: str(inputs),
             ENV_SANDBOX: self.tier.name,
+            ENV_NETWORK: "on" if version.allow_network else "off",
         }
+        if extras.packages_dir is not None:
+            env[ENV_PACKAGES] = str(extras.packages_dir)
+        if extras.service_sockets:
+            env[ENV_SERVICES] = json.dumps({k: str(v) for k, v in extras.service_sockets.items()})
         if version.entry_flow:
             env[ENV_ENTRY] = version.entry_flow
         if play.parent_span_id:
@@ -302,6 +325,8 @@ class PlayRunner:
             sdk_dir=self.sdk_dir,
             pid_file=play_dir / "flow.pid",
             allow_network=version.allow_network,
+            packages_dir=extras.packages_dir,
+            service_sockets=dict(extras.service_sockets),
         )
 
     async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, int]:

@@ -27,6 +27,7 @@ the bwrap process (inherited), and the per-play cgroup where the service may cre
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from hero_logic.kernel import SandboxUnavailable
+from hero_logic.sdk import ENV_PACKAGES, ENV_SERVICES
 
 from ._policy import MIB, SandboxLimits, scrubbed_env
 from ._scope import Containment
@@ -62,6 +64,10 @@ __all__ = [
 INSIDE_PLAY = "/hero/play"
 INSIDE_WORK = "/hero/work"
 INSIDE_SDK = "/hero/sdk"
+INSIDE_PACKAGES = "/hero/packages"
+INSIDE_SERVICES = "/hero/services"
+NETNS_BOOT = Path(__file__).with_name("_netns_boot.py")
+"""The wrapper that attaches pasta to a ``network=True`` play's namespace (:mod:`._netns_boot`)."""
 SANDBOX_UID = 65534
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _SYSTEM_FILES = ("/etc/ld.so.cache",)
@@ -105,12 +111,17 @@ def bwrap_argv(
     binds: Sequence[str],
     seccomp_fd: int | None,
     command: Sequence[str],
+    share_net: bool | None = None,
 ) -> list[str]:
-    """The bwrap command line (pure: the caller supplies the play's binds and descriptors)."""
+    """The bwrap command line (pure: the caller supplies the play's binds and descriptors).
+
+    ``network`` lets the flow use internet sockets and binds the resolver files;
+    ``share_net`` (default: ``network``) keeps the host's network namespace instead of a new
+    one (a ``network=True`` play gets a new one with pasta attached, :mod:`._netns_boot`)."""
     prefix = interpreter_prefix(python)
     tmp = str(limits.tmp_mb * MIB)
     argv = [binary, "--unshare-all"]
-    if network:
+    if network if share_net is None else share_net:
         argv.append("--share-net")
     argv += [
         "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
@@ -184,6 +195,8 @@ class BwrapTier:
     strength: int = 30
     _resolved: str = ""
     _filters: dict[bool, bytes] = attrs.Factory(dict)
+    pasta: str = attrs.field(factory=lambda: shutil.which("pasta") or "")
+    """pasta (Debian ``passt``): the user-mode network of ``network=True`` plays."""
 
     @classmethod
     def from_config(cls, config: Config) -> BwrapTier:
@@ -250,6 +263,12 @@ class BwrapTier:
 
     def wrap(self, launch: Launch) -> Launch:
         """``launch`` as a bwrap command line with its binds, limits and scope."""
+        if launch.allow_network and not self.pasta:
+            msg = (
+                f"play {launch.play_sid} asks for the network (@flow(network=True)), which the "
+                "bwrap tier gives through pasta, and pasta is not installed: apt-get install passt"
+            )
+            raise SandboxUnavailable(msg)
         env, files = inside_paths(launch)
         env = scrubbed_env(env, home=INSIDE_WORK)
         env["TMPDIR"] = "/tmp"
@@ -260,6 +279,19 @@ class BwrapTier:
                 fd = open_path(host)
                 fds.append(fd)
                 binds += ["--ro-bind-fd", str(fd), inside]
+            if launch.packages_dir is not None:
+                fd = open_path(launch.packages_dir, directory=True)
+                fds.append(fd)
+                binds += ["--ro-bind-fd", str(fd), INSIDE_PACKAGES]
+                env[ENV_PACKAGES] = INSIDE_PACKAGES
+            if launch.service_sockets:
+                inside_sockets = {}
+                for name, path in sorted(launch.service_sockets.items()):
+                    fd = open_path(path)
+                    fds.append(fd)
+                    inside_sockets[name] = f"{INSIDE_SERVICES}/{name}"
+                    binds += ["--ro-bind-fd", str(fd), inside_sockets[name]]
+                env[ENV_SERVICES] = json.dumps(inside_sockets)
             fd = open_path(launch.workdir, directory=True)
             fds.append(fd)
             binds += ["--bind-fd", str(fd), INSIDE_WORK]
@@ -284,7 +316,10 @@ class BwrapTier:
             binds=binds,
             seccomp_fd=seccomp_fd,
             command=inside_command(launch, self.python),
+            share_net=False,
         )
+        if launch.allow_network:
+            argv = self._with_pasta(argv, fds)
         return attrs.evolve(
             launch,
             argv=tuple(argv),
@@ -294,6 +329,12 @@ class BwrapTier:
             pass_fds=(*launch.pass_fds, *fds),
             scope=scope,
         )
+
+    def _with_pasta(self, argv: list[str], fds: list[int]) -> list[str]:
+        """``argv`` run by the wrapper that attaches pasta to the play's network namespace."""
+        runas = "0" if os.geteuid() == 0 else ""  # as root pasta would drop to nobody and not attach
+        wrapper = [os.path.realpath(self.python), "-I", "-S", str(NETNS_BOOT), self.pasta, runas]
+        return [*wrapper, ",".join(map(str, fds)), "--", *argv]
 
     def _program(self, network: bool) -> bytes:
         program = self._filters.get(network)

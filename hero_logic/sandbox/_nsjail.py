@@ -5,8 +5,11 @@ where it is missing or broken is a start-up error. The config (protobuf text for
 of nsjail's ``config.proto``) is generated per play by :func:`nsjail_config`, a pure function
 that is unit-tested where the binary is absent:
 
-* every namespace, including the network unless the version allows it, and uid/gid 65534
+* every namespace, the network included (a ``network=True`` play is refused: nsjail cannot
+  attach pasta yet, and the host's namespace would expose its loopback), and uid/gid 65534
   inside; no capabilities (nsjail drops them), no new privileges, a new session;
+* the version's environment at ``/hero/packages`` and its declared service sockets under
+  ``/hero/services/``, read-only;
 * the same read-only binds as the bwrap tier (``/usr``, the interpreter's prefix, the SDK,
   the play's files under ``/hero/play``), the workdir read-write at ``/hero/work``, private
   size-capped ``/tmp`` and ``/dev/shm``, a procfs of its own;
@@ -31,9 +34,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from hero_logic.kernel import SandboxUnavailable
+from hero_logic.sdk import ENV_PACKAGES, ENV_SERVICES
 
 from ._bwrap import (
+    INSIDE_PACKAGES,
     INSIDE_SDK,
+    INSIDE_SERVICES,
     INSIDE_WORK,
     SANDBOX_UID,
     inside_command,
@@ -239,13 +245,27 @@ class NsjailTier:
 
     def wrap(self, launch: Launch) -> Launch:
         """``launch`` as an nsjail command line with a config written in the play directory."""
+        if launch.allow_network:
+            msg = (
+                f"play {launch.play_sid} asks for the network (@flow(network=True)); the nsjail "
+                "tier cannot yet give a play a network namespace of its own (only the host's, "
+                "which would expose the host's loopback services): run the service with --sandbox bwrap"
+            )
+            raise SandboxUnavailable(msg)
         env, files = inside_paths(launch)
         env = scrubbed_env(env, home=INSIDE_WORK)
         env["TMPDIR"] = "/tmp"
+        if launch.packages_dir is not None:
+            files.append((launch.packages_dir, INSIDE_PACKAGES))
+            env[ENV_PACKAGES] = INSIDE_PACKAGES
+        if launch.service_sockets:
+            inside_sockets = {name: f"{INSIDE_SERVICES}/{name}" for name in sorted(launch.service_sockets)}
+            files += [(launch.service_sockets[name], inside) for name, inside in inside_sockets.items()]
+            env[ENV_SERVICES] = json.dumps(inside_sockets)
         config_path = launch.play_dir / "nsjail.cfg"
         try:
-            for host, _inside in files:
-                os.close(open_path(host))
+            for host, inside in files:
+                os.close(open_path(host, directory=inside == INSIDE_PACKAGES))
             os.close(open_path(launch.workdir, directory=True))
             scope = self.containment.open_scope(launch.play_sid, wrapper_exit=True)
         except OSError as exc:

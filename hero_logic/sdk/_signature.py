@@ -9,6 +9,7 @@ entry flow.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,10 @@ _CONTAINER_TYPES = {
     "Dict": "object",
     "Mapping": "object",
 }
-_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint")
+_DECORATOR_KEYWORDS = (
+    "name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint", "secrets", "services",
+)
+_RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
 
 class FlowSourceError(ValueError):
@@ -65,6 +69,10 @@ class FlowSignature:
     """The weakest sandbox tier the entry flow accepts (``@flow(sandbox="bwrap")``), or ""."""
     network: bool = False
     """Whether the entry flow asks for network access (``@flow(network=True)``)."""
+    secrets: tuple[str, ...] = ()
+    """Secret names the entry flow declares (``@flow(secrets=[...])``)."""
+    services: tuple[str, ...] = ()
+    """Service socket names the entry flow declares (``@flow(services=[...])``)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ class _Found:
     outputs: list[dict[str, Any]]
     sandbox: str = ""
     network: bool = False
+    secrets: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
 
 
 class _PythonTypeNames(ast.NodeTransformer):
@@ -200,7 +210,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint=, secrets=, services="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:
@@ -243,6 +253,18 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
         raise FlowSourceError(
             line, f"@flow {flow_name!r}: network must be True or False, got {network!r}"
         )
+    names: dict[str, tuple[str, ...]] = {}
+    for what in ("secrets", "services"):
+        value, line = values.get(what, ([], decorator.lineno))
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(n, str) and _RESOURCE_NAME.fullmatch(n) for n in value
+        ):
+            raise FlowSourceError(
+                line,
+                f"@flow {flow_name!r}: {what} must be a list of names (letters, digits, _ . -; "
+                f'starting with a letter or _), e.g. {what}=["OPENAI_API_KEY"]; got {value!r}',
+            )
+        names[what] = tuple(dict.fromkeys(value))
     return _Found(
         name=flow_name,
         function=func.name,
@@ -251,6 +273,8 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
         outputs=fields["outputs"] or [],
         sandbox=sandbox,
         network=network,
+        secrets=names["secrets"],
+        services=names["services"],
     )
 
 
@@ -298,4 +322,6 @@ def read_flow_signature(source: str, entry: str | None = None) -> FlowSignature:
         flows=tuple(f.name for f in found),
         sandbox=chosen.sandbox,
         network=chosen.network,
+        secrets=chosen.secrets,
+        services=chosen.services,
     )

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._environments import Environments
 from ._flow_requests import FlowRequests
 from ._library import LibraryService
 from ._plays import Plays
 from ._resumes import Resumes
+from ._runs import RunPreparation
 from ._schema_check import SchemaChecker
+from ._secrets import Secrets
 from ._seed import seed_library
 from ._workflows import Workflows
 
@@ -40,12 +43,17 @@ class Service:
     resumes: Resumes
     library: LibraryService
     flow_requests: FlowRequests
+    environments: Environments
+    secrets: Secrets
+    runs: RunPreparation
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
         """Every room over ``kernel``, wired to each other (nothing started yet)."""
         checker = schema_checker or SchemaChecker()
-        workflows = Workflows(kernel)
+        environments = Environments(kernel)
+        secrets = Secrets(kernel)
+        workflows = Workflows(kernel, environments=environments)
         plays = Plays(kernel, workflows)
         library = LibraryService(kernel, plays)
         plays.library = library
@@ -56,17 +64,20 @@ class Service:
             plays=plays,
             resumes=Resumes(kernel, checker),
             library=library,
-            flow_requests=FlowRequests(kernel, workflows, plays, checker),
+            flow_requests=FlowRequests(kernel, workflows, plays, checker, secrets=secrets),
+            environments=environments,
+            secrets=secrets,
+            runs=RunPreparation.build(kernel.config, environments, secrets),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets)
 
 
 @asynccontextmanager
@@ -76,6 +87,9 @@ async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Se
     service = Service.build(kernel)
     try:
         kernel.answer_requests_with(service.flow_requests)
+        kernel.prepare_runs_with(service.runs)
+        await service.environments.collect()
+        await service.environments.resume_builds()
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ._plays import Plays
     from ._schema_check import SchemaChecker
+    from ._secrets import Secrets
     from ._workflows import Workflows
 
 __all__ = ["FlowRequests", "invoked_names"]
@@ -54,6 +55,7 @@ class FlowRequests:
     plays: Plays
     schema_checker: SchemaChecker
     _check_locks: KeyedLock = attrs.Factory(KeyedLock)
+    secrets: Secrets | None = None
 
     async def flow_source(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The source of the workflow ``name`` (a version of it, or its current one), if the
@@ -76,6 +78,8 @@ class FlowRequests:
         wf = await self.kernel.repo.find_workflow(name)
         inputs = params.get("inputs") if isinstance(params.get("inputs"), dict) else {}
         assert isinstance(inputs, dict)
+        if self.secrets is not None:  # stored with the child: never a secret in clear
+            inputs = self.secrets.redact_for_play(play_sid, inputs)
         child = await self.plays.create(
             context="flow.invoke(spawn=True)",
             workflow_sid=wf.sid,
@@ -141,3 +145,14 @@ class FlowRequests:
     async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Nothing to do: the listener stored every earlier line before asking."""
         return {"ok": True}
+
+    async def secret_get(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A secret the play's entry flow declares (``@flow(secrets=[...])``)."""
+        name = str(params.get("name", ""))
+        if self.secrets is None:
+            msg = f"flow.secret({name!r}): this service runs without secrets"
+            raise NotFound(msg)
+        play = await self.kernel.repo.get_play(play_sid)
+        version = await self.kernel.repo.get_version(play.workflow_version_sid)
+        value = await self.secrets.read_for_play(play_sid, name, dict.fromkeys(version.secrets))
+        return {"value": value}

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
 
+    from ._environments import Environments
+
 __all__ = ["Workflows"]
 
 
@@ -65,6 +67,20 @@ class Workflows:
     is read and rewritten, or a play of it is created, or it is deleted."""
 
     _plays_gate: UseGate = attrs.Factory(UseGate)
+    environments: Environments | None = None
+    """Locks PEP 723 dependencies at save and builds their environments (set at assembly)."""
+
+    async def _lock(self, version: WorkflowVersion, *, context: str) -> WorkflowVersion:
+        if self.environments is None:
+            return version
+        return await self.environments.resolve(version, context=context)
+
+    def _env_writes(self, version: WorkflowVersion) -> list[Any]:
+        return self.environments.index_writes(version) if self.environments is not None else []
+
+    async def _after_save(self, version: WorkflowVersion | None) -> None:
+        if self.environments is not None and version is not None:
+            await self.environments.after_save(version)
 
     def hold_workflow(self, workflow_sid: str) -> AbstractAsyncContextManager[None]:
         """Hold one workflow's record still: no rename, new version or delete of it meanwhile."""
@@ -104,6 +120,8 @@ class Workflows:
             outputs=_fields(sig.outputs),
             min_sandbox=sig.sandbox,
             allow_network=sig.network,
+            secrets=list(sig.secrets),
+            services=list(sig.services),
         )
 
     def new_version(
@@ -153,11 +171,13 @@ class Workflows:
         context = "workflow_create"
         name = check_name(name, context=context)
         async with self._locks.hold(f"name:{name}"):
-            return await self._create(name, description, python_source, tags, context=context)
+            wf, version = await self._create(name, description, python_source, tags, context=context)
+        await self._after_save(version)
+        return wf
 
     async def _create(
         self, name: str, description: str, python_source: str, tags: list[str] | None, *, context: str
-    ) -> Workflow:
+    ) -> tuple[Workflow, WorkflowVersion | None]:
         repo = self.kernel.repo
         if await repo.workflow_sid_by_name(name) is not None:
             msg = f"{context}: a workflow named {name!r} already exists: pick another name or update it"
@@ -168,15 +188,17 @@ class Workflows:
             created_at=now, updated_at=now,
         )
         writes = []
+        version = None
         if python_source.strip():
             version = self.new_version(wf.sid, python_source, label="v1", notes="", context=context)
+            version = await self._lock(version, context=context)
             wf = attrs.evolve(
                 wf, current_version_sid=version.sid, inputs=version.inputs, outputs=version.outputs
             )
-            writes += repo.put_version(version)
+            writes += repo.put_version(version) + self._env_writes(version)
         writes += repo.put_workflow(wf)
         await repo.commit(writes)
-        return wf
+        return wf, version
 
     @rpc_method(admin=True)
     async def workflow_get(self, sid: str) -> Workflow:
@@ -230,7 +252,10 @@ class Workflows:
         """Delete a workflow with its versions and finished plays; refused while any play of it
         is pending, running or awaiting resume."""
         async with self.hold_workflow(sid), self._plays_gate.close(sid):
-            return await self._delete(sid)
+            deleted = await self._delete(sid)
+        if self.environments is not None:
+            await self.environments.collect()  # the environments no version uses any more
+        return deleted
 
     async def _delete(self, sid: str) -> bool:
         repo = self.kernel.repo
@@ -272,7 +297,8 @@ class Workflows:
             version = self.new_version(
                 wf.sid, python_source, label=version_label or f"v{count + 1}", notes=notes, context=context
             )
-            writes = repo.put_version(version)
+            version = await self._lock(version, context=context)
+            writes = repo.put_version(version) + self._env_writes(version)
             if make_current:
                 wf = attrs.evolve(
                     wf, current_version_sid=version.sid, inputs=version.inputs,
@@ -280,7 +306,8 @@ class Workflows:
                 )
                 writes += repo.put_workflow(wf)
             await repo.commit(writes)
-            return version
+        await self._after_save(version)
+        return version
 
     @rpc_method(admin=True)
     async def workflow_set_current_version(self, workflow_sid: str, version_sid: str) -> Workflow:

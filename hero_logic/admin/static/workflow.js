@@ -137,7 +137,7 @@ function renderVersions() {
       const previous = versions[i + 1];
       const isCurrent = v.sid === state.wf.current_version_sid;
       return h("tr", { class: isCurrent ? "current" : "", dataset: { sid: v.sid } },
-        h("td", {}, h("strong", {}, versionName(v)), isCurrent ? h("span", { class: "badge accent", style: { marginLeft: "6px" } }, "current") : null),
+        h("td", {}, h("strong", {}, versionName(v)), isCurrent ? h("span", { class: "badge accent", style: { marginLeft: "6px" } }, "current") : null, envBadge(v)),
         h("td", {}, when(v.created_at)),
         h("td", { class: "muted" }, v.notes || ""),
         h("td", { class: "num" }, h("div", { class: "actions", style: { justifyContent: "flex-end" } },
@@ -145,6 +145,14 @@ function renderVersions() {
           previous ? h("button", { class: "btn small", onclick: () => showDiff(previous, v) }, "Diff") : null,
           isCurrent ? null : h("button", { class: "btn small", onclick: () => makeCurrent(v) }, "Make current"))));
     }))));
+}
+
+// A version's PEP 723 dependencies and its environment (docs/real-work.md): status, and the
+// dependencies or the build's error on hover.
+function envBadge(version) {
+  if (!version.dependencies || !version.dependencies.length) return null;
+  const title = version.env_status === "failed" ? version.env_error : version.dependencies.join(", ");
+  return h("span", { class: "badge", title, style: { marginLeft: "6px" } }, `packages: ${version.env_status}`);
 }
 
 async function makeCurrent(version) {

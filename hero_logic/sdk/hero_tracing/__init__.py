@@ -103,6 +103,10 @@ Request methods:
     → {``ok``: true} once every line the flow sent before it is stored durably (a service
     must store a connection's earlier lines before it answers any request on it); sent after
     a ``@flow(checkpoint=True)`` step's ``step_output`` or ``step_failed``.
+``secret_get`` {``name``}
+    → {``value``}: a secret the entry flow declares in ``@flow(secrets=[...])`` (for
+    ``flow.secret``), or an error naming what is undeclared or unset. The service redacts the
+    value from every later event of the run (``[secret:NAME]``).
 ``check_answer`` {``resume_id``, ``name``, ``schema``, ``payload``}
     → {``ok``: true}, or an error (-32602 naming what breaks the schema): a prefilled answer
     checked as ``play_resume`` checks a payload, before the pause returns it.
@@ -154,7 +158,13 @@ Environment
 ``HERO_FLOW_VERSION_SID``, ``HERO_FLOW_PARENT_SPAN``, ``HERO_FLOW_SOURCE_FILE``,
 ``HERO_FLOW_INPUT_FILE`` (a JSON object of inputs), ``HERO_FLOW_ENTRY`` (the entry flow's
 name; otherwise the only ``@flow`` in the file, else the one named ``main``, else the last),
-``HERO_FLOW_REPLAY_FILE``. Exit statuses: 0 success, 75 awaiting resume, 2 no ``@flow``
+``HERO_FLOW_REPLAY_FILE``, ``HERO_FLOW_PACKAGES`` (the version's environment, a site
+directory the boot stub adds to ``sys.path``), ``HERO_FLOW_SERVICES`` (a JSON object: declared
+service socket name → path, for ``flow.service_socket``), ``HERO_FLOW_NETWORK`` (``on`` |
+``off``: off installs a guard that fails the first lookup or internet socket naming
+``@flow(network=True)``). In a play the boot stub also turns ``print``, ``sys.stderr`` writes
+and ``logging`` output into ``span_log`` events of the current span (bounded; see
+``_output``). Exit statuses: 0 success, 75 awaiting resume, 2 no ``@flow``
 entry, 1 failed (the reason on stderr).
 """
 

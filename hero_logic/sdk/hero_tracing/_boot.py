@@ -36,12 +36,16 @@ _CO_VARKEYWORDS = 0x08
 
 
 def _say(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    (sys.__stderr__ or sys.stderr).write(text.rstrip("\n") + "\n")  # never a span log
 
 
 def main() -> NoReturn:
-    """Run the play's flow and exit with its status."""
-    raise SystemExit(run(os.environ))
+    """Run the play's flow and exit with its status (its environment, import hint and
+    network guard set up first, its output captured as span logs)."""
+    from ._resources import prepare_process
+
+    prepare_process(os.environ)
+    raise SystemExit(run(os.environ, capture_output=True))
 
 
 def _read_inputs(path: str) -> dict[str, Any]:
@@ -124,8 +128,11 @@ async def _let_branches_settle(asyncio: Any) -> None:
                 task.exception()  # retrieved: no "never retrieved" noise on stderr
 
 
-def run(environ: Mapping[str, str]) -> int:
-    """Run the flow the environment describes; return the exit status."""
+def run(environ: Mapping[str, str], *, capture_output: bool = False) -> int:
+    """Run the flow the environment describes; return the exit status.
+
+    With ``capture_output`` (the flow process's own run), ``print``, ``sys.stderr`` writes
+    and what ``logging`` prints become span logs of the current span."""
     source_file = environ.get("HERO_FLOW_SOURCE_FILE", "")
     if not source_file:
         _say("hero_boot: HERO_FLOW_SOURCE_FILE is not set: it must name the flow's source file")
@@ -145,6 +152,10 @@ def run(environ: Mapping[str, str]) -> int:
         # in a thread that pauses late still gets its pause out.
         atexit.register(runtime.close)
     _state.activate(runtime)
+    if capture_output and runtime is not None:
+        from ._output import capture
+
+        capture(runtime)
     try:
         input_path = environ.get("HERO_FLOW_INPUT_FILE", "")
         inputs = _read_inputs(input_path) if input_path else {}

@@ -150,6 +150,8 @@ class FlowApi:
             sandbox: str = "",
             network: bool = False,
             checkpoint: bool = False,
+            secrets: list[str] | None = None,
+            services: list[str] | None = None,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -164,6 +166,8 @@ class FlowApi:
         sandbox: str = "",
         network: bool = False,
         checkpoint: bool = False,
+        secrets: Any = None,
+        services: Any = None,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -177,8 +181,16 @@ class FlowApi:
         per call), so a crash right after it can never run it again: use it for steps with
         side effects outside the play. Without it, outputs are stored in the background and a
         crash within milliseconds of a step's end may run that step once more, with the same
-        ``step_key``.
+        ``step_key``. ``secrets`` and ``services`` name the secrets (``flow.secret``) and
+        local service sockets (``flow.service_socket``) the entry flow's plays may use; the
+        service reads them from the source.
         """
+        for what, names in (("secrets", secrets), ("services", services)):
+            if names is not None and (
+                not isinstance(names, list | tuple) or not all(isinstance(n, str) and n for n in names)
+            ):
+                msg = f"@flow {what} must be a list of names, got {names!r}"
+                raise TypeError(msg)
         if not isinstance(checkpoint, bool):
             msg = f"@flow checkpoint must be True or False, got {checkpoint!r}"
             raise TypeError(msg)
@@ -242,6 +254,19 @@ class FlowApi:
         from ._pause import pause
 
         return pause(name, schema, ui)
+
+    def secret(self, name: str) -> str:
+        """The value of the secret ``name``, declared in ``@flow(secrets=[...])`` on the entry
+        flow (asked of the service; outside a play, the environment variable ``name``)."""
+        from ._resources import secret
+
+        return secret(name)
+
+    def service_socket(self, name: str) -> str:
+        """The path of the local service socket ``name``, declared in ``@flow(services=[...])``."""
+        from ._resources import service_socket
+
+        return service_socket(name)
 
     def invoke(self, name: str, spawn: bool = False, version_sid: str = "", **inputs: Any) -> Any:
         """Run the library flow ``name`` with ``inputs`` and return its output.

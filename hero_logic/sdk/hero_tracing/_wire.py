@@ -23,10 +23,13 @@ else:
 __all__ = [
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_NETWORK",
+    "ENV_PACKAGES",
     "ENV_PARENT_SPAN",
     "ENV_PLAY_SID",
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
+    "ENV_SERVICES",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -73,7 +76,9 @@ EVENT_TYPES = frozenset(
 SPAN_KINDS = frozenset({"flow_root", "step", "rpc", "subflow", "other"})
 """Every span ``kind`` (the service's ``SpanKind`` enum is built from this set)."""
 
-REQUEST_METHODS = frozenset({"flow_source", "start_child_play", "wait_child_play", "check_answer", "checkpoint"})
+REQUEST_METHODS = frozenset(
+    {"flow_source", "start_child_play", "wait_child_play", "check_answer", "checkpoint", "secret_get"}
+)
 """Every ``method`` of a ``request`` line; the service answers each with one named handler."""
 
 EXIT_OK = 0
@@ -94,6 +99,9 @@ ENV_SANDBOX = "HERO_FLOW_SANDBOX"
 ENV_ENTRY = "HERO_FLOW_ENTRY"
 ENV_PARENT_SPAN = "HERO_FLOW_PARENT_SPAN"
 ENV_REPLAY_FILE = "HERO_FLOW_REPLAY_FILE"
+ENV_PACKAGES = "HERO_FLOW_PACKAGES"
+ENV_SERVICES = "HERO_FLOW_SERVICES"
+ENV_NETWORK = "HERO_FLOW_NETWORK"
 """The ``HERO_FLOW_*`` environment the service gives a flow process (see the package docstring)."""
 SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
 _START_STATUSES = frozenset({"running", "replayed"})
