@@ -38,14 +38,14 @@ from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import ExitOutcome, FlowRequestHandler, RunExtras, RunPreparer, VersionPicker
     from ._repo import Repo
-    from ._store_api import Store
+    from ._store_api import Store, Write
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -96,13 +96,13 @@ class Kernel(EventIntake):
         """The play as it stands; NotFound names it otherwise."""
         return await self.repo.get_play(play_sid)
 
-    async def create_play(self, play: Play, *, step_key: str = "") -> Play:
+    async def create_play(self, play: Play, *, step_key: str = "", also: Sequence[Write] = ()) -> Play:
         """Persist a new ``pending`` play and schedule it; returns once the record is durable.
 
         A child play (``parent_play_sid`` set) is linked to its parent in the same commit, and
         within the tree's limits (:class:`PlayTree`). A parent asking again for the child it
         started at ``step_key`` (a re-run) gets that child back and nothing new is created.
-        """
+        ``also`` are writes committed with the play (its idempotency key)."""
         if self._closed:
             msg = "the service is shutting down and starts no new plays: retry once it is back"
             raise ServiceClosed(msg)
@@ -114,7 +114,7 @@ class Kernel(EventIntake):
             )
             raise ServiceBusy(msg)
         if not play.parent_play_sid:
-            await self.repo.commit(self.repo.put_play(play, new=True))
+            await self.repo.commit([*self.repo.put_play(play, new=True), *also])
             self._schedule(play.sid)
             return play
         parent = await self.repo.get_play(play.parent_play_sid)
@@ -126,7 +126,7 @@ class Kernel(EventIntake):
             parent = await self.repo.get_play(parent.sid)  # as it stands under the lock
             play = attrs.evolve(play, root_play_sid=root)
             links = await self.tree.link_writes(parent, play, step_key)
-            await self.repo.commit([*self.repo.put_play(play, new=True), *links])
+            await self.repo.commit([*self.repo.put_play(play, new=True), *links, *also])
         self._schedule(play.sid)
         return play
 
@@ -397,8 +397,14 @@ class Kernel(EventIntake):
             attempts=play.attempts + 1,
             sandbox_tier=self.runner.tier.name,
         )
+        timeout_ms = play.timeout_ms or self.config.play_timeout_ms  # a budget for each run
+        if play.deadline_at is not None:  # and one deadline for the whole play, if it has one
+            left = play.deadline_at - now_ms()
+            if left <= 0:
+                await self._save_status(ended(play, PlayStatus.TIMED_OUT, _deadline_passed(play)))
+                return
+            timeout_ms = min(timeout_ms, left)
         await self._save_status(play)
-        timeout_ms = play.timeout_ms or self.config.play_timeout_ms
         replay = await self._replay_for(play)
         handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
         launch = self.runner.stage(play, version, replay, extras)
@@ -526,3 +532,10 @@ class Kernel(EventIntake):
                 log.warning("killed the flow process of play %s left by the previous service", play.sid)
             log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
             self._schedule(play.sid)
+
+
+def _deadline_passed(play: Play) -> str:
+    return (
+        f"the play's deadline passed (deadline_ms {play.deadline_at - play.created_at if play.deadline_at else 0} "
+        "from its start, over all its runs and pauses): start it with a longer deadline_ms"
+    )

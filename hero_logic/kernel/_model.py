@@ -227,6 +227,10 @@ class Play:
     """A play whose finished steps this play replays (``play_retry(reuse_steps=True)``)."""
     total_cost_usd: float = 0.0
     timeout_ms: int = 0
+    """Wall-clock budget of each run of the play (0: the service's default); every resume and
+    recovery starts a new run with a new budget."""
+    deadline_at: int | None = None
+    """When the whole play must have ended, over all its runs and pauses (None: no deadline)."""
     sandbox_tier: str = ""
     exit_code: int | None = None
     attempts: int = 0

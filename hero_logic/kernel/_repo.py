@@ -12,6 +12,7 @@ table               key                                value
 ``plays``           play sid (sorts by creation time)  Play
 ``wf_plays``        ``{workflow_sid}/{play_sid}``      empty (plays of a workflow)
 ``events``          ``{play_sid}/{seq:010d}``          one wire event, exactly as received
+``play_keys``       ``{workflow_sid}/{key}``           play sid (a start's idempotency key)
 ==================  =================================  =========================================
 
 Links between plays (``play_children``, ``children``, ``tree_size``) are written by the
@@ -118,6 +119,16 @@ class Repo:
             writes.append(Put("wf_plays", f"{play.workflow_sid}/{play.sid}", b""))
         return writes
 
+    @staticmethod
+    def put_play_key(workflow_sid: str, key: str, play_sid: str) -> list[Write]:
+        """The write that records ``key`` as the idempotency key of a start of a workflow."""
+        return [Put("play_keys", f"{workflow_sid}/{key}", play_sid.encode())]
+
+    async def play_for_key(self, workflow_sid: str, key: str) -> Play | None:
+        """The play a start of ``workflow_sid`` with idempotency ``key`` made, if any."""
+        raw = await self.store.get("play_keys", f"{workflow_sid}/{key}")
+        return await self.find_play(raw.decode()) if raw is not None else None
+
     async def delete_workflow(self, wf: Workflow, also: Sequence[Write] = ()) -> None:
         """Remove ``wf``, its versions, its plays and their events, and ``also`` (the rest
         of what belongs to it).
@@ -130,6 +141,7 @@ class Repo:
         writes: list[Write] = [*also, Delete("workflows", wf.sid), Delete("wf_names", wf.name)]
         for key, _ in await self.store.scan("wf_versions", f"{wf.sid}/"):
             writes += [Delete("wf_versions", key), Delete("versions", key.split("/", 1)[1])]
+        writes += [Delete("play_keys", key) for key, _ in await self.store.scan("play_keys", f"{wf.sid}/")]
         play_sids = []
         for key, _ in await self.store.scan("wf_plays", f"{wf.sid}/"):
             play_sid = key.split("/", 1)[1]

@@ -15,6 +15,7 @@ import trio
 
 from hero_logic.kernel import (
     Kernel,
+    KeyedLock,
     Play,
     PlayStatus,
     RawJson,
@@ -26,7 +27,7 @@ from hero_logic.kernel import (
 )
 from hero_logic.sdk import decode_event
 
-from ._checks import check_limit, check_offset, invalid_field
+from ._checks import check_limit, check_name, check_offset, invalid_field
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
@@ -79,6 +80,7 @@ class Plays:
     workflows: Workflows
     library: StartPlanner | None = None
     """Presets and version picking for ``play_start`` (set when the service is assembled)."""
+    _key_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     async def create(
         self,
@@ -95,16 +97,63 @@ class Plays:
         reuse_steps_of: str = "",
         step_key: str = "",
         sid: str = "",
+        idempotency_key: str = "",
+        deadline_ms: int = 0,
     ) -> Play:
         """Create a ``pending`` play of a version (the workflow's current one unless named),
-        its inputs checked against the version's fields, and hand it to the kernel to run."""
+        its inputs checked against the version's fields, and hand it to the kernel to run.
+
+        With an ``idempotency_key`` already used for the workflow, the play it started is
+        returned and nothing new starts; the key is stored in the commit that creates the play,
+        so no crash can start two."""
         if timeout_ms < 0:
             msg = "timeout_ms"
             raise invalid_field(msg, f"must be 0 (the default limit) or positive, got {timeout_ms}", context=context)
+        if deadline_ms < 0:
+            msg = "deadline_ms"
+            raise invalid_field(msg, f"must be 0 (no deadline) or positive, got {deadline_ms}", context=context)
+        if idempotency_key:
+            key = check_name(idempotency_key, context=context, field="idempotency_key", what="the start")
+            async with self._key_locks.hold(f"{workflow_sid}/{key}"):
+                earlier = await self.kernel.repo.play_for_key(workflow_sid, key)
+                if earlier is not None:
+                    return earlier
+                return await self._create(
+                    context=context, workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
+                    name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
+                    prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
+                    step_key=step_key, sid=sid, idempotency_key=key, deadline_ms=deadline_ms,
+                )
+        return await self._create(
+            context=context, workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
+            name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
+            prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
+            step_key=step_key, sid=sid, deadline_ms=deadline_ms,
+        )
+
+    async def _create(
+        self,
+        *,
+        context: str,
+        workflow_sid: str,
+        input_data: dict[str, Any],
+        version_sid: str,
+        name: str,
+        parent_span_id: str,
+        parent_play_sid: str,
+        prefill_resumes: dict[str, Any] | None,
+        timeout_ms: int,
+        reuse_steps_of: str,
+        step_key: str,
+        sid: str,
+        idempotency_key: str = "",
+        deadline_ms: int = 0,
+    ) -> Play:
         async with self.workflows.creating_play(workflow_sid):
             wf = await self.kernel.repo.get_workflow(workflow_sid)
             version = await self.workflows.version_for(wf, version_sid, context=context)
             inputs = check_inputs(version.inputs, input_data, flow_name=version.entry_flow or wf.name)
+            now = now_ms()
             play = Play(
                 sid=sid or new_sid("play"),
                 workflow_sid=wf.sid,
@@ -116,9 +165,11 @@ class Plays:
                 prefill_resumes=dict(prefill_resumes or {}),
                 reuse_steps_of=reuse_steps_of,
                 timeout_ms=timeout_ms,
-                created_at=now_ms(),
+                created_at=now,
+                deadline_at=now + deadline_ms if deadline_ms else None,
             )
-            return await self.kernel.create_play(play, step_key=step_key)
+            also = self.kernel.repo.put_play_key(wf.sid, idempotency_key, play.sid) if idempotency_key else []
+            return await self.kernel.create_play(play, step_key=step_key, also=also)
 
     # -- plays -----------------------------------------------------------------------------------
 
@@ -133,6 +184,8 @@ class Plays:
         prefill_resumes: dict[str, Any] | None = None,
         timeout_ms: int = 0,
         pick: dict[str, Any] | None = None,
+        idempotency_key: str = "",
+        deadline_ms: int = 0,
     ) -> str:
         """Start a play of a workflow (its current version unless version_sid is given);
         returns the play sid at once.
@@ -140,7 +193,10 @@ class Plays:
         example_sid runs a preset: its input values and prefills, under any explicit
         input_data and prefill_resumes, on its pinned version unless version_sid is given.
         pick ({cost_weight, speed_weight, accuracy_weight, min_accuracy}) lets the version
-        picker choose the version, as pick_version does."""
+        picker choose the version, as pick_version does. A start with an idempotency_key
+        already used for the workflow returns the first play's sid and starts nothing.
+        timeout_ms bounds each run (every resume and recovery gets a new budget); deadline_ms
+        bounds the whole play, runs and pauses together, from its start."""
         if example_sid or pick is not None:
             if self.library is None:
                 msg = "play_start: this service runs without the library, so example_sid and pick are unavailable"
@@ -160,6 +216,8 @@ class Plays:
             name=name,
             prefill_resumes=prefill_resumes,
             timeout_ms=timeout_ms,
+            idempotency_key=idempotency_key,
+            deadline_ms=deadline_ms,
         )
         return play.sid
 
