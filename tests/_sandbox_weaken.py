@@ -40,6 +40,7 @@ def _inherit_fds(set_: Setter) -> None:
             super().__init__(*args, **kw)
 
     set_(_process.subprocess, "Popen", LeakyPopen)
+    set_(_process, "SPAWN_CLOSE_FDS", False)  # the spawner's child keeps its descriptors
 
 
 def _edit_bwrap(edit: Callable[[list[str]], list[str]]) -> Callable[[Setter], None]:
@@ -168,6 +169,8 @@ def _spawn_in_thread(set_: Setter) -> None:
         return result[0]
 
     set_(_process, "_spawn", in_a_thread)
+    # ... and every flow forked by the service itself (no spawner, whose own thread lives on)
+    set_(_process.ProcessExecutor, "from_config", classmethod(lambda cls, config: cls()))
 
 
 def _no_limits(set_: Setter) -> None:
@@ -196,12 +199,12 @@ def _pasta_forwards(set_: Setter) -> None:
 def _no_timeout(set_: Setter) -> None:
     from hero_logic.plugins.executor import _process
 
-    real = _process.ProcessExecutor.run
+    real = _process._supervise
 
-    async def never(self: Any, launch: Any, *, timeout_s: float, kill_grace_s: float) -> Any:
-        return await real(self, launch, timeout_s=1e9, kill_grace_s=kill_grace_s)
+    async def never(*args: Any, timeout_s: float, **kw: Any) -> Any:  # cold and warm runs alike
+        return await real(*args, timeout_s=1e9, **kw)
 
-    set_(_process.ProcessExecutor, "run", never)
+    set_(_process, "_supervise", never)
 
 
 def _no_tier_tag(set_: Setter) -> None:

@@ -27,9 +27,11 @@ from ._errors import unwrap_startup_error as unwrap_startup_error
 from ._folded import FoldedSpans as FoldedSpans
 from ._folded import RawJson as RawJson
 from ._handle import status_topic as status_topic
+from ._interfaces import ChildSetup as ChildSetup
 from ._interfaces import EventSink as EventSink
 from ._interfaces import ExitOutcome as ExitOutcome
 from ._interfaces import FlowRequestHandler as FlowRequestHandler
+from ._interfaces import IdleProcess as IdleProcess
 from ._interfaces import Launch as Launch
 from ._interfaces import ListenerStatistics as ListenerStatistics
 from ._interfaces import ProcessExecutorSlot as ProcessExecutorSlot
@@ -40,6 +42,10 @@ from ._interfaces import RunPreparer as RunPreparer
 from ._interfaces import SandboxTier as SandboxTier
 from ._interfaces import SpanListenerSlot as SpanListenerSlot
 from ._interfaces import VersionPicker as VersionPicker
+from ._interfaces import WarmAssignment as WarmAssignment
+from ._interfaces import WarmExecutor as WarmExecutor
+from ._interfaces import WarmProcessLost as WarmProcessLost
+from ._interfaces import WarmTier as WarmTier
 from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
 from ._kernel import Kernel as Kernel
 from ._keyed_lock import KeyedLock as KeyedLock

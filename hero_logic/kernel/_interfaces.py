@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from ._model import Play, WorkflowVersion
 
 __all__ = [
+    "ChildSetup",
     "EventSink",
     "ExitOutcome",
     "FlowRequestHandler",
+    "IdleProcess",
     "Launch",
     "ListenerStatistics",
     "ProcessExecutorSlot",
@@ -33,7 +35,30 @@ __all__ = [
     "SandboxTier",
     "SpanListenerSlot",
     "VersionPicker",
+    "WarmAssignment",
+    "WarmExecutor",
+    "WarmProcessLost",
+    "WarmTier",
 ]
+
+
+@attrs.frozen
+class ChildSetup:
+    """What a flow process needs between fork and exec, as data.
+
+    A sandbox tier sets both this and the equivalent ``Launch.preexec`` function; an executor
+    that starts processes through a helper (the built-in executor's spawner, so the service is
+    never forked) applies this instead, in the helper's child, in this order: join the
+    cgroups, set the rlimits, arm the parent-death signal, drop the capabilities."""
+
+    rlimits: Mapping[str, int] = attrs.Factory(dict)
+    """``RLIMIT_*`` name → value (the CPU soft limit is set below its hard one, as preexec does)."""
+    cgroup_procs: tuple[str, ...] = ()
+    """The ``cgroup.procs`` files the child writes itself into."""
+    die_with_service: bool = True
+    """SIGKILL when the parent (the service, or the spawner that dies with it) dies."""
+    drop_capabilities: bool = False
+    """Empty the capability bounding set and set no_new_privs (the service runs as root)."""
 
 
 @attrs.frozen
@@ -67,6 +92,11 @@ class Launch:
     sources). The executor owns them: it closes them once the process has started or failed to."""
     scope: ProcessScope | None = None
     """What contains every process of this launch (set by the sandbox tier's ``wrap``)."""
+    setup: ChildSetup | None = None
+    """``preexec`` as data (set by the sandbox tier's ``wrap``), see :class:`ChildSetup`."""
+    bind_play_dir: bool = False
+    """A warm process's launch: its play files are written after the spawn, so a tier binds
+    ``play_dir`` itself (read-only) where it would bind each file (see :class:`WarmTier`)."""
 
 
 @attrs.frozen
@@ -149,6 +179,92 @@ class ProcessExecutorSlot(Protocol):
         """Run ``launch`` to its end. On timeout: TERM, grace, KILL → ``timed_out``. If the
         caller is cancelled, the process group is killed the same way before Cancelled
         propagates."""
+        ...
+
+
+@attrs.frozen
+class WarmAssignment:
+    """What turns a waiting warm process into one play's flow process (:class:`WarmTier`)."""
+
+    env: Mapping[str, str]
+    """The flow's environment as the tier's ``wrap`` would give it (the waiting process adds
+    it to its own, which holds a subset of it with the same values)."""
+    cwd: str
+    """The flow's working directory, as the process sees it."""
+
+
+class WarmProcessLost(OSError):
+    """The warm process died before it took its play: the play runs cold instead."""
+
+
+@runtime_checkable
+class WarmTier(Protocol):
+    """A sandbox tier that can start flow processes before their play is known (optional).
+
+    ``wrap_warm`` wraps the launch of a waiting process (``python hero_warm.py``) whose
+    ``play_dir`` and ``workdir`` are fresh directories of its own (``bind_play_dir`` set):
+    the process sits inside its sandbox, the SDK imported, until it is given a play.
+    ``assign_warm`` prepares the sandbox of such a process for the staged ``play`` launch (the
+    play's files made visible where the flow finds them, the play's workdir where the flow
+    works) and returns what the process must take; it raises OSError if it cannot (the play
+    then runs cold). ``warm_eligible`` says whether a play's launch may run warm at all (a
+    play that needs the network or service sockets bound at spawn may not)."""
+
+    def wrap_warm(self, launch: Launch) -> Launch:
+        """The waiting process's launch, in this tier."""
+        ...
+
+    def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
+        """Hand the wrapped waiting launch ``warm`` the staged, unwrapped ``play`` launch."""
+        ...
+
+    def warm_eligible(self, play: Launch) -> bool:
+        """True if ``play`` may run in a process started before it was known."""
+        ...
+
+
+@runtime_checkable
+class IdleProcess(Protocol):
+    """A warm flow process waiting for its play (made by a :class:`WarmExecutor`)."""
+
+    pid: int
+
+    async def wait_ready(self) -> bool:
+        """Wait until the process says it is ready (True), or has died first (False)."""
+        ...
+
+    def alive(self) -> bool:
+        """False once the process is known to have ended."""
+        ...
+
+    def stderr_tail(self) -> str:
+        """What it wrote on stderr so far (why a process died before it was ready)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Kill it and everything in its scope, reap it, release its descriptors."""
+        ...
+
+
+@runtime_checkable
+class WarmExecutor(Protocol):
+    """An executor that can start warm processes and later run a play in one (optional)."""
+
+    async def spawn_idle(self, launch: Launch) -> IdleProcess:
+        """Start the wrapped waiting launch; raises OSError if it cannot be spawned."""
+        ...
+
+    async def run_idle(
+        self,
+        idle: IdleProcess,
+        assignment: WarmAssignment,
+        *,
+        pid_file: Path | None,
+        timeout_s: float,
+        kill_grace_s: float,
+    ) -> ExitOutcome:
+        """Give ``idle`` its play and supervise it to its end, exactly as ``run`` supervises a
+        cold process. Raises WarmProcessLost if the process died before it took the play."""
         ...
 
 

@@ -97,6 +97,9 @@ async def open_kernel(
                 kernel._closed = True
                 nursery.cancel_scope.cancel()
     finally:
+        close_executor = getattr(slots.executor, "close", None)
+        if close_executor is not None:  # its spawner: every flow process has ended by now
+            close_executor()
         tier.close()
         with trio.CancelScope(shield=True):
             await store.aclose()

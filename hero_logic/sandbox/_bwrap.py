@@ -325,6 +325,7 @@ class BwrapTier:
             argv=tuple(argv),
             env=env,
             preexec=setup,
+            setup=setup.spec,
             rlimits=rlimits,
             pass_fds=(*launch.pass_fds, *fds),
             scope=scope,

@@ -63,6 +63,7 @@ class EnvScrubTier:
             launch,
             env=scrubbed_env(launch.env, home=str(launch.workdir)),
             preexec=setup,
+            setup=setup.spec,
             rlimits=rlimits,
             scope=scope,
         )

@@ -294,7 +294,7 @@ class NsjailTier:
             *inside_command(launch, self.python),
         ]
         return attrs.evolve(
-            launch, argv=tuple(argv), env={}, preexec=setup, rlimits=rlimits, scope=scope
+            launch, argv=tuple(argv), env={}, preexec=setup, setup=setup.spec, rlimits=rlimits, scope=scope
         )
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel import ConfigError
+from hero_logic.kernel import ChildSetup, ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_ALLOW_PREFIXES",
     "MIB",
+    "PreExec",
     "SandboxLimits",
     "child_setup",
     "make_non_dumpable",
@@ -160,13 +161,25 @@ def make_non_dumpable() -> None:
         raise OSError(err, msg)
 
 
+@attrs.frozen
+class PreExec:
+    """The function run in the child between fork and exec, and the same set-up as data
+    (``spec``, for an executor that starts processes through its spawner)."""
+
+    run: Callable[[], None]
+    spec: ChildSetup
+
+    def __call__(self) -> None:
+        self.run()
+
+
 def child_setup(
     rlimits: Mapping[str, int],
     *,
     cgroup_procs: Sequence[str] = (),
     die_with_service: bool = True,
     drop_capabilities: bool = False,
-) -> Callable[[], None]:
+) -> PreExec:
     """The function the executor runs in the child between fork and exec.
 
     In order: join the play's cgroups (so everything the flow starts is counted and can be
@@ -209,4 +222,10 @@ def child_setup(
             if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
-    return setup
+    spec = ChildSetup(
+        rlimits=dict(rlimits),
+        cgroup_procs=tuple(str(path) for path in cgroup_procs),
+        die_with_service=die_with_service,
+        drop_capabilities=bool(caps),
+    )
+    return PreExec(run=setup, spec=spec)

@@ -19,10 +19,10 @@ import attrs
 from hero_logic.kernel import SandboxUnavailable
 
 from ._cgroup import CgroupTree, PlayCgroup
-from ._policy import SandboxLimits, child_setup, make_non_dumpable, rlimits_for
+from ._policy import PreExec, SandboxLimits, child_setup, make_non_dumpable, rlimits_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
 
     from hero_logic.kernel import Config
@@ -164,7 +164,7 @@ class Containment:
         *,
         drop_capabilities: bool,
         overrides: Mapping[str, int] | None = None,
-    ) -> tuple[Callable[[], None], dict[str, int]]:
+    ) -> tuple[PreExec, dict[str, int]]:
         """The pre-exec function of a run in ``scope`` and the rlimits it applies
         (``overrides``: rlimits the runner asked for, by ``RLIMIT_*`` name)."""
         rlimits = rlimits_for(self.limits, memory_cgroup=scope.cgroup is not None)

@@ -19,12 +19,16 @@ SDK_DIR = Path(__file__).resolve().parent
 BOOT_SCRIPT = SDK_DIR / "hero_boot.py"
 """The flow process's main script: ``[python, "-I", "-S", BOOT_SCRIPT]``."""
 
+WARM_SCRIPT = SDK_DIR / "hero_warm.py"
+"""A warm flow process's main script: it waits for its play, then runs it as BOOT_SCRIPT would."""
+
 if find_spec("hero_tracing") is None:  # an install that does not map it top-level
     sys.path.append(str(SDK_DIR))
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the package through its place in this tree
     from .hero_tracing._fields import type_name
+    from .hero_tracing._warm import WARM_READY, encode_assignment
     from .hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
@@ -55,6 +59,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
     )
 else:  # at run time it is the top-level package, the one flow processes import
     from hero_tracing._fields import type_name
+    from hero_tracing._warm import WARM_READY, encode_assignment
     from hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
@@ -109,9 +114,12 @@ __all__ = [
     "REQUEST_METHODS",
     "SDK_DIR",
     "SPAN_KINDS",
+    "WARM_READY",
+    "WARM_SCRIPT",
     "FlowSignature",
     "FlowSourceError",
     "decode_event",
+    "encode_assignment",
     "encode_event",
     "encode_response",
     "failure_entry",
