@@ -16,7 +16,7 @@ import trio
 
 from hero_logic import __version__
 from hero_logic._service_toml import load_service_toml, service_toml_text
-from hero_logic.kernel import Config, open_kernel
+from hero_logic.kernel import Config, WarmPool, open_kernel
 from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
 from hero_logic.service import open_service
 
@@ -65,12 +65,16 @@ async def serve(
             table.add_service(room)
 
         def health() -> dict[str, Any]:
+            pool = kernel.runner.pool
             return {
                 "version": __version__,
                 "running_plays": kernel.active_plays(),
                 "sandbox": kernel.runner.tier.name,
                 "store": config.store,
                 "stream": attrs.asdict(kernel.bus.statistics()),
+                "warm_pool": attrs.asdict(
+                    pool.statistics() if pool is not None else WarmPool.statistics_without(config, kernel.runner.tier)
+                ),
             }
 
         app = RpcApp(

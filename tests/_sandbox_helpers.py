@@ -8,6 +8,7 @@ import textwrap
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 import trio
 
@@ -48,14 +49,77 @@ ISOLATING_TIERS = tier_params("bwrap", "nsjail")
 """Tiers that promise file-system, network and process-table isolation (env_scrub does not)."""
 
 
+START: str | None = None
+"""How :func:`open_service` starts plays: ``"cold"`` (pool disabled), ``"warm"`` (every play in
+a warm process, checked), or None (the service's default settings). The hostile battery runs
+every test both ways (an autouse parametrized fixture sets it)."""
+
+WARM_POOL = 3
+"""Warm processes of a ``"warm"`` service: more than the plays any test starts at once."""
+
+
+def start_overrides(start: str | None) -> dict[str, Any]:
+    """Config overrides of a ``start`` mode."""
+    if start == "cold":
+        return {"warm_pool": 0}
+    if start == "warm":
+        return {"warm_pool": WARM_POOL, "warm_pool_min": str(WARM_POOL)}
+    return {}
+
+
+def start_environ(start: str | None) -> dict[str, str]:
+    """The same, as the environment of a service subprocess."""
+    return {f"HERO_LOGIC_{k.upper()}": str(v) for k, v in start_overrides(start).items()}
+
+
+async def wait_warm(client: AsyncClient, started: int) -> None:
+    """Wait until a warm process is ready for one more play beyond the ``started`` ones not yet
+    handed one (so every play of a "warm" service starts warm)."""
+    with trio.fail_after(30):
+        while True:
+            pool = (await client.health())["warm_pool"]
+            taken = pool["hits"] + pool["misses"] + pool["cold_only"] + pool["fallbacks"]
+            if pool["ready"] >= 1 + max(0, started - taken):
+                return
+            await trio.sleep(0.02)
+
+
+@attrs.define
+class WarmService(Service):
+    """A service whose plays each start in a warm process (``play_start`` waits for one)."""
+
+    started: int = 0
+
+    async def call(self, method: str, /, **params: Any) -> Any:
+        if method == "play_start":
+            await wait_warm(self.client, self.started)
+            self.started += 1
+        return await super().call(method, **params)
+
+    async def check_all_warm(self) -> None:
+        """Every play that ran started warm: no miss, no fallback to a cold start."""
+        pool = (await self.client.health())["warm_pool"]
+        assert pool["misses"] == 0, pool
+        assert pool["fallbacks"] == 0, pool
+
+
+def service_for(config: Any, client: AsyncClient, start: str | None) -> Service:
+    return WarmService(config, client) if start == "warm" else Service(config, client)
+
+
 @asynccontextmanager
 async def open_service(root: Path, tier: str, limits: str = TEST_LIMITS, **overrides: Any) -> AsyncIterator[Service]:
-    """A real service (in this process) running the sandbox ``tier`` with ``limits``."""
+    """A real service (in this process) running the sandbox ``tier`` with ``limits`` (its
+    plays started as :data:`START` says)."""
+    overrides = {**start_overrides(START), **overrides}
     config = make_config(root, sandbox=f"{tier}:{limits}" if limits else tier, **overrides)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, config)
         async with AsyncClient(config.rpc_socket) as client:
-            yield Service(config, client)
+            svc = service_for(config, client, START)
+            yield svc
+            if isinstance(svc, WarmService):
+                await svc.check_all_warm()
         nursery.cancel_scope.cancel()
 
 

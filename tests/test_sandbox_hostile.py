@@ -19,7 +19,7 @@ import trio
 
 from hero_logic.rpc import AsyncClient
 
-from . import _sandbox_weaken
+from . import _sandbox_helpers, _sandbox_weaken
 from ._sandbox_helpers import (
     ALL_TIERS,
     GRANDCHILD_FLOW,
@@ -30,6 +30,8 @@ from ._sandbox_helpers import (
     marker_pids,
     open_service,
     run_flow,
+    service_for,
+    start_environ,
     tier_params,
 )
 from .conftest import Service, start_service_process
@@ -55,6 +57,14 @@ def _exists(path: str) -> bool:
 @pytest.fixture(autouse=True)
 def _weakened(monkeypatch: pytest.MonkeyPatch) -> None:
     _sandbox_weaken.apply(monkeypatch.setattr)
+
+
+@pytest.fixture(autouse=True, params=["cold", "warm"])
+def start(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every hostile flow runs in a process started for it (cold) and in a warm process
+    started before its play was known (warm: each play checked to have started warm)."""
+    monkeypatch.setattr(_sandbox_helpers, "START", request.param)
+    return str(request.param)
 
 
 @pytest.fixture(params=ALL_TIERS)
@@ -477,7 +487,9 @@ async def test_cancel_leaves_no_process_behind(root: Path, tier: str, marker: st
 
 
 async def _start_service_process(root: Path, tier: str) -> tuple[trio.Process, Config]:
-    return await start_service_process(root, sandbox=f"{tier}:{TEST_LIMITS}", module="tests._weak_service")
+    return await start_service_process(
+        root, sandbox=f"{tier}:{TEST_LIMITS}", module="tests._weak_service", env=start_environ(_sandbox_helpers.START)
+    )
 
 
 async def test_service_death_leaves_no_process_behind(root: Path, tier: str, marker: str) -> None:
@@ -487,7 +499,7 @@ async def test_service_death_leaves_no_process_behind(root: Path, tier: str, mar
     proc, config = await _start_service_process(root, tier)
     try:
         async with AsyncClient(config.rpc_socket) as client:
-            svc = Service(config, client)
+            svc = service_for(config, client, _sandbox_helpers.START)
             wf = await svc.push(GRANDCHILD_FLOW)
             sid = await svc.call("play_start", workflow_sid=wf["sid"], input_data={"marker": marker})
             await _wait_tagged(svc, sid, "forked")

@@ -74,6 +74,8 @@ from ._model import now_ms as now_ms
 from ._open import open_kernel as open_kernel
 from ._plugins import installed_plugins as installed_plugins
 from ._plugins import load_plugin as load_plugin
+from ._pool import PoolStatistics as PoolStatistics
+from ._pool import WarmPool as WarmPool
 from ._repo import Repo as Repo
 from ._repo import decode_record as decode_record
 from ._repo import encode_record as encode_record

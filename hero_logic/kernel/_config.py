@@ -20,7 +20,7 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["SETTINGS", "Config", "Setting", "real_python"]
+__all__ = ["SETTINGS", "Config", "Setting", "real_python", "warm_pool_minimum"]
 
 
 def real_python() -> str:
@@ -46,6 +46,46 @@ def _positive_int(name: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _non_negative_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            msg = f"setting {name} must be a whole number (0 or more), got {raw!r}"
+            raise ConfigError(msg) from None
+        if value < 0:
+            msg = f"setting {name} must be 0 or more, got {value}"
+            raise ConfigError(msg)
+        return value
+
+    return parse
+
+
+def warm_pool_minimum(spec: str, tier: str) -> int:
+    """The minimum of ``tier``'s warm pool from ``--warm-pool-min`` (``N``, or ``TIER=N,...``
+    where a tier not named gets 0); ConfigError if ``spec`` is not shaped so."""
+    spec = spec.strip()
+    if not spec:
+        return 0
+    if "=" not in spec:
+        return _non_negative_int("HERO_LOGIC_WARM_POOL_MIN")(spec)
+    found = 0
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            msg = f"setting HERO_LOGIC_WARM_POOL_MIN takes N or TIER=N,... (e.g. bwrap=2,env_scrub=1), got {item!r}"
+            raise ConfigError(msg)
+        value = _non_negative_int("HERO_LOGIC_WARM_POOL_MIN")(raw.strip())
+        if name.strip() == tier:
+            found = value
+    return found
+
+
+def _warm_pool_min(raw: str) -> str:
+    warm_pool_minimum(raw, "")  # shape checked at start-up; the tier picks its own value
+    return raw.strip()
 
 
 def _text(raw: str) -> str:
@@ -100,6 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
+    Setting("warm_pool", "--warm-pool", "HERO_LOGIC_WARM_POOL", "2", "warm flow processes kept ready (per environment), each already in its sandbox with the SDK imported and used for one play only; 0 disables (every play starts cold)", _non_negative_int("HERO_LOGIC_WARM_POOL")),
+    Setting("warm_pool_min", "--warm-pool-min", "HERO_LOGIC_WARM_POOL_MIN", "1", "warm processes refilled at once even while every run slot is busy (the rest of the pool refills when a slot is free): N, or TIER=N,... per sandbox tier", _warm_pool_min),
+    Setting("warm_pool_max_idle_s", "--warm-pool-max-idle", "HERO_LOGIC_WARM_POOL_MAX_IDLE", "300", "seconds a warm process may wait unused before it is replaced by a fresh one", _positive_int("HERO_LOGIC_WARM_POOL_MAX_IDLE")),
 )
 
 
@@ -127,6 +170,9 @@ class Config:
     find_links: str = ""
     allow_direct_deps: bool = False
     service_sockets: str = ""
+    warm_pool: int = 2
+    warm_pool_min: str = "1"
+    warm_pool_max_idle_s: int = 300
 
     @classmethod
     def load(

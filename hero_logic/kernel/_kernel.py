@@ -404,15 +404,24 @@ class Kernel(EventIntake):
                 await self._save_status(ended(play, PlayStatus.TIMED_OUT, _deadline_passed(play)))
                 return
             timeout_ms = min(timeout_ms, left)
-        await self._save_status(play)
         replay = await self._replay_for(play)
         handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
         launch = self.runner.stage(play, version, replay, extras)
-        outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        # ``running`` is committed while the process starts (recovery treats a play left
+        # pending as one left running), under the play's transition lock like every status
+        # change, and whole before the run can settle.
+        outcome, skipped = await self.runner.execute(
+            launch, self, timeout_ms=timeout_ms, alongside=lambda: self._save_running(play)
+        )
         async with self._transitions.hold(play_sid):  # no answer slips in between read and write
             await self._settle(play_sid, handle, outcome, skipped, timeout_ms)
         if handle.settled is not None and handle.settled.status.is_terminal:
             remove_quietly(self.config.play_dir(play_sid) / "span.sock")
+
+    async def _save_running(self, play: Play) -> None:
+        with trio.CancelScope(shield=True):
+            async with self._transitions.hold(play.sid):
+                await self._save_status(play)
 
     async def _settle(self, play_sid: str, handle: PlayHandle, outcome: ExitOutcome, skipped: int, timeout_ms: int) -> None:
         """Store how the run ended (the caller holds the play's transition lock)."""

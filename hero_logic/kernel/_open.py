@@ -14,6 +14,7 @@ import trio
 from ._bus import EventBus
 from ._capacity import FairCapacity
 from ._kernel import Kernel
+from ._pool import WarmPool
 from ._repo import Repo
 from ._runner import PlayRunner
 from ._slots import load_slots, select_sandbox_tier
@@ -48,7 +49,7 @@ async def open_kernel(
     """Load the plugins, open the store, start supervising plays; close it all on exit.
 
     ``slots`` and ``tier`` replace what ``config`` names (tests run plays with fakes)."""
-    from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
+    from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR, WARM_SCRIPT
 
     # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
     # before anything is set up; once prepared, the tier is closed however start-up ends.
@@ -89,6 +90,11 @@ async def open_kernel(
                 nursery=nursery,
                 capacity=FairCapacity(config.max_running),
             )
+            kernel.runner.pool = WarmPool.create(
+                config, tier, slots.executor, kernel._capacity, Path(SDK_DIR), Path(WARM_SCRIPT)
+            )
+            if kernel.runner.pool is not None:  # it fills in the background
+                await nursery.start(kernel.runner.pool.serve)
             if recover:
                 await kernel._recover()
             try:

@@ -55,9 +55,11 @@ from ._interfaces import (
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from ._config import Config
+    from ._pool import WarmPool
 
 __all__ = [
     "PlayRunner",
@@ -267,6 +269,8 @@ class PlayRunner:
     listener: SpanListenerSlot
     sdk_dir: Path
     boot_script: Path
+    pool: WarmPool | None = None
+    """Warm processes a run starts in when one is ready (:mod:`._pool`); else it starts cold."""
 
     def stage(
         self,
@@ -329,8 +333,18 @@ class PlayRunner:
             service_sockets=dict(extras.service_sockets),
         )
 
-    async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, int]:
-        """Bind the span socket, run the wrapped launch, drain the socket.
+    async def execute(
+        self,
+        launch: Launch,
+        sink: Any,
+        *,
+        timeout_ms: int,
+        alongside: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[ExitOutcome, int]:
+        """Bind the span socket, run the launch (in a warm process if one is ready, else
+        wrapped by the tier and spawned cold), drain the socket. ``alongside`` runs while the
+        process starts (the kernel commits the ``running`` status meanwhile); it has ended when
+        this returns.
 
         Returns the process outcome and the number of span lines the listener skipped
         (malformed or oversized)."""
@@ -338,13 +352,27 @@ class PlayRunner:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
             )
-            outcome = await self.executor.run(
-                self.tier.wrap(launch),
-                timeout_s=timeout_ms / 1000,
-                kill_grace_s=self.config.kill_grace_ms / 1000,
-            )
+            alongside_done = trio.Event()
+            if alongside is not None:
+
+                async def run_alongside() -> None:
+                    try:
+                        await alongside()
+                    finally:
+                        alongside_done.set()
+
+                nursery.start_soon(run_alongside)
+            else:
+                alongside_done.set()
+            timeout_s, grace_s = timeout_ms / 1000, self.config.kill_grace_ms / 1000
+            outcome = None
+            if self.pool is not None:
+                outcome = await self.pool.run(launch, timeout_s=timeout_s, kill_grace_s=grace_s)
+            if outcome is None:
+                outcome = await self.executor.run(self.tier.wrap(launch), timeout_s=timeout_s, kill_grace_s=grace_s)
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
+            await alongside_done.wait()
             nursery.cancel_scope.cancel()
         stats = handle.statistics()
         return outcome, stats.malformed + stats.oversized

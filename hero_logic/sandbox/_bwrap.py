@@ -47,7 +47,7 @@ from ._seccomp import SeccompUnavailable, build_filter, filter_fd
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hero_logic.kernel import Config, Launch
+    from hero_logic.kernel import Config, Launch, WarmAssignment
 
 __all__ = [
     "INSIDE_PLAY",
@@ -275,6 +275,10 @@ class BwrapTier:
         fds: list[int] = []
         try:
             binds = ["--ro-bind", str(launch.sdk_dir), INSIDE_SDK]
+            if launch.bind_play_dir:  # a warm process: its play's files are linked in later
+                fd = open_path(launch.play_dir, directory=True)
+                fds.append(fd)
+                binds += ["--ro-bind-fd", str(fd), INSIDE_PLAY]
             for host, inside in files:
                 fd = open_path(host)
                 fds.append(fd)
@@ -345,6 +349,22 @@ class BwrapTier:
             except SeccompUnavailable as exc:
                 raise SandboxUnavailable(str(exc)) from None
         return program
+
+    def wrap_warm(self, launch: Launch) -> Launch:
+        """A warm process's launch: its own play directory bound at /hero/play (see :mod:`._warm`)."""
+        return self.wrap(launch)
+
+    def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
+        """Show ``play``'s files and workdir in the warm sandbox; the environment it takes."""
+        from ._warm import assign_bwrap  # it builds on this module's paths
+
+        return assign_bwrap(warm, play)
+
+    def warm_eligible(self, play: Launch) -> bool:
+        """Whether ``play`` may run warm (not with the network or service sockets)."""
+        from ._warm import warm_eligible
+
+        return warm_eligible(play)
 
     def close(self) -> None:
         """Stop the cgroup watchdog."""

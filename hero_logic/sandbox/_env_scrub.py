@@ -23,9 +23,10 @@ import attrs
 
 from ._policy import ENV_ALLOW_PREFIXES, SandboxLimits, rlimits_for, scrubbed_env
 from ._scope import Containment
+from ._warm import assign_env_scrub, warm_eligible
 
 if TYPE_CHECKING:
-    from hero_logic.kernel import Config, Launch
+    from hero_logic.kernel import Config, Launch, WarmAssignment
 
 __all__ = ["DEFAULT_RLIMITS", "ENV_ALLOW_PREFIXES", "EnvScrubTier", "scrubbed_env"]
 
@@ -67,6 +68,18 @@ class EnvScrubTier:
             rlimits=rlimits,
             scope=scope,
         )
+
+    def wrap_warm(self, launch: Launch) -> Launch:
+        """A warm process's launch, wrapped as any flow's (see :mod:`._warm`)."""
+        return self.wrap(launch)
+
+    def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
+        """What a warm process takes to run ``play`` (its environment, its workdir)."""
+        return assign_env_scrub(warm, play)
+
+    def warm_eligible(self, play: Launch) -> bool:
+        """Whether ``play`` may run warm (not with the network or service sockets)."""
+        return warm_eligible(play)
 
     def close(self) -> None:
         """Stop the cgroup watchdog."""

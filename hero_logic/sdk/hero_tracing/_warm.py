@@ -17,6 +17,7 @@ closes the socket instead (the pool recycles it), it exits at once with status 0
 from __future__ import annotations
 
 import os
+import sys
 
 from . import _jsoncodec
 
@@ -83,6 +84,7 @@ def main() -> NoReturn:
     if assignment is None:
         raise SystemExit(0)
     env, cwd = assignment
+    sys.argv[0] = sys.argv[0].rpartition("/")[0] + "/hero_boot.py"  # as a cold start has it
     os.environ.update(env)
     os.chdir(cwd)
     null = os.open(os.devnull, os.O_RDONLY)

@@ -1,0 +1,284 @@
+"""Warm starts: flow processes started inside their sandbox before their play is known, each
+serving exactly one play (docs/sandbox.md "Warm starts"; the hostile battery runs warm too)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from hero_logic.rpc import AsyncClient
+
+from ._sandbox_helpers import (
+    WarmService,
+    open_service,
+    service_for,
+    start_environ,
+    tier_params,
+    wait_warm,
+)
+from .conftest import Service, start_service_process
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.timeout(90)
+
+TIERS = tier_params("env_scrub", "bwrap")
+
+TREE_FLOW = """
+import os, sys
+from hero_tracing import flow
+
+@flow
+def double(x: int):
+    flow.current_span.tag(doubled=x)
+    return 2 * x
+
+@flow
+def refuse(x: int):
+    raise flow.Failed(f"no {x}")
+
+@flow
+def main(n: int):
+    print("hello from the flow")
+    with flow.span("inner", colour="blue") as span:
+        span.log("inside")
+        total = sum(double(x=i) for i in range(n))
+    try:
+        refuse(x=n)
+    except flow.Failed as exc:
+        flow.current_span.tag(refused=str(exc))
+    here = os.path.dirname(os.environ["HERO_FLOW_SOURCE_FILE"])
+    return {
+        "total": total,
+        "cwd": os.getcwd(),
+        "home_is_cwd": os.environ["HOME"] == os.getcwd(),
+        "env": sorted(os.environ.items()),
+        "argv0": sys.argv[0],
+        "stdin": os.readlink("/proc/self/fd/0"),
+        "play_files": sorted(f for f in os.listdir(here) if f in ("flow.py", "input.json", "span.sock")),
+        "workdir": sorted(os.listdir(".")),
+    }
+"""
+
+
+def _normal(value: Any, play_sid: str, version_sid: str) -> Any:
+    """``value`` with the play's own ids (which differ between any two plays) taken out."""
+    text = repr(value).replace(play_sid, "<play>").replace(version_sid, "<version>")
+    return text
+
+
+def _tree(spans: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    names = {s["span_id"]: s["name"] for s in spans}
+    return sorted(
+        (
+            s["name"], s["kind"], s["status"], names.get(s["parent_id"], ""),
+            sorted(s["tags"].items()), s["logs"], s["error"], s["source_line"],
+        )
+        for s in spans
+    )
+
+
+async def _one_play(svc: Service, wf: dict[str, Any]) -> tuple[Any, Any]:
+    sid = await svc.call("play_start", workflow_sid=wf["sid"], input_data={"n": 4})
+    play = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+    assert play["status"] == "success", play["error_message"]
+    spans = await svc.call("play_spans", play_sid=sid)
+    version = wf["current_version_sid"] if "current_version_sid" in wf else play["workflow_version_sid"]
+    return _normal(play["output_data"], sid, version), _normal(_tree(spans), sid, version)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+async def test_a_warm_play_and_a_cold_play_give_identical_span_trees_and_outputs(root: Path, tier: str) -> None:
+    """Same spans (names, kinds, statuses, parents, tags, logs, errors) and the same output —
+    environment, working directory, argv, stdin, the play's files — warm as cold."""
+    outcomes = {}
+    for start in ("cold", "warm"):
+        overrides = {"warm_pool": 0} if start == "cold" else {"warm_pool": 1, "warm_pool_min": "1"}
+        async with open_service(root / start, tier, **overrides) as plain:
+            svc = service_for(plain.config, plain.client, start)
+            wf = await svc.push(TREE_FLOW, name="tree")
+            outcomes[start] = await _one_play(svc, wf)
+            pool = (await svc.client.health())["warm_pool"]
+            assert pool["hits"] == (1 if start == "warm" else 0), pool
+    (cold_out, cold_tree), (warm_out, warm_tree) = outcomes["cold"], outcomes["warm"]
+    if tier == "env_scrub":  # host paths: each service has its own root
+        warm_out = warm_out.replace(str(root / "warm"), str(root / "cold"))
+        warm_tree = warm_tree.replace(str(root / "warm"), str(root / "cold"))
+    assert warm_out == cold_out
+    assert warm_tree == cold_tree
+    assert "hero_boot.py" in cold_out
+    assert "/dev/null" in cold_out
+
+
+def _host_pid(svc: Service, play_sid: str) -> int:
+    """The pid the service recorded for the play's flow process (its own, or bwrap's)."""
+    return int((svc.config.play_dir(play_sid) / "flow.pid").read_text().split()[0])
+
+
+@pytest.mark.parametrize("tier", TIERS)
+async def test_a_warm_process_never_serves_two_plays(root: Path, tier: str) -> None:
+    """Six plays in a row, each on a warm process: six different processes, each gone after
+    its play; the pool's hits count them."""
+    async with open_service(root, tier, warm_pool=1, warm_pool_min="1") as plain:
+        svc = WarmService(plain.config, plain.client)
+        wf = await svc.push("from hero_tracing import flow\n@flow\ndef main():\n    return 'done'\n")
+        pids = []
+        for _ in range(6):
+            play = await svc.run(wf)
+            assert play["status"] == "success", play["error_message"]
+            pid = _host_pid(svc, play["sid"])
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+            pids.append(pid)
+        pool = (await svc.client.health())["warm_pool"]
+    assert len(set(pids)) == 6, pids
+    assert pool["hits"] == 6, pool
+    assert pool["misses"] == pool["fallbacks"] == 0, pool
+
+
+async def _ready(client: AsyncClient, count: int) -> dict[str, Any]:
+    with trio.fail_after(30):
+        while True:
+            pool: dict[str, Any] = (await client.health())["warm_pool"]
+            if pool["ready"] >= count:
+                return pool
+            await trio.sleep(0.02)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+async def test_the_pool_refills_after_use(root: Path, tier: str) -> None:
+    """Two ready, two plays take them, two fresh ones are ready again, without another play."""
+    async with open_service(root, tier, warm_pool=2, warm_pool_min="2") as svc:
+        wf = await svc.push("from hero_tracing import flow\n@flow\ndef main():\n    return 'done'\n")
+        await _ready(svc.client, 2)
+        sids = [await svc.call("play_start", workflow_sid=wf["sid"]) for _ in range(2)]
+        for sid in sids:
+            assert (await svc.call("play_wait", play_sid=sid))["status"] == "success"
+        pool = await _ready(svc.client, 2)
+    assert pool["hits"] == 2, pool
+    assert pool["ready"] == 2, pool
+
+
+async def test_an_idle_warm_process_is_recycled_after_its_max_idle_age(root: Path) -> None:
+    """A process unused for --warm-pool-max-idle is replaced by a fresh one."""
+    async with open_service(root, "env_scrub", warm_pool=1, warm_pool_min="1", warm_pool_max_idle_s=1) as svc:
+        await _ready(svc.client, 1)
+        with trio.fail_after(20):
+            while (pool := (await svc.client.health())["warm_pool"])["recycled"] < 2:
+                await trio.sleep(0.1)
+        pool = await _ready(svc.client, 1)
+    assert pool["hits"] == 0, pool
+
+
+async def test_a_play_that_needs_the_network_starts_cold(root: Path) -> None:
+    """The network is bound when a sandbox is built: such a play never takes a warm process."""
+    async with open_service(root, "env_scrub", warm_pool=1, warm_pool_min="1") as svc:
+        await _ready(svc.client, 1)
+        wf = await svc.push("from hero_tracing import flow\n@flow(network=True)\ndef main():\n    return 1\n")
+        play = await svc.run(wf)
+        pool = (await svc.client.health())["warm_pool"]
+    assert play["status"] == "success", play["error_message"]
+    assert pool["cold_only"] == 1, pool
+    assert pool["hits"] == 0, pool
+
+
+PAUSING_FLOW = """
+import os
+from hero_tracing import ask_user, flow
+
+@flow
+def main():
+    with open("before.txt", "w") as f:
+        f.write("written before the pause")
+    answer = ask_user.confirm("go on?")
+    return {"answer": answer, "before": open("before.txt").read(), "files": sorted(os.listdir("."))}
+"""
+
+
+@pytest.mark.parametrize("tier", TIERS)
+async def test_a_resume_on_a_warm_process_finds_the_play_s_workdir(root: Path, tier: str) -> None:
+    """The first run and the resume both run warm; the resume sees what the first run wrote."""
+    async with open_service(root, tier, warm_pool=1, warm_pool_min="1") as plain:
+        svc = WarmService(plain.config, plain.client)
+        wf = await svc.push(PAUSING_FLOW)
+        sid = await svc.call("play_start", workflow_sid=wf["sid"])
+        play = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+        assert play["status"] == "awaiting_resume", play["error_message"]
+        await wait_warm(svc.client, 0)
+        await svc.call("play_resume", play_sid=sid, resume_id=play["pending_resumes"][0]["id"], payload=True)
+        play = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+        pool = (await svc.client.health())["warm_pool"]
+    assert play["status"] == "success", play["error_message"]
+    assert play["output_data"] == {"answer": True, "before": "written before the pause", "files": ["before.txt"]}
+    assert pool["hits"] == 2, pool
+    workdir = svc.config.play_workdir(sid)
+    assert not workdir.is_symlink()
+    assert (workdir / "before.txt").read_text() == "written before the pause"
+
+
+# -- nothing is left when the service goes -------------------------------------------------------
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid → (parent pid, start time, command line) of every live process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().rsplit(b")", 1)[-1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if stat[0] != b"Z":
+            out[int(entry)] = (int(stat[1]), stat[19].decode(), cmdline)
+    return out
+
+
+def warm_processes(service_pid: int) -> dict[int, str]:
+    """The warm processes below ``service_pid``: pid → start time."""
+    procs = _processes()
+    below = {service_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _, _) in procs.items():
+            if ppid in below and pid not in below:
+                below.add(pid)
+                changed = True
+    return {pid: procs[pid][1] for pid in below if "hero_warm.py" in procs[pid][2]}
+
+
+def _still_alive(pids: dict[int, str]) -> list[int]:
+    procs = _processes()
+    return [pid for pid, started in pids.items() if pid in procs and procs[pid][1] == started]
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("how", ["stop", "kill -9"])
+async def test_no_warm_process_is_left_after_the_service_stops_or_dies(root: Path, tier: str, how: str) -> None:
+    """After --stop (SIGTERM) or kill -9 of the service its warm processes are gone, and after
+    --stop the pool's directories too."""
+    proc, config = await start_service_process(root, sandbox=tier, env=start_environ("warm"))
+    try:
+        async with AsyncClient(config.rpc_socket) as client:
+            await _ready(client, 3)
+        warm = warm_processes(proc.pid)
+        assert len([1 for _ in warm]) >= 3, warm
+    finally:
+        proc.send_signal(signal.SIGTERM if how == "stop" else signal.SIGKILL)
+        with trio.fail_after(30):
+            await proc.wait()
+    with trio.move_on_after(5):
+        while _still_alive(warm):
+            await trio.sleep(0.05)
+    assert _still_alive(warm) == []
+    if how == "stop":
+        assert not (config.state_dir / "warm").exists()
