@@ -216,6 +216,7 @@ async def test_a_resume_on_a_warm_process_finds_the_play_s_workdir(root: Path, t
     assert play["status"] == "success", play["error_message"]
     assert play["output_data"] == {"answer": True, "before": "written before the pause", "files": ["before.txt"]}
     assert pool["hits"] == 2, pool
+    assert pool["fallbacks"] == 0, pool
     workdir = svc.config.play_workdir(sid)
     assert not workdir.is_symlink()
     assert (workdir / "before.txt").read_text() == "written before the pause"
