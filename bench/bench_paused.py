@@ -87,8 +87,10 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _descendants(pid: int) -> list[int]:
-    """Processes under ``pid`` other than the service's one cgroup reaper (root only)."""
+def _descendants(pid: int, *, warm: bool = False) -> list[int]:
+    """Processes under ``pid`` other than the service's helpers: its one cgroup reaper (root
+    only), its spawner and its warm pool (processes waiting for a play, not of a paused play);
+    with ``warm``, only the warm pool's (one per process tree: bwrap's counted once)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -106,8 +108,30 @@ def _descendants(pid: int) -> list[int]:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"cgroup.procs" not in cmdline:  # the service's cgroup reaper is not a flow
+            helper = b"cgroup.procs" in cmdline or b"_spawner_main.py" in cmdline
+            if warm:
+                if b"hero_warm.py" in cmdline and not any(b"hero_warm.py" in _cmdline(p) for p in _parents(child, pid)):
+                    out.append(child)
+            elif not helper and b"hero_warm.py" not in cmdline:
                 out.append(child)
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parents(pid: int, top: int) -> list[int]:
+    out = []
+    while pid not in (top, 0, 1):
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+        out.append(pid)
     return out
 
 
@@ -155,6 +179,7 @@ async def _run(plays: int, runs: int) -> None:
             fill_s = time.perf_counter() - made
             await trio.sleep(0.5)
             alive = _descendants(proc.pid)
+            warm = _descendants(proc.pid, warm=True)
             rss = _rss_mb(proc.pid)
             async with AsyncClient(config.rpc_socket) as client:
                 await _latencies(client, "play_list", {}, 5)  # warm-up
@@ -179,6 +204,7 @@ async def _run(plays: int, runs: int) -> None:
 
     print(f"P8 — {plays} paused plays (filled in {fill_s:.0f} s, {plays / fill_s:.0f} plays/s)")
     print(f"  flow processes alive: {len(alive)} (target 0); after restart: {len(alive_after)}")
+    print(f"  warm pool processes waiting for a play (no paused play's): {len(warm)} (--warm-pool, default)")
     print(f"  service RSS: {rss:.1f} MB with the plays, {empty_rss:.1f} MB empty (target ≤ 150 MB: ratio {rss / 150:.2f})")
     print(f"  play_list (limit 50):        {_stats(listing)}  target ≤ 10 ms: ratio {statistics.median(listing) / 10:.2f}")
     print(f"  play_list awaiting_resume:   {_stats(paused)}")

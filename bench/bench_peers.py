@@ -1,15 +1,19 @@
-"""Peers side by side: per-step overhead, resume after a pause, replay of 100 finished steps.
+"""Peers side by side: start, per-step overhead, resume after a pause, replay of 100 finished steps.
 
 Run: ``make bench`` or ``.venv/bin/python bench/bench_peers.py [--runs N]``.
 
 Each peer is installed on demand into its own virtualenv under ``bench/.peers/<name>`` (ignored
 by git) at the pinned versions below, and runs its workload script from ``bench/peers/`` with
-that venv's python. Our own figures come from a real service in this process (LMDB store,
-env_scrub tier), measured in the same run:
+that venv's python. Our own figures come from two real services in this process (LMDB store,
+env_scrub tier), one with the default settings (the warm pool on) and one with the warm pool
+disabled (every run cold), measured in the same run:
 
+* start: ``play_start`` → ``play_wait`` returns ``success`` for a trivial flow, through the RPC
+  socket (warm: the pool ready, as a service between bursts has it).
 * per step: (1000-step play - empty play) / 1000, ``play_start`` → ``play_wait`` (as P1).
 * resume: ``play_resume`` → the flow's pause call returns (10 finished steps before it; as P4).
-  Ours starts a fresh executor process; the peers resume in-process (see the peer scripts).
+  Ours runs the play again in a process (warm: one already started); the peers resume
+  in-process (see the peer scripts).
 * replay 100: on resume after 100 finished steps, the new run's root span start → the span
   opened right after the pause returns (ms; span times have ms resolution).
 
@@ -20,6 +24,7 @@ Medians of ``--runs`` after one warm-up, min-max beside them; read the ratios ou
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -30,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from bench_play import STEPS
+from bench_play import STEPS, TRIVIAL
 from bench_resume import PAUSING
 
 from hero_logic.kernel import Config
@@ -80,18 +85,28 @@ def run_peer(py: Path, script: str, mode: str, runs: int) -> dict[str, Any]:
     return result
 
 
-async def our_figures(root: Path, runs: int, steps: int) -> dict[str, list[float]]:
-    config = Config.load(environ={"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"})
-    out: dict[str, list[float]] = {"per_step_us": [], "resume_ms": [], "replay100_ms": []}
+async def our_figures(root: Path, runs: int, steps: int, *, warm: bool) -> dict[str, list[float]]:
+    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_SEED_FLOWS": "off"}
+    if not warm:
+        env["HERO_LOGIC_WARM_POOL"] = "0"
+    config = Config.load(environ=env)
+    out: dict[str, list[float]] = {"start_ms": [], "per_step_us": [], "resume_ms": [], "replay100_ms": []}
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, config)
         async with AsyncClient(config.rpc_socket) as client:
+            trivial = await client.call("workflow_create", {"name": "trivial", "python_source": TRIVIAL})
             many = await client.call("workflow_create", {"name": "steps", "python_source": STEPS})
             pausing = await client.call("workflow_create", {"name": "pausing", "python_source": PAUSING})
 
-            async def timed(inputs: dict[str, Any]) -> float:
+            async def pool_ready() -> None:
+                with trio.fail_after(60):
+                    while (pool := (await client.health())["warm_pool"])["ready"] < pool["size"]:  # noqa: ASYNC110 - polls the service's /health
+                        await trio.sleep(0.005)
+
+            async def timed(wf: dict[str, Any], inputs: dict[str, Any]) -> float:
+                await pool_ready()
                 t0 = time.perf_counter()
-                sid = await client.call("play_start", {"workflow_sid": many["sid"], "input_data": inputs})
+                sid = await client.call("play_start", {"workflow_sid": wf["sid"], "input_data": inputs})
                 play = await client.call("play_wait", {"play_sid": sid})
                 assert play["status"] == "success", play["error_message"]
                 return time.perf_counter() - t0
@@ -102,6 +117,7 @@ async def our_figures(root: Path, runs: int, steps: int) -> dict[str, list[float
                 play = await client.call("play_wait", {"play_sid": sid})
                 assert play["status"] == "awaiting_resume", play["error_message"]
                 before = {s["span_id"] for s in await client.call("play_spans", {"play_sid": sid})}
+                await pool_ready()
                 t0 = time.time() * 1000
                 await client.call("play_resume", {"play_sid": sid, "resume_id": "go?", "payload": "yes"})
                 play = await client.call("play_wait", {"play_sid": sid})
@@ -112,11 +128,13 @@ async def our_figures(root: Path, runs: int, steps: int) -> dict[str, list[float
                 return answered["start_ms"] - t0, answered["start_ms"] - restart
 
             for i in range(runs + 1):
-                full = await timed({"n": steps})
-                empty = await timed({"n": 0})
+                start = await timed(trivial, {})
+                full = await timed(many, {"n": steps})
+                empty = await timed(many, {"n": 0})
                 resume, _ = await pause_resume(10)
                 _, replay = await pause_resume(100)
                 if i:
+                    out["start_ms"].append(start * 1000)
                     out["per_step_us"].append((full - empty) / steps * 1e6)
                     out["resume_ms"].append(resume)
                     out["replay100_ms"].append(replay)
@@ -143,24 +161,31 @@ def main() -> None:
         print(f"peer {name}: {installed_versions(py, name)}  ({py})")
 
     with tempfile.TemporaryDirectory(prefix="hlp-", dir="/tmp") as tmp:
-        ours_raw = trio.run(our_figures, Path(tmp) / "root", args.runs, args.steps)
-    ours = {key: _summary(values) for key, values in ours_raw.items()}
+        warm_raw = trio.run(functools.partial(our_figures, Path(tmp) / "warm", args.runs, args.steps, warm=True))
+        cold_raw = trio.run(functools.partial(our_figures, Path(tmp) / "cold", args.runs, args.steps, warm=False))
+    ours = {key: _summary(values) for key, values in warm_raw.items()}
+    ours.update({f"{key}_cold": _summary(values) for key, values in cold_raw.items()})
     dbos = run_peer(pythons["dbos"], "dbos_flow.py", "all", args.runs)
     dbos_wal = run_peer(pythons["dbos"], "dbos_flow.py", "steps-wal", args.runs)
     langgraph = run_peer(pythons["langgraph"], "langgraph_flow.py", "all", args.runs)
 
+    starts = [("DBOS start_workflow→result", dbos), ("LangGraph invoke, no task", langgraph)]
+    resumes = [(f"DBOS send->recv, {dbos['poll_s'] * 1000:g} ms poll", dbos), ("LangGraph Command(resume)", langgraph)]
     rows = [
-        ("per step, 1000-step flow (us)", "per_step_us", [("DBOS (SQLite default)", dbos), ("DBOS (SQLite WAL)", dbos_wal), ("LangGraph functional+SQLite", langgraph)]),
-        ("resume after a pause, 10 steps before (ms)", "resume_ms", [(f"DBOS send->recv, {dbos['poll_s'] * 1000:g} ms poll", dbos), ("LangGraph Command(resume)", langgraph)]),
-        ("replay of 100 finished steps on resume (ms)", "replay100_ms", [("DBOS fork_workflow replay", dbos), ("LangGraph re-run, cached tasks", langgraph)]),
+        ("start a trivial flow, warm (ms)", "start_ms", "start_ms", starts),
+        ("start a trivial flow, cold (ms)", "start_ms_cold", "start_ms", starts),
+        ("per step, 1000-step flow (us)", "per_step_us", "per_step_us", [("DBOS (SQLite default)", dbos), ("DBOS (SQLite WAL)", dbos_wal), ("LangGraph functional+SQLite", langgraph)]),
+        ("resume, 10 steps before, warm (ms)", "resume_ms", "resume_ms", resumes),
+        ("resume, 10 steps before, cold (ms)", "resume_ms_cold", "resume_ms", resumes),
+        ("replay of 100 finished steps (ms)", "replay100_ms", "replay100_ms", [("DBOS fork_workflow replay", dbos), ("LangGraph re-run, cached tasks", langgraph)]),
     ]
     print()
-    print(f"{'figure':44} {'ours median (min-max)':>26}   {'peer':32} {'peer median (min-max)':>26}   ours/peer")
-    for title, key, peers in rows:
+    print(f"{'figure (ours: env_scrub, LMDB)':44} {'ours median (min-max)':>26}   {'peer':32} {'peer median (min-max)':>26}   ours/peer")
+    for title, key, peer_key, peers in rows:
         for j, (label, result) in enumerate(peers):
             first = (title, _cell(ours[key])) if j == 0 else ("", "")
-            ratio = ours[key]["median"] / result[key]["median"]
-            print(f"{first[0]:44} {first[1]:>26}   {label:32} {_cell(result[key]):>26}   {ratio:8.3f}x")
+            ratio = ours[key]["median"] / result[peer_key]["median"]
+            print(f"{first[0]:44} {first[1]:>26}   {label:32} {_cell(result[peer_key]):>26}   {ratio:8.3f}x")
     print(f"{'':44} {'':>26}   {'DBOS fork call -> marker (queue)':32} {_cell(dbos['replay_total_ms']):>26}")
     print(f"\nwhole run: {time.perf_counter() - started:.1f} s")
 

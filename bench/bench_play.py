@@ -5,7 +5,7 @@ Run: ``make bench`` or ``.venv/bin/python bench/bench_play.py [--runs N]``.
 * P2 floor: Popen of ``python -I -S`` that imports json/socket/os/sys/hashlib, connects to a Unix
   socket and sends one byte → the byte arrives. P2: ``play_start`` → ``play_wait`` returns
   ``success`` for a trivial flow, through the RPC socket of a real service (LMDB store,
-  env_scrub tier).
+  env_scrub tier, warm pool disabled: every play cold; ``bench_warm.py`` measures warm plays).
 * P1 floor: a child process that ``json.dumps`` + ``sendall``s two ~200-byte events per step to a
   reader that ``json.loads`` each line. P1: (1000-step play - empty play) / 1000, end to end.
 
@@ -131,7 +131,7 @@ def step_floor_us(tmp: Path, steps: int, runs: int) -> list[float]:
 
 
 async def service_figures(root: Path, runs: int, steps: int) -> tuple[list[float], list[float]]:
-    config = Config.load(environ={"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"})
+    config = Config.load(environ={"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_WARM_POOL": "0"})
     cold: list[float] = []
     per_step: list[float] = []
     async with trio.open_nursery() as nursery:

@@ -9,7 +9,8 @@ Run: ``make bench`` or ``.venv/bin/python bench/bench_resume.py [--runs N]``.
 * P5: a play with 1000 finished steps then a pause, resumed the same way: its resume latency
   minus the 10-step one, divided by the 990 extra cached steps (per cached step).
 
-Medians of ``--runs`` after one warm-up, min-max beside them; read the ratios.
+The service runs with the warm pool disabled (every run cold); ``bench_warm.py`` measures
+warm resumes (P4w). Medians of ``--runs`` after one warm-up, min-max beside them; read the ratios.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _stats(values: list[float]) -> str:
 
 
 async def _figures(root: Path, runs: int) -> dict[str, list[float]]:
-    config = Config.load(environ={"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub"})
+    config = Config.load(environ={"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_WARM_POOL": "0"})
     out: dict[str, list[float]] = {"cold": [], "resume10": [], "replay_us": []}
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, config)

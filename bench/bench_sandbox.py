@@ -10,7 +10,8 @@ Floors (no runtime can beat them):
   only ``/usr`` and the interpreter's prefix bound, the socket's directory bound).
 
 Figures: ``play_start`` → ``play_wait`` returns ``success`` for a trivial flow, through the RPC
-socket of a real service (LMDB store), one service per tier (default limits). env_scrub is
+socket of a real service (LMDB store), one service per tier (default limits, warm pool
+disabled: a cold start; ``bench_warm.py`` measures warm ones). env_scrub is
 compared with the Popen floor, bwrap with the bwrap floor (target: ≤ 1.3x each). Every
 iteration measures all of them in turn, so the machine's noise hits each alike. Medians of
 ``--runs`` after a warm-up, min-max beside them.
@@ -83,9 +84,10 @@ def floor_once(sock_dir: Path, *, bwrap: bool) -> float:
 
 
 @asynccontextmanager
-async def open_tier_service(root: Path, tier: str) -> AsyncIterator[tuple[AsyncClient, str]]:
-    """A service running ``tier`` and the sid of a trivial workflow on it."""
-    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": tier, "HERO_LOGIC_ADMIN_BIND": "none"}
+async def open_tier_service(root: Path, tier: str, **settings: str) -> AsyncIterator[tuple[AsyncClient, str]]:
+    """A service running ``tier`` and the sid of a trivial workflow on it. P2 is a cold start:
+    the warm pool is disabled unless ``settings`` (environment variables) say otherwise."""
+    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": tier, "HERO_LOGIC_ADMIN_BIND": "none", "HERO_LOGIC_WARM_POOL": "0", **settings}
     config = Config.load(environ=env)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, config)

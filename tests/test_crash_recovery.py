@@ -107,11 +107,11 @@ def charge(amount: int):
     return amount
 
 @flow(name="pay")
-def main():
+def main(service_pid: int):
     paid = charge(amount=5)
     if not os.path.exists("killed"):
         open("killed", "w").close()
-        os.kill(os.getppid(), signal.SIGKILL)  # the service dies right after the step returned
+        os.kill(service_pid, signal.SIGKILL)  # the service dies right after the step returned
         signal.pause()
     return paid
 """
@@ -123,7 +123,8 @@ async def _charges_after_a_crash_right_after_the_step(root: Path, *, checkpoint:
         async with AsyncClient(config.rpc_socket) as client:
             source = CHECKPOINTED.format(checkpoint=checkpoint)
             wf = await client.call("workflow_create", {"name": "pay", "python_source": source})
-            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
+            # (the flow's parent is the executor's spawner, not the service: it is told the pid)
+            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"], "input_data": {"service_pid": service.pid}})
         with trio.fail_after(20):
             await service.wait()
         service, config = await _start_service(root)

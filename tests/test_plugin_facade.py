@@ -13,7 +13,9 @@ PLUGIN_FACADE = {
     # every slot
     "Config", "ConfigError", "HeroLogicError", "InvalidParams", "PluginNotFound",
     # executor slot
-    "ProcessExecutorSlot", "Launch", "ExitOutcome", "ProcessScope", "ServiceClosed",
+    "ProcessExecutorSlot", "Launch", "ExitOutcome", "ProcessScope", "ServiceClosed", "ChildSetup",
+    # warm starts (optional on the executor and the sandbox tier)
+    "WarmExecutor", "WarmTier", "WarmAssignment", "IdleProcess", "WarmProcessLost",
     # sandbox slot
     "SandboxTier", "SandboxUnavailable",
     # span listener slot

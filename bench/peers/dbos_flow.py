@@ -1,8 +1,10 @@
 """DBOS peer workload, run with the DBOS venv's python (bench/.peers/dbos/bin/python).
 
-Usage: ``dbos_flow.py MODE [--runs N] [--steps N] [--poll S]`` with MODE one of ``steps``,
-``steps-wal``, ``resume``, ``replay`` or ``all``; prints one JSON line.
+Usage: ``dbos_flow.py MODE [--runs N] [--steps N] [--poll S]`` with MODE one of ``start``,
+``steps``, ``steps-wal``, ``resume``, ``replay`` or ``all``; prints one JSON line.
 
+* ``start``: ``DBOS.start_workflow`` of a workflow with no steps → ``get_result()`` returns (ms,
+  in-process: what starting a trivial workflow costs).
 * ``steps``: per-step cost (µs) = (1000-step workflow - empty workflow) / 1000, DBOS's default
   SQLite system database (rollback journal, full sync). ``steps-wal``: same with a WAL +
   ``synchronous=NORMAL`` engine.
@@ -107,6 +109,17 @@ def per_step_us(runs: int, steps: int) -> list[float]:
     return out
 
 
+def start_ms(runs: int) -> list[float]:
+    out = []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        handle = DBOS.start_workflow(steps_wf, 0)
+        assert handle.get_result() == 0
+        if i:
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 def resume_ms(runs: int, poll: float) -> list[float]:
     out = []
     for i in range(runs + 1):
@@ -141,7 +154,7 @@ def replay_ms(runs: int, steps: int) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["steps", "steps-wal", "resume", "replay", "all"])
+    parser.add_argument("mode", choices=["start", "steps", "steps-wal", "resume", "replay", "all"])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--poll", type=float, default=0.001)
@@ -159,6 +172,8 @@ def main() -> None:
         DBOS(config=config)  # type: ignore[arg-type]
         DBOS.launch()
         try:
+            if args.mode in ("start", "all"):
+                result["start_ms"] = _summary(start_ms(args.runs))
             if args.mode in ("steps", "steps-wal", "all"):
                 result["per_step_us"] = _summary(per_step_us(args.runs, args.steps))
             if args.mode in ("resume", "all"):

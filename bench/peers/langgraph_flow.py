@@ -1,9 +1,11 @@
 """LangGraph peer workload (functional API), run with bench/.peers/langgraph/bin/python.
 
-Usage: ``langgraph_flow.py MODE [--runs N] [--steps N]`` with MODE one of ``steps``,
+Usage: ``langgraph_flow.py MODE [--runs N] [--steps N]`` with MODE one of ``start``, ``steps``,
 ``resume``, ``replay`` or ``all``; prints one JSON line. Checkpointer: ``SqliteSaver`` on a file
 (the saver sets WAL; ``synchronous`` stays at SQLite's default), default durability.
 
+* ``start``: ``invoke`` of the ``@entrypoint`` with no tasks on a new thread → it returns (ms,
+  in-process, the checkpoint written).
 * ``steps``: per-step cost (µs) = (``@entrypoint`` running 1000 ``@task`` steps - running 0) / 1000.
 * ``resume``: the entrypoint runs 10 tasks then ``interrupt()``; ``invoke(Command(resume=…))`` →
   the line after ``interrupt()`` runs (ms, in-process). The functional API re-runs the
@@ -62,6 +64,16 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def start_ms(wf: Any, runs: int) -> list[float]:
+    out = []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        wf.invoke({"n": 0}, _config())
+        if i:
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 def per_step_us(wf: Any, runs: int, steps: int) -> list[float]:
     out = []
     for i in range(runs + 1):
@@ -94,7 +106,7 @@ def paused(wf: Any, runs: int, n: int) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["steps", "resume", "replay", "all"])
+    parser.add_argument("mode", choices=["start", "steps", "resume", "replay", "all"])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
@@ -102,6 +114,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lg-bench-", dir="/tmp") as tmp:
         conn = sqlite3.connect(f"{tmp}/checkpoints.sqlite", check_same_thread=False)
         wf = build(SqliteSaver(conn))
+        if args.mode in ("start", "all"):
+            result["start_ms"] = _summary(start_ms(wf, args.runs))
         if args.mode in ("steps", "all"):
             result["per_step_us"] = _summary(per_step_us(wf, args.runs, args.steps))
         if args.mode in ("resume", "all"):

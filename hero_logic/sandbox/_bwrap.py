@@ -37,17 +37,18 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel import SandboxUnavailable
+from hero_logic.kernel import SandboxUnavailable, WarmAssignment
 from hero_logic.sdk import ENV_PACKAGES, ENV_SERVICES
 
 from ._policy import MIB, SandboxLimits, scrubbed_env
 from ._scope import Containment
 from ._seccomp import SeccompUnavailable, build_filter, filter_fd
+from ._warm import show_play, warm_eligible
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hero_logic.kernel import Config, Launch, WarmAssignment
+    from hero_logic.kernel import Config, Launch
 
 __all__ = [
     "INSIDE_PLAY",
@@ -355,15 +356,18 @@ class BwrapTier:
         return self.wrap(launch)
 
     def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
-        """Show ``play``'s files and workdir in the warm sandbox; the environment it takes."""
-        from ._warm import assign_bwrap  # it builds on this module's paths
-
-        return assign_bwrap(warm, play)
+        """Show ``play``'s files and workdir in the warm sandbox; the environment ``wrap``
+        would have given it."""
+        env, files = inside_paths(play)
+        env = scrubbed_env(env, home=INSIDE_WORK)
+        env["TMPDIR"] = "/tmp"
+        if play.packages_dir is not None:
+            env[ENV_PACKAGES] = INSIDE_PACKAGES
+        show_play(warm, play, [(host, inside.removeprefix(INSIDE_PLAY + "/")) for host, inside in files])
+        return WarmAssignment(env=env, cwd=INSIDE_WORK)
 
     def warm_eligible(self, play: Launch) -> bool:
         """Whether ``play`` may run warm (not with the network or service sockets)."""
-        from ._warm import warm_eligible
-
         return warm_eligible(play)
 
     def close(self) -> None:

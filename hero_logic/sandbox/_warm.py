@@ -7,7 +7,7 @@ workdir are fresh directories of its own. Handing it a play (:func:`assign_env_s
 
 * ``env_scrub`` shares the host's file system: the process is told the play's environment
   (host paths, ``HOME`` the play's workdir) and moves into the play's workdir.
-* ``bwrap`` bound the warm process's own play directory at ``/hero/play`` (read-only) and its
+* ``bwrap`` (:func:`show_play`) bound the warm process's own play directory at ``/hero/play`` (read-only) and its
   own fresh workdir at ``/hero/work`` when it started. The play's staged files (source, inputs,
   replay caches, span socket) are hard-linked into that play directory, so the flow finds them
   at the paths a cold start binds them to; the entries the play's workdir holds from its
@@ -28,17 +28,16 @@ import stat
 from typing import TYPE_CHECKING
 
 from hero_logic.kernel import WarmAssignment
-from hero_logic.sdk import ENV_PACKAGES
 
-from ._bwrap import INSIDE_PACKAGES, INSIDE_PLAY, INSIDE_WORK, inside_paths
 from ._policy import scrubbed_env
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from hero_logic.kernel import Launch
 
-__all__ = ["adopt_workdir", "assign_bwrap", "assign_env_scrub", "warm_eligible"]
+__all__ = ["adopt_workdir", "assign_env_scrub", "show_play", "warm_eligible"]
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -55,21 +54,17 @@ def assign_env_scrub(warm: Launch, play: Launch) -> WarmAssignment:
     return WarmAssignment(env=scrubbed_env(play.env, home=str(play.workdir)), cwd=str(play.workdir))
 
 
-def assign_bwrap(warm: Launch, play: Launch) -> WarmAssignment:
-    """Show the play's files and workdir in the warm sandbox; the environment a cold ``bwrap``
-    start of ``play`` would have (see the module docstring)."""
+def show_play(warm: Launch, play: Launch, files: Sequence[tuple[Path, str]]) -> None:
+    """Make a namespace tier's warm sandbox show ``play``: each staged file ``(host path,
+    name)`` hard-linked into the warm process's play directory (bound read-only where the flow
+    finds its files), then the play's workdir adopted (:func:`adopt_workdir`). On failure
+    nothing of the play was changed."""
     _same_environment(warm, play)
-    env, files = inside_paths(play)
-    env = scrubbed_env(env, home=INSIDE_WORK)
-    env["TMPDIR"] = "/tmp"
-    if play.packages_dir is not None:
-        env[ENV_PACKAGES] = INSIDE_PACKAGES
     linked: list[Path] = []
     try:
-        for host, inside in files:
-            name = inside.removeprefix(INSIDE_PLAY + "/")
-            if "/" in name:
-                msg = f"refusing to show {host} at {inside} in a warm sandbox"
+        for host, name in files:
+            if "/" in name or name in ("", ".", ".."):
+                msg = f"refusing to show {host} as {name!r} in a warm sandbox"
                 raise OSError(msg)
             mode = os.lstat(host).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISSOCK(mode)):
@@ -82,7 +77,6 @@ def assign_bwrap(warm: Launch, play: Launch) -> WarmAssignment:
         for path in linked:
             path.unlink(missing_ok=True)
         raise
-    return WarmAssignment(env=env, cwd=INSIDE_WORK)
 
 
 def _same_environment(warm: Launch, play: Launch) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from hero_logic.kernel import IdleProcess, Launch, ProcessScope, WarmAssignment
 
-    from ._process import Child, Started
+    from ._child import Child, Started
 
 __all__ = ["IdleFlowProcess", "spawn_idle", "take_play"]
 

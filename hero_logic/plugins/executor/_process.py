@@ -37,19 +37,22 @@ import os
 import resource
 import signal
 import subprocess
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from hero_logic.kernel import ExitOutcome, IdleProcess, Launch, ProcessScope, WarmAssignment
 
+from ._idle import spawn_idle, take_play
 from ._spawner import Spawner
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from hero_logic.kernel import Config
+
+    from ._child import Child, Started
 
 __all__ = ["TAIL_BYTES", "ProcessExecutor", "kill_recorded_process", "process_start_time"]
 
@@ -133,19 +136,6 @@ def kill_recorded_process(path: Path) -> bool:
     return True
 
 
-class Child(Protocol):
-    """A started flow process: forked here (:class:`_Child`) or by the spawner."""
-
-    pid: int
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    async def wait(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
 class _Child:
     """A spawned flow process, awaited through a pidfd (no thread, no SIGCHLD handler)."""
 
@@ -166,9 +156,6 @@ class _Child:
 
     def close(self) -> None:
         os.close(self._pidfd)
-
-
-Started = tuple[Child, trio.lowlevel.FdStream, trio.lowlevel.FdStream]
 
 
 def _spawn(launch: Launch, stdin: int | None = None) -> Started:
@@ -360,8 +347,6 @@ class ProcessExecutor:
 
     async def spawn_idle(self, launch: Launch) -> IdleProcess:
         """Start a warm process (its launch wrapped by the tier's ``wrap_warm``)."""
-        from ._idle import spawn_idle
-
         return await spawn_idle(self._start, launch)
 
     async def run_idle(
@@ -374,8 +359,6 @@ class ProcessExecutor:
         kill_grace_s: float,
     ) -> ExitOutcome:
         """Give the warm process ``idle`` its play, then supervise it as :meth:`run` does."""
-        from ._idle import take_play
-
         child, out, err, scope = await take_play(idle, assignment)
         return await _supervise(
             child, out, err, scope, pid_file=pid_file, timeout_s=timeout_s, kill_grace_s=kill_grace_s
