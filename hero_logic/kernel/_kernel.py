@@ -52,6 +52,9 @@ __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
 
 log = logging.getLogger("hero_logic.kernel")
 
+_REPLAYED = frozenset({"step_output", "step_failed"})
+"""The events a run's replay caches are made of (the rest of a play's events is not decoded)."""
+
 MAX_RECOVERY_ATTEMPTS = 3
 """Runs a play may start since it last paused (or since it began) before a service crash
 that leaves it ``running`` makes it fail: a play that keeps crashing the service stops."""
@@ -467,7 +470,7 @@ class Kernel(EventIntake):
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
-            for event in await self.repo.read_events(sid):
+            for event in await self.repo.read_events(sid, types=_REPLAYED):
                 kind = event.get("type")
                 if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")

@@ -109,6 +109,10 @@ def _stamp(path: Path | None) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+async def _remove_tree(path: Path) -> None:
+    await trio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+
+
 def _private_mkdir(path: Path) -> None:
     old = os.umask(0o077)
     try:
@@ -228,7 +232,14 @@ class WarmPool:
                 self._count_up("fallbacks")
                 return None
         finally:
-            shutil.rmtree(warm.home, ignore_errors=True)
+            self._remove_soon(warm.home)
+
+    def _remove_soon(self, home: Path) -> None:
+        """Remove a used process's directory off the event loop (a run never waits for it)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(_remove_tree, home)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
     # -- filling ---------------------------------------------------------------------------------
 
@@ -365,7 +376,7 @@ class WarmPool:
     async def _discard(self, warm: _Warm) -> None:
         with trio.CancelScope(shield=True):
             await warm.process.aclose()
-        shutil.rmtree(warm.home, ignore_errors=True)
+            await _remove_tree(warm.home)
 
     async def _empty(self) -> None:
         queues, self._ready = self._ready, {}

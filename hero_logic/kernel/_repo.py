@@ -270,12 +270,13 @@ class Repo:
                 return
             after = rows[-1][0]
 
-    async def read_events(self, play_sid: str) -> list[dict[str, Any]]:
-        """The wire events of a play, in arrival order (decoded in a worker thread)."""
+    async def read_events(self, play_sid: str, *, types: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """The wire events of a play, in arrival order (decoded in a worker thread); with
+        ``types``, only the events of those types (a row that cannot hold one is not decoded)."""
         out: list[dict[str, Any]] = []
         async with aclosing(self.event_chunks(play_sid)) as chunks:
             async for rows in chunks:
-                out += await trio.to_thread.run_sync(_decode_rows, rows)
+                out += await trio.to_thread.run_sync(_decode_rows, rows, types)
         return out
 
     async def folded_spans(self, play_sid: str) -> FoldedSpans:
@@ -334,5 +335,16 @@ class _Folding:
     result: FoldedSpans | None = None
 
 
-def _decode_rows(rows: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    return [json.loads(raw) for _, raw in rows]
+def _decode_rows(rows: list[tuple[str, bytes]], types: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    if types is None:
+        return [json.loads(raw) for _, raw in rows]
+    # A row holds an event of one of ``types`` only if it spells the type's name, or escapes a
+    # character (``\u0073tep_output`` is JSON for it too): other rows need no decoding.
+    names = tuple(name.encode() for name in types)
+    out = []
+    for _, raw in rows:
+        if b"\\u" in raw or any(name in raw for name in names):
+            event = json.loads(raw)
+            if event.get("type") in types:
+                out.append(event)
+    return out

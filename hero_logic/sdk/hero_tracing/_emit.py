@@ -1,9 +1,10 @@
 """The flow process's one connection to its play's span socket.
 
 Events go out with one ``sendall`` each, under a lock so threads never interleave bytes of
-two lines. The connection opens lazily. If it cannot be opened or breaks, the writer goes
-dead: later events are dropped silently (one note on stderr) instead of raising into user
-code, and requests fail with :class:`ServiceLost`.
+two lines; the lines of replayed steps wait (in order) for the next event to go out with it.
+The connection opens lazily. If it cannot be opened or breaks, the writer goes dead: later
+events are dropped silently (one note on stderr) instead of raising into user code, and
+requests fail with :class:`ServiceLost`.
 
 Requests carry an integer ``id``; the service answers each with a ``response`` line on the
 same connection. One thread at a time reads answers and files them by id, so requests from
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["RequestError", "ServiceLost", "Writer"]
+
+
+_SEND_SOON_BYTES = 64 * 1024
 
 
 class RequestError(Exception):
@@ -50,6 +54,8 @@ class Writer:
         self._lock = _thread.allocate_lock()
         self._request_ids = itertools.count(1)
         self._buffer = b""
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._answers: dict[int, tuple[Any, tuple[int, str] | None]] = {}
         self._reading = False
         self._answers_changed: Any = None  # a threading.Condition, made on the first request
@@ -77,10 +83,16 @@ class Writer:
                 pass
 
     def send(self, data: bytes) -> None:
-        """Send whole lines; drop them silently once the connection is dead."""
+        """Send whole lines (after any queued by :meth:`send_soon`); drop them silently once
+        the connection is dead."""
         if self.dead:
             return
         with self._lock:
+            if self._pending:
+                self._pending.append(data)
+                data = b"".join(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
             sock = self._sock or self._connect()
             if sock is None:
                 return
@@ -88,6 +100,18 @@ class Writer:
                 sock.sendall(data)
             except OSError as exc:
                 self._die(f"the span socket broke: {exc}")
+
+    def send_soon(self, data: bytes) -> None:
+        """Queue whole lines to go out with the next :meth:`send` (or request, or at close, or
+        once 64 KiB wait): a replay reports each cached step without a system call each."""
+        if self.dead:
+            return
+        with self._lock:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes < _SEND_SOON_BYTES:
+                return
+        self.send(b"")
 
     def request(self, method: str, params: dict[str, Any]) -> Any:
         """Send a request and wait for its answer; raise RequestError or ServiceLost."""
@@ -151,7 +175,9 @@ class Writer:
         return line + b"\n"
 
     def close(self) -> None:
-        """Close the connection; later events are dropped."""
+        """Close the connection (once what waits in the queue is sent); later events are dropped."""
+        if self._pending:
+            self.send(b"")
         with self._lock:
             sock, self._sock = self._sock, None
             self.dead = True

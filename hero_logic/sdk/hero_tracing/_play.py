@@ -249,9 +249,10 @@ class Runtime:
         )
 
     def _replay(self, span: Span, key: str, parent_id: str, site: tuple[str, str]) -> Any:
-        # One line: a replayed step starts and ends at once (span_start with status and end_ms).
+        # One line: a replayed step starts and ends at once (span_start with status and end_ms),
+        # sent with the next event (a long replay makes no system call per step).
         now = _now_ms()
-        self.writer.send(
+        self.writer.send_soon(
             self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
         )
         return self.steps[key]
