@@ -141,7 +141,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
     Setting("warm_pool", "--warm-pool", "HERO_LOGIC_WARM_POOL", "2", "warm flow processes kept ready (per environment), each already in its sandbox with the SDK imported and used for one play only; 0 disables (every play starts cold)", _non_negative_int("HERO_LOGIC_WARM_POOL")),
-    Setting("warm_pool_min", "--warm-pool-min", "HERO_LOGIC_WARM_POOL_MIN", "1", "warm processes refilled at once even while every run slot is busy (the rest of the pool refills when a slot is free): N, or TIER=N,... per sandbox tier", _warm_pool_min),
+    Setting("warm_pool_min", "--warm-pool-min", "HERO_LOGIC_WARM_POOL_MIN", "1", "warm processes refilled at once even while plays run (the rest of the pool refills while no play runs): N, or TIER=N,... per sandbox tier", _warm_pool_min),
     Setting("warm_pool_max_idle_s", "--warm-pool-max-idle", "HERO_LOGIC_WARM_POOL_MAX_IDLE", "300", "seconds a warm process may wait unused before it is replaced by a fresh one", _positive_int("HERO_LOGIC_WARM_POOL_MAX_IDLE")),
 )
 

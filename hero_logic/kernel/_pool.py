@@ -16,9 +16,10 @@ scope. Each process serves one play run, then exits; nothing of one play reaches
   environment (and only while that directory is the one it bound).
 * **Refill.** One task starts processes one after another (so a refill burst uses at most one
   core's worth of start-ups), each only once the previous one said it is ready. Up to the
-  tier's minimum (``--warm-pool-min``) it refills at once; beyond it, up to ``--warm-pool``, only
-  while a run slot is free (``--max-running``), and while plays run it rests as long as each
-  start took, so it never takes more than half a core from them.
+  tier's minimum (``--warm-pool-min``) it refills at once, even while plays run (resting as
+  long as each start took, so it never takes more than half a core from them); beyond it, up
+  to ``--warm-pool``, only while no play holds a run slot: a start-up beside a running play
+  slows it (on two cores, a warm play ran 10-15 ms slower beside a refill).
 * **Falls back to cold.** No ready process (a miss), a play that may not run warm (the network,
   service sockets: bound at spawn), a process that died waiting, or a tier that cannot hand it
   the play: the play starts cold, as it would with the pool disabled (``--warm-pool 0``).
@@ -278,8 +279,8 @@ class WarmPool:
     def _target(self, key: Path | None) -> int:
         if key is not None and trio.current_time() - self._used.get(key, -1e18) > self.max_idle_s:
             return 0
-        if self.capacity.in_use >= self.capacity.total:  # every run slot busy: the minimum only
-            return self.minimum
+        if self.capacity.in_use:  # plays run: a start-up would take CPU from them (measured:
+            return self.minimum  # a warm play ran 10-15 ms slower beside one); the minimum only
         return self.size
 
     def _next_to_fill(self) -> Path | bool | None:
