@@ -283,3 +283,47 @@ async def test_no_warm_process_is_left_after_the_service_stops_or_dies(root: Pat
     assert _still_alive(warm) == []
     if how == "stop":
         assert not (config.state_dir / "warm").exists()
+
+
+PROBE_IDLE = """
+import os
+from hero_tracing import flow
+
+@flow
+def main():
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"hero_warm.py" not in f.read():
+                    continue
+        except OSError:
+            continue
+        seen = {}
+        for what in ("environ", "mem"):
+            try:
+                with open(f"/proc/{entry}/{what}", "rb") as f:
+                    f.read(16)
+                seen[what] = "read"
+            except OSError as exc:
+                seen[what] = type(exc).__name__
+        found[entry] = seen
+    return found
+"""
+
+
+async def test_an_env_scrub_flow_cannot_reach_an_idle_warm_process(root: Path) -> None:
+    """The warm process a later play gets is non-dumpable while it waits: a flow of the same
+    uid (env_scrub shares the service's) can read neither its environment nor its memory."""
+    # (minimum 1: no process is starting, and dumpable for a moment, while the probe runs)
+    async with open_service(root, "env_scrub", warm_pool=2, warm_pool_min="1") as plain:
+        svc = WarmService(plain.config, plain.client)
+        await _ready(svc.client, 2)
+        wf = await svc.push(PROBE_IDLE)
+        play = await svc.run(wf)
+    assert play["status"] == "success", play["error_message"]
+    found = play["output_data"]
+    assert found, "the probe found no idle warm process"
+    assert all(v != "read" for seen in found.values() for v in seen.values()), found

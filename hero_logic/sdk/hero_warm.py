@@ -10,9 +10,8 @@ sys.path.insert(0, __file__.rpartition("/")[0] or ".")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the package through its place in the source tree
-    from hero_logic.sdk.hero_tracing._warm import main, preload
+    from hero_logic.sdk.hero_tracing._warm import main
 else:
-    from hero_tracing._warm import main, preload
+    from hero_tracing._warm import main
 
-preload()
 main()

@@ -76,13 +76,26 @@ def wait_for_play(fd: int = 0) -> tuple[dict[str, str], str] | None:
     return decode_assignment(data)
 
 
+def _set_dumpable(dumpable: bool) -> None:
+    """``prctl(PR_SET_DUMPABLE)``: a non-dumpable process cannot be traced, nor its memory or
+    environment read, by another process of its uid (an env_scrub flow shares the service's)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, int(dumpable), 0, 0, 0)  # PR_SET_DUMPABLE
+
+
 def main() -> NoReturn:
-    """Wait for a play, take it, run it as the boot stub would."""
+    """Wait for a play, take it, run it as the boot stub would. While it waits the process is
+    non-dumpable, so no flow of the same uid can tamper with the process a later play gets;
+    once it has its play it is dumpable again, as a cold start is."""
+    _set_dumpable(False)
+    preload()
     from ._boot import main as run_play
 
     assignment = wait_for_play()
     if assignment is None:
         raise SystemExit(0)
+    _set_dumpable(True)
     env, cwd = assignment
     sys.argv[0] = sys.argv[0].rpartition("/")[0] + "/hero_boot.py"  # as a cold start has it
     os.environ.update(env)
