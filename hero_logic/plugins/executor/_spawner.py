@@ -43,16 +43,17 @@ class SpawnerLost(OSError):
 class SpawnedChild:
     """A flow process the spawner started; awaited through the spawner's exit message."""
 
-    def __init__(self, spawner: Spawner, request_id: int, pid: int) -> None:
+    def __init__(self, spawner: Spawner, request_id: int, pid: int, generation: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
         self._spawner = spawner
         self._id = request_id
+        self._generation = generation
 
     async def wait(self) -> int:
         """Wait until the process has ended; its return code (negative: a signal)."""
         if self.returncode is None:
-            answer = await self._spawner._wait_for(("exit", self._id))
+            answer = await self._spawner._wait_for(("exit", self._id), self._generation)
             self.returncode = int(answer.get("exit", _LOST))
         return self.returncode
 
@@ -73,6 +74,8 @@ class Spawner:
         self._reading = False
         self._changed = trio.Event()
         self._lost = False
+        self._generation = 0
+        """Which spawner process this is (a child of a dead one died with it)."""
         self.spawned = 0
 
     @property
@@ -93,7 +96,7 @@ class Spawner:
             theirs.close()
         self._sock = trio.socket.from_stdlib_socket(ours)
         self._lost = False
-        self._inbox.clear()
+        self._generation += 1
 
     async def spawn(
         self,
@@ -130,20 +133,22 @@ class Spawner:
             self._lose()
             msg = f"the spawner is gone ({exc})"
             raise SpawnerLost(msg) from None
-        answer = await self._wait_for(("spawn", request_id))
+        generation = self._generation
+        answer = await self._wait_for(("spawn", request_id), generation)
         if "pid" not in answer:
             raise OSError(str(answer.get("error", "the spawner gave no reason")))
         self.spawned += 1
-        return SpawnedChild(self, request_id, int(answer["pid"]))
+        return SpawnedChild(self, request_id, int(answer["pid"]), generation)
 
-    async def _wait_for(self, key: tuple[str, int]) -> dict[str, Any]:
-        """The message filed under ``key``, reading the socket while nobody else does."""
+    async def _wait_for(self, key: tuple[str, int], generation: int) -> dict[str, Any]:
+        """The message filed under ``key`` from spawner ``generation``, reading the socket
+        while nobody else does. A spawner that died sends nothing more: its answers are lost."""
         self._waiting.add(key)
         try:
             while True:
                 if key in self._inbox:
                     return self._inbox.pop(key)
-                if self._lost:
+                if self._lost or generation != self._generation:
                     if key[0] == "spawn":
                         msg = "the spawner died before it started the process"
                         raise SpawnerLost(msg)
@@ -166,7 +171,7 @@ class Spawner:
         assert self._sock is not None
         try:
             data = await self._sock.recv(_MAX_ANSWER)
-        except OSError:
+        except (OSError, trio.ClosedResourceError):
             data = b""
         if not data:
             self._lose()
