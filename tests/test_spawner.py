@@ -45,7 +45,9 @@ async def test_a_dead_spawner_ends_its_flows_and_the_next_play_gets_a_new_one(ro
     """An env_scrub flow kills the spawner: its play ends (killed with it), the warm processes
     the dead spawner started are dropped, later plays run, and the service stops cleanly."""
     with trio.fail_after(50):
-        async with open_service(root, "env_scrub", warm_pool=1, warm_pool_min="1") as svc:
+        async with open_service(root, "env_scrub", warm_pool=2, warm_pool_min="2") as svc:
+            while (await svc.client.health())["warm_pool"]["ready"] < 2:  # noqa: ASYNC110 - another service's state
+                await trio.sleep(0.02)
             killed = await run_flow(svc, KILLS_ITS_PARENT)
             assert killed["status"] == "failed", killed
             assert "SIGKILL" in killed["error_message"], killed["error_message"]
