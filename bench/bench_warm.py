@@ -135,8 +135,10 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main(runs: int, back_to_back: int, burst_n: int) -> None:
+async def main(runs: int, back_to_back: int, burst_n: int, pool: str, only: str) -> None:
     tiers = ["env_scrub"] + (["bwrap"] if shutil.which("bwrap") else [])
+    tiers = [t for t in tiers if not only or t in only.split(",")]
+    settings = {"HERO_LOGIC_WARM_POOL": pool} if pool else {}
     rows: dict[str, list[float]] = {}
     extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="hw-", dir="/tmp") as tmp:
@@ -147,7 +149,7 @@ async def main(runs: int, back_to_back: int, burst_n: int) -> None:
             warm: dict[str, Svc] = {}
             cold: dict[str, Svc] = {}
             for tier in tiers:
-                warm[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-warm", tier))
+                warm[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-warm", tier, **settings))
                 cold[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-cold", tier, HERO_LOGIC_WARM_POOL="0"))
             size = (await warm[tiers[0]].pool())["size"]
             for i in range(runs + 2):
@@ -182,7 +184,7 @@ async def main(runs: int, back_to_back: int, burst_n: int) -> None:
                         f"p50 {statistics.median(latencies):7.1f} ms, p99 {_p(latencies, 0.99):7.1f} ms "
                         f"({counts['hits']} warm, {counts['misses']} cold)"
                     )
-    print(f"Warm starts, {runs} runs each, interleaved (median, min-max); pool size {size} (the default)")
+    print(f"Warm starts, {runs} runs each, interleaved (median, min-max); pool size {size}{'' if pool else ' (the default)'}")
     for tier in tiers:
         floor = statistics.median(rows[f"{tier} floor"])
         warm_play = statistics.median(rows[f"{tier} P3 warm play"])
@@ -206,5 +208,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--back-to-back", type=int, default=10)
     parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--pool", default="", help="--warm-pool of the warm service (default: the service's default)")
+    parser.add_argument("--tiers", default="", help="comma-separated tiers (default: every one installed)")
     args = parser.parse_args()
-    trio.run(main, args.runs, args.back_to_back, args.burst)
+    trio.run(main, args.runs, args.back_to_back, args.burst, args.pool, args.tiers)
