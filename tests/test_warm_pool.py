@@ -327,3 +327,15 @@ async def test_an_env_scrub_flow_cannot_reach_an_idle_warm_process(root: Path) -
     found = play["output_data"]
     assert found, "the probe found no idle warm process"
     assert all(v != "read" for seen in found.values() for v in seen.values()), found
+
+
+def test_the_warm_pool_minimum_is_given_per_tier_or_for_all() -> None:
+    from hero_logic.kernel import ConfigError
+    from hero_logic.kernel._config import warm_pool_minimum
+
+    assert warm_pool_minimum("2", "bwrap") == 2
+    assert warm_pool_minimum("bwrap=3,env_scrub=1", "bwrap") == 3
+    assert warm_pool_minimum("bwrap=3,env_scrub=1", "nsjail") == 0
+    for bad in ("-1", "bwrap", "bwrap=x", "=2"):
+        with pytest.raises(ConfigError):
+            warm_pool_minimum(bad, "bwrap")
