@@ -200,6 +200,10 @@ class ResumeRequest:
     resumed_at: int | None = None
     play_sid: str = ""
     """The play that asked (for a parent listing the open pauses of its child plays)."""
+    answered_by: str = ""
+    """Who answered, as the caller said (an email, a service name): free text, for the audit."""
+    via: str = ""
+    """How the answer came: ``rpc``, ``url`` (an approval page), ``webhook``, ``prefill``."""
 
 
 @attrs.frozen

@@ -278,20 +278,54 @@ class Plays:
         return play.sid
 
     @rpc_method(admin=True)
-    async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
-        """Plays, newest first, optionally of one workflow and/or in one status."""
-        check_limit(limit, context="play_list")
-        statuses: tuple[PlayStatus, ...] = ()
-        if status:
+    async def play_list(
+        self,
+        workflow_sid: str = "",
+        status: str = "",
+        limit: int = 50,
+        name: str = "",
+        query: str = "",
+        since_ms: int = 0,
+        until_ms: int = 0,
+        before: str = "",
+        hide_benchmarks: bool = False,
+        hide_schedules: bool = False,
+    ) -> list[Play]:
+        """Plays, newest first, optionally of one workflow and/or in some statuses (one, or
+        several comma-separated), whose name contains ``name``, whose sid starts with or name
+        contains ``query``, created in [since_ms, until_ms), older than the play ``before``
+        (the last sid of the previous page), without benchmark or schedule runs."""
+        context = "play_list"
+        check_limit(limit, context=context)
+        statuses: list[PlayStatus] = []
+        for part in filter(None, (p.strip() for p in status.split(","))):
             try:
-                statuses = (PlayStatus(status),)
+                statuses.append(PlayStatus(part))
             except ValueError:
                 allowed = ", ".join(s.value for s in PlayStatus)
                 msg = "status"
-                raise invalid_field(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
+                raise invalid_field(msg, f"unknown play status {part!r}; one of: {allowed}", context=context) from None
+        if since_ms < 0 or until_ms < 0:
+            msg = "since_ms" if since_ms < 0 else "until_ms"
+            raise invalid_field(msg, "must be 0 (no bound) or a time in ms since the epoch", context=context)
         if workflow_sid:
             await self.kernel.repo.get_workflow(workflow_sid)
-        plays = await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        needle, search = name.casefold(), query.strip().casefold()
+
+        def accept(play: Play) -> bool:
+            label = play.name.casefold()
+            return (
+                (not needle or needle in label)
+                and (not search or play.sid.casefold().startswith(search) or search in label)
+                and (not since_ms or play.created_at >= since_ms)
+                and (not until_ms or play.created_at < until_ms)
+                and not (hide_benchmarks and play.name.startswith("benchmark:"))
+                and not (hide_schedules and play.name.startswith("schedule:"))
+            )
+
+        plays = await self.kernel.repo.list_plays(
+            workflow_sid=workflow_sid, statuses=statuses, limit=limit, before=before, accept=accept
+        )
         # A list shows which questions are open, not their schemas: play_pending_resumes has those.
         return [_without_schemas(p) if p.pending_resumes else p for p in plays]
 

@@ -28,7 +28,10 @@ from ._checks import canonical_json, invalid_field
 from ._marker import rpc_method
 from ._schema_check import SchemaChecker, SchemaCheckFailed
 
-__all__ = ["Resumes", "check_payload"]
+__all__ = ["MAX_ANSWERED_BY", "Resumes", "check_payload"]
+
+MAX_ANSWERED_BY = 200
+"""Longest ``answered_by`` label, in characters."""
 
 
 def _receipt_or_conflict(play: Play, answered: ResumeRequest, payload: Any, *, context: str) -> dict[str, Any]:
@@ -96,7 +99,7 @@ class Resumes:
         return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
 
     @rpc_method(admin=True)
-    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
+    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None, answered_by: str = "") -> dict[str, Any]:
         """Answer a pause (by resume id, or by pause name when that is unambiguous) and
         continue the play from where it paused.
 
@@ -105,10 +108,22 @@ class Resumes:
         pause is a conflict. A pause of a child play can be answered through its parent.
         Answers to one play are taken one at a time, so concurrent identical answers all get
         the first one's receipt and concurrent different answers conflict."""
-        async with self._resume_locks.hold(play_sid):
-            return await self._resume(play_sid, resume_id, payload)
+        return await self.answer(play_sid, resume_id, payload, answered_by=answered_by, via="rpc")
 
-    async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
+    async def answer(
+        self, play_sid: str, resume_id: str, payload: Any, *, answered_by: str = "", via: str = "rpc"
+    ) -> dict[str, Any]:
+        """``play_resume`` for every door: ``via`` says which (``rpc``, ``url``, ``webhook``)."""
+        if len(answered_by) > MAX_ANSWERED_BY or not answered_by.isprintable():
+            msg = "answered_by"
+            raise invalid_field(
+                msg, f"must be one line of at most {MAX_ANSWERED_BY} printable characters, got {answered_by[:80]!r}",
+                context="play_resume",
+            )
+        async with self._resume_locks.hold(play_sid):
+            return await self._resume(play_sid, resume_id, payload, answered_by=answered_by, via=via)
+
+    async def _resume(self, play_sid: str, resume_id: str, payload: Any, *, answered_by: str, via: str) -> dict[str, Any]:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
         for answered in play.received_resumes:
@@ -122,9 +137,9 @@ class Resumes:
             by_name = [a for a in play.received_resumes if a.name == resume_id]
             if by_name:
                 return _receipt_or_conflict(play, by_name[-1], payload, context=context)
-            answered_by = await self._child_that_answered(play, resume_id)
-            if answered_by:  # the same answer again through the parent: idempotent there too
-                return await self.play_resume(answered_by, resume_id, payload)
+            child_sid = await self._child_that_answered(play, resume_id)
+            if child_sid:  # the same answer again through the parent: idempotent there too
+                return await self.answer(child_sid, resume_id, payload, answered_by=answered_by, via=via)
             if play.status is not PlayStatus.AWAITING_RESUME and not self.kernel.is_active(play.sid):
                 msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
                 raise WrongState(msg)
@@ -139,9 +154,9 @@ class Resumes:
             raise invalid_field(msg_0, why, context=context)
         request = matches[0]
         if request.play_sid != play.sid:
-            return await self.play_resume(request.play_sid, request.id, payload)
+            return await self.answer(request.play_sid, request.id, payload, answered_by=answered_by, via=via)
         await check_payload(self.schema_checker, request, payload, context=context)
-        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
+        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms(), answered_by=answered_by, via=via)
         try:
             # Durable before we answer; a play still running takes it when its run settles.
             await self.kernel.resume(play.sid, answered)
