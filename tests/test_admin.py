@@ -68,7 +68,7 @@ async def admin(service: Service, nursery: trio.Nursery) -> AsyncIterator[Admin]
 async def test_pages_are_served_with_a_strict_content_security_policy(admin: Admin) -> None:
     wf = await admin.service.push(FLOW)
     play = await admin.service.run(wf)
-    for path, script in [("/", "dashboard"), (f"/workflows/{wf['sid']}", "workflow"), (f"/plays/{play['sid']}", "play")]:
+    for path, script in [("/", "dashboard"), ("/plays", "plays"), (f"/workflows/{wf['sid']}", "workflow"), (f"/plays/{play['sid']}", "play")]:
         response = await admin.http.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")

@@ -251,6 +251,8 @@ async def test_the_decisions_of_a_play_say_which_question_which_answer_when_and_
         form.get_by_role("button", name="Send answer").click()
         expect(page.locator('.resume-form[data-kind="confirm"]')).to_be_visible()
         expect(page.locator("#decisions tbody tr")).to_have_count(1)
+        page.reload()
+        expect(page.locator("#answerer")).to_have_value("ada@example.com")  # kept in this browser
         assert not errors, errors
         page.close()
 
@@ -267,7 +269,6 @@ async def test_the_decisions_of_a_play_say_which_question_which_answer_when_and_
         from playwright.sync_api import expect
 
         page, errors = open_page(b, f"http://{host}/plays/{play['sid']}", width=1280)
-        expect(page.locator("#answerer")).to_have_value("ada@example.com")  # kept in this browser
         rows = page.locator("#decisions tbody tr")
         expect(rows).to_have_count(2)
         expect(rows.nth(0)).to_contain_text("Which size?")

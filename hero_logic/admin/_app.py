@@ -3,6 +3,7 @@
 Routes::
 
     GET  /                               dashboard
+    GET  /plays                          every play: filters, search, pages
     GET  /workflows/{sid}                a workflow: source, versions, run form, presets, ...
     GET  /plays/{sid}                    a play: live span graph, inspector, resume forms
     GET  /static/{path}                  the admin's CSS/JS (and the bundled editor)
@@ -65,6 +66,7 @@ live stream instead of holding a request open) or ``play_run_async`` (a flow's o
 _SID = r"[A-Za-z0-9_.\-]{1,200}"
 _PAGES = [
     (re.compile(r"^/$"), "dashboard"),
+    (re.compile(r"^/plays$"), "plays"),
     (re.compile(rf"^/workflows/(?P<sid>{_SID})$"), "workflow"),
     (re.compile(rf"^/plays/(?P<sid>{_SID})$"), "play"),
 ]
@@ -72,7 +74,7 @@ _STREAMS = [
     re.compile(r"^/api/plays/events$"),
     re.compile(rf"^/api/plays/(?P<sid>{_SID})/spans$"),
 ]
-_TITLES = {"dashboard": "Dashboard", "workflow": "Workflow", "play": "Play"}
+_TITLES = {"dashboard": "Dashboard", "plays": "Plays", "workflow": "Workflow", "play": "Play"}
 _CONTENT_TYPES = {
     ".js": b"text/javascript; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
@@ -191,7 +193,7 @@ class AdminApp:
                     (b"content-security-policy", _CSP), (b"cache-control", b"no-store"), head=head,
                 )
                 return
-        message = f"no page at {path}: the admin has /, /workflows/{{sid}} and /plays/{{sid}}"
+        message = f"no page at {path}: the admin has /, /plays, /workflows/{{sid}} and /plays/{{sid}}"
         if "text/html" in (header(scope, b"accept") or ""):
             await self._not_found(send, message, head=head)
             return

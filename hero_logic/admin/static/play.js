@@ -62,7 +62,8 @@ function layout() {
     h("div", { class: "play-layout" },
       h("div", { class: "stack" },
         h("section", { class: "card", id: "graph-card" },
-          h("div", { class: "card-head" }, h("h2", {}, "Span tree"), els.graphInfo, els.jump, h("span", { class: "spacer" }), spanTree.followControl, legend(), els.live),
+          h("div", { class: "card-head" }, h("h2", {}, "Span tree"), h("span", { class: "spacer" }), legend(), els.live),
+          h("div", { class: "graph-tools" }, els.graphInfo, els.jump, h("span", { class: "spacer" }), spanTree.followControl),
           h("div", { class: "graph-head" }, h("div", {}, "span"), h("div", {}, "timeline")),
           els.graph, els.graphEmpty),
         els.decisions,
@@ -160,8 +161,10 @@ function renderDecisions() {
   els.decisions.hidden = !shown;
   if (!shown) return;
   if (!els.decisions.childElementCount) {
-    els.decisions.append(h("div", { class: "card-head" }, h("h2", {}, "Decisions"), h("span", { class: "spacer" }), answererField()), els.decisionsBody);
+    els.answerAs = answererField();
+    els.decisions.append(h("div", { class: "card-head" }, h("h2", {}, "Decisions"), h("span", { class: "spacer" }), els.answerAs), els.decisionsBody);
   }
+  els.answerAs.hidden = play.status !== "awaiting_resume"; // the label matters while answers are asked for
   clear(els.decisionsBody, decisionsTable(play));
 }
 

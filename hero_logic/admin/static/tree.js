@@ -7,7 +7,7 @@ import { duration, h, shortSid } from "./common.js";
 export const ROW_HEIGHT = 34; // px; .span-row in app.css has exactly this height
 const OVERSCAN = 12; // rows drawn above and below the window
 const KIND_LABEL = { flow_root: "flow", subflow: "sub-flow", rpc: "rpc", other: "other" };
-const HIDDEN_TAGS = new Set(["sandbox", "child_play_sid", "invoked_version_sid"]);
+const HIDDEN_TAGS = new Set(["sandbox", "child_play_sid", "invoked_version_sid", "resume_id"]);
 const FAILED = new Set(["failed", "timed_out"]);
 
 /** A short text of a value, for a row: strings as they are, the rest as JSON, cut. */
@@ -150,7 +150,6 @@ export class SpanTree {
     const failedParents = new Set();
     for (const span of this.spans.values()) if (FAILED.has(span.status) && span.parent_id) failedParents.add(span.parent_id);
     for (const span of this.spans.values()) if (FAILED.has(span.status) && !failedParents.has(span.span_id)) return span;
-    for (const span of this.spans.values()) if (span.error) return span;
     return null;
   }
 
