@@ -31,6 +31,7 @@ from ._schema_check import SchemaChecker as SchemaChecker
 from ._scoring import RunOutcome as RunOutcome
 from ._scoring import check_expected_output as check_expected_output
 from ._scoring import merge_under as merge_under
+from ._scoring import output_differences as output_differences
 from ._scoring import outputs_match as outputs_match
 from ._scoring import run_accuracy as run_accuracy
 from ._scoring import summarise_runs as summarise_runs
