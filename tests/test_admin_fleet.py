@@ -248,7 +248,7 @@ async def test_the_decisions_of_a_play_say_which_question_which_answer_when_and_
         from playwright.sync_api import expect
 
         page, errors = open_page(b, f"http://{host}/plays/{play['sid']}", width=1280)
-        expect(page.locator("#play-inputs")).to_contain_text("sock")
+        expect(page.locator("#play-input")).to_contain_text("sock")
         expect(page.locator("#decisions")).to_contain_text("No answers yet")
         page.fill("#answerer", "ada@example.com")
         page.locator("#answerer").dispatch_event("change")
@@ -539,6 +539,51 @@ async def test_at_1280_px_no_table_is_clipped_and_the_diff_fold_markers_are_draw
         assert clipped_tables(page) == []
         page.wait_for_timeout(300)
         shoot(page, shots / "admin-workflow-1280.png")
+        assert not errors, errors
+        page.close()
+
+    await browser(look)
+
+
+CHEAP_CHILD = '''
+from hero_tracing import flow
+
+@flow(name="pricer")
+def main(item: str = "x"):
+    flow.current_span.tag(cost_usd=0.25)
+    return {"price": 3}
+'''
+
+SPENDER = '''
+from hero_tracing import flow
+
+@flow(name="spender")
+def main():
+    flow.current_span.tag(cost_usd=0.5)
+    first = flow.invoke("pricer", spawn=True, item="apple")
+    second = flow.invoke("pricer", spawn=True, item="pear")
+    return {"total": first["price"] + second["price"]}
+'''
+
+
+async def test_a_play_counts_the_cost_of_its_child_plays(
+    service: Service, nursery: trio.Nursery, browser: BrowserThread
+) -> None:
+    host = await start_admin(service, nursery)
+    await service.push(CHEAP_CHILD, name="pricer")
+    wf = await service.push(SPENDER, name="spender")
+    play = await service.run(wf)
+    assert play["status"] == "success", play["error_message"]
+    assert len(play["child_play_sids"]) == 2
+    assert play["total_cost_usd"] == pytest.approx(0.5)
+
+    def look(b: Browser) -> None:
+        from playwright.sync_api import expect
+
+        page, errors = open_page(b, f"http://{host}/plays/{play['sid']}")
+        expect(page.locator("#play-cost")).to_contain_text("cost $1.00")
+        expect(page.locator("#play-cost")).to_contain_text("$0.50 + $0.50 in child plays")
+        expect(page.locator("#span-graph .badge.cost")).to_have_text(["$0.25", "$0.25"])
         assert not errors, errors
         page.close()
 

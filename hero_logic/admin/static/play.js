@@ -3,7 +3,7 @@
 import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
 import { answererField, decisionsTable } from "./decisions.js";
 import { foldEvent } from "./fold.js";
-import { costLine, inputsBody, ioSections, money, restOfSpans, rolledUpCost } from "./playdata.js";
+import { costLine, inputBody, ioSections, money, restOfSpans, rolledUpCost } from "./playdata.js";
 import { SpanTree } from "./tree.js";
 
 const app = document.getElementById("app");
@@ -47,7 +47,7 @@ const els = {
   graphEmpty: h("div", { class: "empty", hidden: true }),
   graphInfo: h("span", { class: "muted small", id: "graph-info" }),
   jump: h("button", { class: "btn small danger", id: "jump-to-error", type: "button", hidden: true, onclick: jumpToFailure }, "Jump to the failed step"),
-  inputs: h("div", { id: "inputs-body" }),
+  input: h("div", { id: "input-body" }),
   decisions: h("section", { class: "card", id: "decisions", hidden: true }),
   decisionsBody: h("div"),
   live: h("span", { class: "live-dot", id: "live-state" }, "connecting"),
@@ -68,7 +68,7 @@ function layout() {
           els.graph, els.graphEmpty),
         els.decisions,
         h("div", { class: "grid cols-io" },
-          h("section", { class: "card", id: "inputs" }, h("div", { class: "card-head" }, h("h2", {}, "Input")), els.inputs),
+          h("section", { class: "card", id: "input" }, h("div", { class: "card-head" }, h("h2", {}, "Input")), els.input),
           h("section", { class: "card", id: "output" }, h("div", { class: "card-head" }, h("h2", {}, "Output")), els.output))),
       h("aside", { class: "card inspector", id: "inspector" }, h("div", { class: "card-head" }, h("h2", {}, "Span inspector")), els.inspector)));
 }
@@ -195,14 +195,14 @@ function render() {
   renderGraph();
   renderInspector();
   renderOutput();
-  renderInputs();
+  renderInput();
 }
 
-let inputsShown = null;
-function renderInputs() {
-  if (inputsShown === state.play.input_data) return;
-  inputsShown = state.play.input_data;
-  clear(els.inputs, inputsBody(state.play));
+let inputShown = null;
+function renderInput() {
+  if (inputShown === state.play.input_data) return;
+  inputShown = state.play.input_data;
+  clear(els.input, inputBody(state.play));
 }
 
 function selectSpan(id) {

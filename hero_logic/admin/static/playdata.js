@@ -51,23 +51,23 @@ function valueBlock(id, value) {
   return h("pre", { class: "output io", id }, typeof value === "string" ? value : json(value));
 }
 
-/** The card of the play's inputs. */
-export function inputsBody(play) {
+/** The body of the play's Input card. */
+export function inputBody(play) {
   const data = play.input_data;
   if (data === null || data === undefined || (typeof data === "object" && !Array.isArray(data) && !Object.keys(data).length)) {
-    return h("p", { class: "muted small", id: "play-inputs" }, "No inputs.");
+    return h("p", { class: "muted small", id: "play-input" }, "No input.");
   }
-  return valueBlock("play-inputs", data);
+  return valueBlock("play-input", data);
 }
 
 /** The inspector's sections for a step's input (its call's arguments) and output, when the
- * span record carries them. */
+ * span record carries them (a string: the service cut the JSON at 4 KiB). */
 export function ioSections(span) {
   const sections = [];
-  if (span.input !== undefined) {
+  if (span.input !== undefined && span.input !== null) {
     sections.push(h("div", { class: "section" }, h("h3", {}, "Input"), valueBlock("span-input", span.input)));
   }
-  if (span.output !== undefined) {
+  if (span.output !== undefined && span.output !== null) {
     sections.push(h("div", { class: "section" }, h("h3", {}, "Output"), valueBlock("span-output", span.output)));
   }
   return sections;

@@ -53,6 +53,8 @@ export class SpanTree {
     this.index = new Map(); // span id → position in this.flat
     this.below = new Map(); // span id → number of spans under it
     this.shape = ""; // what this.flat was built from
+    this.children = new Map();
+    this.roots = [];
     this.rowCache = new Map();
     this.el = h("div", { class: "graph virtual", id: "span-graph", role: "tree", tabindex: "0" });
     this.sizer = h("div", { class: "graph-sizer" });
@@ -141,6 +143,8 @@ export class SpanTree {
     this.flat = flat;
     this.index = index;
     this.below = below;
+    this.children = children; // span id → its child spans, in start order
+    this.roots = roots;
     this.sizer.style.height = `${flat.length * ROW_HEIGHT}px`; // before any scroll to a new row
   }
 
