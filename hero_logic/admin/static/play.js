@@ -82,7 +82,6 @@ function legend() {
 
 function onMessage(message) {
   if (message.type === "snapshot") {
-    performance.mark("hero:snapshot");
     state.play = message.play;
     state.spans = new Map(message.spans.map((s) => [s.span_id, s]));
     spanTree.reset(state.spans);
