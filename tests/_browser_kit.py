@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from playwright.sync_api import Browser, Page
 
-__all__ = ["CHROMIUM", "WAIT_MS", "BrowserThread", "launch_browser", "open_page", "screenshot_folder"]
+__all__ = ["CHROMIUM", "WAIT_MS", "BrowserThread", "clipped_tables", "launch_browser", "open_page", "screenshot_folder", "shoot"]
 
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 15_000
@@ -104,3 +104,21 @@ def open_page(browser: Browser, url: str, *, width: int = 1400, height: int = 90
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.goto(url)
     return page, errors
+
+
+NO_CLIPPED_TABLES = """() => [...document.querySelectorAll('table')]
+  .filter((t) => t.offsetParent !== null)
+  .filter((t) => { const box = t.parentElement.getBoundingClientRect(); const r = t.getBoundingClientRect(); return r.right > box.right + 1 || t.scrollWidth > t.clientWidth + 1; })
+  .map((t) => (t.closest('[id]') || t).id || t.className)"""
+
+
+def shoot(page: Page, path: Path) -> None:
+    """A full-page picture from the top (the sticky top bar stays where it belongs)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(path), full_page=True)
+
+
+def clipped_tables(page: Page) -> list[str]:
+    """The ids of the cards whose table is wider than the room it has."""
+    found: list[str] = page.evaluate(NO_CLIPPED_TABLES)
+    return found
