@@ -1,5 +1,6 @@
-// Play page: the span tree as a live graph (fed by the websocket stream), a span inspector,
-// the output, cancel / retry, and a form for each open pause.
+// Play page: the span tree as a live graph (fed by the websocket stream; virtualised in
+// tree.js), a span inspector, the play's input and output, its cost with its child plays',
+// the decisions taken on it, cancel / retry, and a form for each open pause.
 import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
 import { answererField, decisionsTable } from "./decisions.js";
 import { foldEvent } from "./fold.js";
@@ -16,7 +17,6 @@ const state = {
   spans: new Map(),
   seq: -1,
   events: 0,
-  collapsed: new Set(),
   selected: null,
   pending: [],
   pendingFor: "",
