@@ -52,11 +52,13 @@ async def serve(
     config: Config,
     *,
     admin: bool = False,
+    ingress: bool = False,
     freeze_gc: bool = False,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
-    ``started`` once rpc.sock (and the admin) accept. ``freeze_gc`` (for the service's own
+    ``started`` once rpc.sock (and the admin) accept. ``ingress`` also serves the outside
+    world's door (resume links, approval pages, webhooks) on ``--webhook-bind``. ``freeze_gc`` (for the service's own
     process) moves what start-up made out of the garbage collector's sight."""
     load_service_toml()
     async with open_kernel(config) as kernel, open_service(kernel, seed=config.seed_flows) as service:
@@ -86,6 +88,10 @@ async def serve(
                 from hero_logic.admin import serve_admin
 
                 await nursery.start(serve_admin, config)
+            if ingress:
+                from hero_logic.ingress import serve_ingress
+
+                await nursery.start(serve_ingress, config, service)
             log.info("%s", banner(config, kernel.runner.tier.name))
             # What start-up made (modules, classes, the method table) lives as long as the
             # service: out of the collector's sight, a full collection walks only what came

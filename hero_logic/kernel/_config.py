@@ -99,6 +99,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
+    Setting("webhook_bind", "--webhook-bind", "HERO_LOGIC_WEBHOOK_BIND", "127.0.0.1:9821", "HTTP address of the ingress (resume links, approval pages, inbound webhooks), or 'none'"),
+    Setting("public_url", "--public-url", "HERO_LOGIC_PUBLIC_URL", "", "base URL people and webhook senders reach the ingress at (default http://<webhook-bind>)"),
+    Setting("resume_url_ttl_s", "--resume-url-ttl", "HERO_LOGIC_RESUME_URL_TTL_S", "604800", "seconds a resume link stays valid", _positive_int("HERO_LOGIC_RESUME_URL_TTL_S")),
+    Setting("webhook_max_body", "--webhook-max-body", "HERO_LOGIC_WEBHOOK_MAX_BODY", str(1024 * 1024), "largest webhook delivery body, in bytes (larger ones get 413)", _positive_int("HERO_LOGIC_WEBHOOK_MAX_BODY")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -122,6 +126,10 @@ class Config:
     version_picker: str = "weighted"
     max_descendants: int = 1000
     max_pending: int = 10_000
+    webhook_bind: str = "127.0.0.1:9821"
+    public_url: str = ""
+    resume_url_ttl_s: int = 604_800
+    webhook_max_body: int = 1024 * 1024
     span_push_outputs: bool = False
     index_url: str = ""
     find_links: str = ""
@@ -170,6 +178,24 @@ class Config:
     def rpc_socket(self) -> Path:
         """The JSON-RPC socket."""
         return self.socket_dir / "rpc.sock"
+
+    @property
+    def ingress_socket(self) -> Path:
+        """The ingress's Unix socket (beside its TCP address; for local tools and tests)."""
+        return self.socket_dir / "ingress.sock"
+
+    @property
+    def resume_links_key_file(self) -> Path:
+        """The 0600 key that signs resume links (outside the database)."""
+        return self.state_dir / "resume_links.key"
+
+    @property
+    def ingress_public_url(self) -> str:
+        """The base URL of resume links and webhooks."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        bind = self.webhook_bind.strip()
+        return f"http://{bind}" if bind and bind.lower() not in ("none", "off") else "http://127.0.0.1:9821"
 
     @property
     def admin_socket(self) -> Path:

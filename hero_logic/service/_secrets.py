@@ -226,6 +226,25 @@ class Secrets:
             raise WrongState(msg)
         return secret
 
+    def seal(self, purpose: str, clear: str) -> str:
+        """``clear`` encrypted with the secrets key, bound to ``purpose`` (e.g. a webhook's sid)."""
+        return self._cipher().encrypt(f"{purpose}\0{clear}".encode("utf-8", "surrogatepass")).decode()
+
+    def unseal(self, purpose: str, sealed: str) -> str:
+        """What :meth:`seal` sealed for ``purpose``; WrongState if the key changed or it is not."""
+        from cryptography.fernet import InvalidToken
+
+        try:
+            clear = self._cipher().decrypt(sealed.encode()).decode("utf-8", "surrogatepass")
+        except InvalidToken:
+            msg = f"a value sealed for {purpose!r} cannot be decrypted with the key in {self.key_file}: the key changed"
+            raise WrongState(msg) from None
+        stored, _, value = clear.partition("\0")
+        if stored != purpose:
+            msg = f"a value sealed for {stored!r} was presented as {purpose!r}"
+            raise WrongState(msg)
+        return value
+
     async def redactor_for(self, play_sid: str, names: Iterable[str]) -> SecretRedactor:
         """A redactor for one run of ``play_sid`` that knows the values of ``names``."""
         redactor = SecretRedactor()
