@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import httpx
 import pytest
-import trio
 
 from hero_logic.rpc import AsyncClient
 from hero_logic.server import serve
@@ -22,6 +21,8 @@ from .conftest import Service, make_config
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    import trio
 
 PUBLIC = "https://hero.example"
 
@@ -65,15 +66,19 @@ async def test_a_question_has_a_signed_link_whose_page_answers_it(served: tuple[
     (question,) = play["pending_resumes"]
     page = await web.get(_path(question["url"]))
     assert page.status_code == 200
-    assert "Which size?" in page.text and "<select" in page.text and "ask" in page.text
-    assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+    assert "Which size?" in page.text
+    assert "<select" in page.text
+    assert "ask" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
     taken = await web.post(_path(question["url"]), data={"value": '"M"', "answered_by": "Ann"})
     assert taken.status_code == 200, taken.text
     assert "Thank you" in taken.text
     play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
     (confirm,) = play["pending_resumes"]
     form = (await web.get(_path(confirm["url"]))).text
-    assert "Yes" in form and "No" in form
+    assert "Yes" in form
+    assert "No" in form
     assert (await web.post(_path(confirm["url"]), data={"value": "true"})).status_code == 200
     play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
     assert play["status"] == "success", play["error_message"]
@@ -130,7 +135,8 @@ async def test_a_signed_webhook_starts_a_play_once_per_delivery_and_records_ever
     service, web = served
     wf = await service.push(ORDER, name="order")
     hook = await service.call("webhook_create", name="orders", action="start", workflow_sid=wf["sid"])
-    assert hook["url"].startswith(PUBLIC + "/h/") and hook["secret"]
+    assert hook["url"].startswith(PUBLIC + "/h/")
+    assert hook["secret"]
     path = hook["url"][len(PUBLIC):]
     body = json.dumps({"order_id": "A1", "amount": 3}).encode()
     first = await web.post(path, content=body, headers=_hmac_headers(hook["secret"], body, **{"idempotency-key": "d-1"}))
