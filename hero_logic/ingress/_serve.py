@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.kernel import ConfigError
-from hero_logic.rpc import serve_rpc
+from hero_logic.rpc import parse_tcp_bind, serve_door
 
 from ._app import IngressApp
 
@@ -25,37 +24,20 @@ log = logging.getLogger("hero_logic.ingress")
 
 def parse_webhook_bind(value: str) -> str | None:
     """``"host:port"`` checked, or None for ``none``/empty (no TCP listener)."""
-    value = value.strip()
-    if value.lower() in ("", "none", "off"):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        msg = (
-            f"webhook bind {value!r} is not HOST:PORT: use e.g. 127.0.0.1:9821, or 'none' for no "
-            "ingress listener (HERO_LOGIC_WEBHOOK_BIND / --webhook-bind)"
-        )
-        raise ConfigError(msg)
-    return value
+    return parse_tcp_bind(value, door="webhook", setting="HERO_LOGIC_WEBHOOK_BIND / --webhook-bind", example="127.0.0.1:9821")
 
 
 async def serve_ingress(
     config: Config, service: Service, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the ingress until cancelled; ``started`` with the bound addresses."""
-    tcp_bind = parse_webhook_bind(config.webhook_bind)
     app = IngressApp(service, max_body=config.webhook_max_body)
-    try:
-        async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(
-                functools.partial(serve_rpc, app, config.ingress_socket, tcp_bind=tcp_bind, label="ingress")
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            functools.partial(
+                serve_door, app, config.ingress_socket, tcp_bind=parse_webhook_bind(config.webhook_bind),
+                door="ingress", setting="--webhook-bind / HERO_LOGIC_WEBHOOK_BIND",
             )
-            task_status.started(binds)
-    except BaseExceptionGroup as group:
-        bind_errors, rest = group.split(OSError)
-        if bind_errors is None or rest is not None:
-            raise
-        msg = (
-            f"the ingress cannot listen on {tcp_bind}: choose another address with --webhook-bind / "
-            "HERO_LOGIC_WEBHOOK_BIND, or 'none'"
         )
-        raise ConfigError(msg) from None
+        log.info("ingress listening on %s", ", ".join(binds))
+        task_status.started(binds)

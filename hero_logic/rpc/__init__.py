@@ -44,6 +44,8 @@ from ._methods import Param as Param
 from ._methods import admin_method_names as admin_method_names
 from ._methods import rpc_method as rpc_method
 from ._openrpc import openrpc_document as openrpc_document
+from ._server import parse_tcp_bind as parse_tcp_bind
+from ._server import serve_door as serve_door
 from ._server import serve_rpc as serve_rpc
 from ._stream import CLOSE_DROPPED as CLOSE_DROPPED
 from ._stream import STREAM_QUEUE_SIZE as STREAM_QUEUE_SIZE

@@ -8,6 +8,7 @@ file that is not a socket is refused with an error saying what to do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from hero_logic.kernel import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["MAX_SOCKET_PATH_BYTES", "prepare_socket_path", "serve_rpc"]
+__all__ = ["MAX_SOCKET_PATH_BYTES", "parse_tcp_bind", "prepare_socket_path", "serve_door", "serve_rpc"]
 
 logger = logging.getLogger("hero_logic.rpc.server")
 
@@ -151,3 +152,49 @@ def _remove_if_ours(socket_path: Path, bound: os.stat_result | None) -> None:
         return
     if (now.st_ino, now.st_dev) == (bound.st_ino, bound.st_dev):
         socket_path.unlink()
+
+
+def parse_tcp_bind(value: str, *, door: str, setting: str, example: str) -> str | None:
+    """``"host:port"`` checked, or None for ``none``/``off``/empty (no TCP listener)."""
+    value = value.strip()
+    if value.lower() in ("", "none", "off"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        msg = f"{door} bind {value!r} is not HOST:PORT: use e.g. {example}, or 'none' for no TCP listener ({setting})"
+        raise ConfigError(msg)
+    return value
+
+
+async def serve_door(
+    app: Callable[..., Awaitable[None]],
+    socket_path: Path,
+    *,
+    tcp_bind: str | None,
+    door: str,
+    setting: str,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve_rpc` for a door with a TCP address: a bind that fails (the port is taken)
+    is a ConfigError naming the door, the address and the setting that chooses it."""
+    try:
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                functools.partial(serve_rpc, app, socket_path, tcp_bind=tcp_bind, label=door)
+            )
+            task_status.started(binds)
+    except BaseExceptionGroup as group:
+        bind_errors, rest = group.split(OSError)
+        if bind_errors is None or rest is not None:
+            raise
+        exc = _first_leaf(bind_errors)
+        msg = (
+            f"the {door} cannot listen on {tcp_bind}: {getattr(exc, 'strerror', None) or exc}; choose "
+            f"another address with {setting}, or 'none' for the socket only"
+        )
+        raise ConfigError(msg) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

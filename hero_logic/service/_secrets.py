@@ -177,7 +177,7 @@ class Secrets:
             )
         now = now_ms()
         old = await self._record(name)
-        token = self._cipher().encrypt(f"{name}\0{value}".encode("utf-8", "surrogatepass")).decode()
+        token = self.seal(name, value)
         record = {"token": token, "created_at": old["created_at"] if old else now, "updated_at": now}
         await self.kernel.repo.commit([Put("secrets", name, json.dumps(record).encode())])
         return {"name": name, "created_at": record["created_at"], "updated_at": now}
@@ -213,18 +213,11 @@ class Secrets:
         record = await self._record(name)
         if record is None:
             return None
-        from cryptography.fernet import InvalidToken
-
         try:
-            clear = self._cipher().decrypt(record["token"].encode()).decode("utf-8", "surrogatepass")
-        except InvalidToken:
-            msg = f"secret {name!r} cannot be decrypted with the key in {self.key_file}: the key changed; set the secret again"
+            return self.unseal(name, record["token"])
+        except WrongState:
+            msg = f"secret {name!r} cannot be read with the key in {self.key_file} (the key changed, or the value was sealed for another name): set the secret again"
             raise WrongState(msg) from None
-        stored_name, _, secret = clear.partition("\0")
-        if stored_name != name:
-            msg = f"secret {name!r} holds a value encrypted for {stored_name!r}: set it again"
-            raise WrongState(msg)
-        return secret
 
     def seal(self, purpose: str, clear: str) -> str:
         """``clear`` encrypted with the secrets key, bound to ``purpose`` (e.g. a webhook's sid)."""
