@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from _seeds import SEED_FLOWS
 
-import hero_logic.seed_flows
+if TYPE_CHECKING:
+    from pathlib import Path
 
-pytest_plugins = ["hero_logic.testing.flows"]
+pytest_plugins = ["hero_logic.testing.flows", "pytester"]
 
 
 @pytest.fixture
 def seeds() -> Path:
     """The folder of the seed flows (``seeds / "expense_approval.py"``)."""
-    return Path(hero_logic.seed_flows.__file__).parent
+    return SEED_FLOWS

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _seeds import presets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -10,6 +13,21 @@ if TYPE_CHECKING:
     from hero_logic.testing.flows import FlowHarness
 
 CONFERENCE = {"employee": "Grace", "amount": 840, "description": "PyCon ticket and hotel"}
+
+
+@pytest.mark.parametrize("preset", presets("expense_approval"))
+async def test_each_preset_with_its_answers_returns_its_decision(flows: FlowHarness, seeds: Path, preset: dict[str, Any]) -> None:
+    expense = await flows.push(seeds / "expense_approval.py")
+    result = await flows.run(expense, preset["input_values"], answers=preset.get("prefill_resumes"))
+    result.assert_succeeded(preset["expected_output"], partial=True)
+
+
+async def test_prefilled_answers_run_the_play_without_stopping(flows: FlowHarness, seeds: Path) -> None:
+    expense = await flows.push(seeds / "expense_approval.py")
+    play = await flows.start(expense, CONFERENCE, prefill={"approve": True, "category": "training", "note": "ok"})
+    result = await play.wait()
+    result.assert_succeeded({"approved": True, "category": "training", "note": "ok", "approver": "manager"})
+    assert result.answered == ()  # the service took the answers from the prefill, not the harness
 
 
 async def test_a_claim_under_the_limit_is_approved_without_asking(flows: FlowHarness, seeds: Path) -> None:

@@ -77,7 +77,8 @@ class PlayHandle:
     # -- answering ------------------------------------------------------------------------------
 
     async def answer(self, pause: str | Wait, payload: Any) -> Answered:
-        """Answer the open pause named ``pause`` (or with that resume id) with ``payload``.
+        """Answer the open pause named ``pause`` (or with that resume id) with ``payload``; a
+        running play that has not asked it yet is waited for.
 
         A payload the pause's schema refuses raises :class:`WrongAnswer`, saying what the pause
         expects (``pause 'approve' expects a boolean, got 'maybe'``)."""
@@ -100,20 +101,26 @@ class PlayHandle:
         return Answered(wait, payload)
 
     async def answer_next(self, payload: Any) -> Answered:
-        """Answer the pause asked first among those open now."""
+        """Answer the next question: the pause asked first among those open once the play
+        waits (a running play is waited for)."""
         __tracebackhide__ = True
-        pauses = [w for w in await self.waits() if w.is_pause]
-        if not pauses:
-            (await self.snapshot()).fail("answer_next: the play has no open pause to answer")
-        return await self.answer(pauses[0], payload)
+        result = await self.wait()
+        if not result.pauses:
+            result.fail("answer_next: the play has no open pause to answer")
+        return await self.answer(result.pauses[0], payload)
 
     async def _open_pause(self, name: str) -> Wait:
+        """The open pause named ``name`` (or with that id); a running play that has not asked
+        it yet is waited for."""
         __tracebackhide__ = True
-        pauses = [w for w in await self.waits() if w.is_pause]
-        for wait in pauses:
+        for wait in await self.waits():
+            if wait.is_pause and name in (wait.id, wait.name):
+                return wait
+        result = await self.wait()
+        for wait in result.pauses:
             if name in (wait.id, wait.name):
                 return wait
-        (await self.snapshot()).fail(f"the play has no open pause {name!r} to answer")
+        result.fail(f"the play has no open pause {name!r} to answer")
 
     async def settle(self, answers: Sequence[Any] | Mapping[str, Any] | None = None) -> PlayResult:
         """Wait for the play, answering each pause it asks from ``answers`` — a list, taken in
