@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -15,19 +15,26 @@ from ._waits import Answered, Answers, UnusedAnswers, Wait, wrong_answer
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ._harness import FlowHarness
-
 __all__ = ["PlayHandle"]
 
 SETTLED = frozenset({"success", "failed", "cancelled", "timed_out", "awaiting_resume"})
 """Statuses ``play_wait`` returns on: terminal, or waiting for something outside the play."""
 
 
+class Caller(Protocol):
+    """What a play handle needs of the harness (:class:`FlowHarness` is one)."""
+
+    wait_limit: float
+    answered_by: str
+
+    async def call(self, method: str, /, **params: Any) -> Any: ...
+
+
 @attrs.define(eq=False)
 class PlayHandle:
     """A play started by the harness (or found by sid)."""
 
-    harness: FlowHarness = attrs.field(repr=False)
+    harness: Caller = attrs.field(repr=False)
     sid: str
     flow_name: str = ""
 
