@@ -10,10 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hero_logic.testing.flows import FlowAssertionError, UnusedAnswers, WrongAnswer, describe_schema
+from hero_logic.testing.flows import (
+    FlowAssertionError,
+    UnusedAnswers,
+    Wait,
+    WrongAnswer,
+    describe_schema,
+    open_flow_harness,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import trio.testing
 
     from hero_logic.testing.flows import FlowHarness, SyncFlowHarness
 
@@ -187,3 +196,55 @@ def test_sync_tests_use_flows_sync(flows_sync: SyncFlowHarness) -> None:
     with pytest.raises(WrongAnswer, match=r"^pause 'carrier' expects one of 'post', 'courier', got 7\n"):
         play.answer_next(7)
     play.settle(["courier"]).assert_succeeded({"shipped": True, "box": "box for C-3", "carrier": "courier"})
+
+
+async def test_a_child_plays_question_is_answered_through_its_parent(flows: FlowHarness) -> None:
+    await flows.push_source(
+        """
+        from hero_tracing import ask_user, flow
+
+        @flow(name="approve_step")
+        def main(what: str):
+            return {"ok": ask_user.confirm(f"Approve {what}?", name="approve")}
+        """
+    )
+    parent = await flows.push_source(
+        """
+        from hero_tracing import flow
+
+        @flow(name="pipeline")
+        def main(what: str):
+            return flow.invoke("approve_step", spawn=True, what=what)
+        """
+    )
+    result = await flows.run(parent, {"what": "the release"}, answers={"approve": True})
+    result.assert_succeeded({"ok": True})
+    (answer,) = result.answered
+    assert answer.wait.play_sid == result.play["child_play_sids"][0]
+    result.tree.assert_path("pipeline", "invoke:approve_step", "approve_step", "pause:approve")
+
+
+async def test_an_autojump_clock_is_refused_with_the_reason(autojump_clock: trio.testing.MockClock) -> None:
+    with pytest.raises(RuntimeError, match=r"an autojump clock .* jumps over every wait for them"):
+        async with open_flow_harness():
+            pass
+
+
+@pytest.mark.parametrize(
+    ("record", "described"),
+    [
+        (
+            {"id": "r1", "name": "approve", "schema": {"type": "boolean"}, "ui": {"kind": "confirm", "prompt": "Ship?"}},
+            "pause 'approve' (ask_user.confirm 'Ship?', expects a boolean)",
+        ),
+        ({"id": "r2", "name": "Ship?", "schema": {"type": "boolean"}, "ui": {"kind": "confirm", "prompt": "Ship?"}}, "pause 'Ship?' (ask_user.confirm, expects a boolean)"),
+        ({"id": "r3", "name": "raw"}, "pause 'raw' (flow.pause, expects any JSON value)"),
+        ({"id": "r4", "name": "nap", "kind": "timer", "wake_at": 0}, "a timer 'nap' (flow.sleep) waking at 1970-01-01T00:00:00.000+00:00"),
+        ({"id": "r5", "name": "paid", "kind": "event", "event_key": "payment:42"}, "an event wait 'paid' for key 'payment:42'"),
+    ],
+)
+def test_what_a_play_waits_on_is_described_in_one_line(record: dict[str, Any], described: str) -> None:
+    """Timers and events are not resolved by the harness yet, but a play stopped on one says so."""
+    wait = Wait.from_json(record)
+    assert wait.describe() == described
+    assert wait.is_pause == (wait.kind == "input")

@@ -8,6 +8,7 @@ default. :class:`FlowHarness` pushes flows to it, starts and runs plays, and han
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+import trio.testing
 
 from hero_logic.kernel import SETTINGS, Config, unwrap_startup_error
 from hero_logic.rpc import AsyncClient, RpcError
@@ -196,6 +198,14 @@ async def open_flow_harness(config: Config | None = None, **settings: Any) -> As
 
     Without ``config`` the service gets a fresh temporary root, removed afterwards, and
     :func:`harness_config` with ``settings``."""
+    clock = trio.lowlevel.current_clock()
+    if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold != math.inf:
+        msg = (
+            "the flow harness runs real flow processes, and an autojump clock (autojump_clock) "
+            "jumps over every wait for them: the service's timeouts would fire at once. Use the "
+            "real clock, or a MockClock without autojump that the test jumps itself"
+        )
+        raise RuntimeError(msg)
     root = None
     if config is None:
         root = _temp_root()

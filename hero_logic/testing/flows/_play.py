@@ -141,15 +141,10 @@ class PlayHandle:
             result = await self.wait()
             if result.status != "awaiting_resume":
                 break
-            chosen = None
-            for wait in result.pauses:
-                found, payload = plan.take(wait)
-                if found:
-                    chosen = (wait, payload)
-                    break
-            if chosen is None:
+            step = await self._resolve_one(result, plan)
+            if step is None:
                 break
-            answered.append(await self.answer(*chosen))
+            answered.append(step)
         result = attrs.evolve(result, answered=tuple(answered))
         unused = plan.unused()
         if unused and result.status != "awaiting_resume":
@@ -158,6 +153,22 @@ class PlayHandle:
                 + result.describe()
             )
         return result
+
+    async def _resolve_one(self, result: PlayResult, plan: Answers) -> Answered | None:
+        """Resolve one of the waits of ``result`` that the harness can resolve, the first asked
+        first; None when there is none.
+
+        Today that is a pause with an answer in ``plan``. A wait of another kind — ``timer``
+        (``flow.sleep``) or ``event`` (``flow.wait_event``) — is left as it is: the play stops
+        there and its PlayResult says what it waits on. Resolving those (advancing time,
+        sending events) belongs here, beside the pauses, once the service has them.
+        """
+        __tracebackhide__ = True
+        for wait in result.pauses:
+            found, payload = plan.take(wait)
+            if found:
+                return await self.answer(wait, payload)
+        return None
 
     async def cancel(self) -> PlayResult:
         """Cancel the play (and its unfinished child plays)."""
