@@ -16,6 +16,7 @@ from hero_logic.testing.flows import (
     Wait,
     WrongAnswer,
     describe_schema,
+    harness_config,
     open_flow_harness,
 )
 
@@ -168,6 +169,11 @@ async def test_a_marker_sets_the_services_settings(flows: FlowHarness, seeds: Pa
     assert flows.config.db_dir.is_dir()
     stats = await flows.push(seeds / "text_stats.py")
     (await flows.run(stats, {"text": "Stored in LMDB."})).assert_succeeded({"words": 3}, partial=True)
+
+
+def test_an_unknown_setting_is_refused_listing_the_known_ones() -> None:
+    with pytest.raises(TypeError, match=r"unknown hero_logic setting\(s\) 'sandbx': use one of .*, sandbox, "):
+        harness_config("/tmp/unused", sandbx="bwrap")
 
 
 def test_the_command_line_beats_the_ini_file_and_a_marker_beats_both(pytester: pytest.Pytester) -> None:
