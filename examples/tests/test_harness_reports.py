@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import hero_logic.testing.flows
 from hero_logic.testing.flows import (
     FlowAssertionError,
     UnusedAnswers,
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
     import trio.testing
 
     from hero_logic.testing.flows import FlowHarness, SyncFlowHarness
+
+def test_the_public_surface_of_the_harness_is_deliberate() -> None:
+    public = sorted(n for n in vars(hero_logic.testing.flows) if n.isidentifier() and not n.startswith("_"))
+    assert public == [
+        "Answered", "DEFAULTS", "Flow", "FlowAssertionError", "FlowHarness", "PlayHandle", "PlayResult",
+        "SpanNode", "SpanTree", "SyncFlowHarness", "SyncPlay", "UnusedAnswers", "Wait", "WrongAnswer",
+        "describe_schema", "flows", "flows_sync", "harness_config", "hero_logic_settings",
+        "open_flow_harness", "open_sync_flow_harness", "pytest_addoption", "pytest_configure",
+    ]
+
 
 SHIP = """
     from hero_tracing import ask_user, flow

@@ -7,6 +7,7 @@ the same objects as in async tests; only the calls that talk to the service are 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from contextlib import contextmanager
@@ -194,7 +195,8 @@ def open_sync_flow_harness(config: Config | None = None, **settings: Any) -> Ite
     try:
         yield SyncFlowHarness(harness, loop)
     finally:
-        trio.from_thread.run_sync(stop.set, trio_token=loop.token)
+        with contextlib.suppress(trio.RunFinishedError):  # the service's loop may have died already
+            trio.from_thread.run_sync(stop.set, trio_token=loop.token)
         worker.join()
         if not started.empty():  # the service failed while stopping
             late = started.get()
