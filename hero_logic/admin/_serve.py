@@ -13,7 +13,7 @@ import trio
 
 from hero_logic import __version__
 from hero_logic.kernel import ConfigError
-from hero_logic.rpc import serve_rpc
+from hero_logic.rpc import ServingLimits, serve_rpc
 
 from ._app import AdminApp
 from ._pages import EDITOR_BUNDLE
@@ -54,11 +54,12 @@ async def serve_admin(
     tcp_bind = parse_admin_bind(config.admin_bind)
     if not EDITOR_BUNDLE.is_file():
         log.warning("the admin's code editor is not built (run `make admin-assets`): pages use a plain text area")
-    app = AdminApp(config.rpc_socket)
+    limits = ServingLimits.from_config(config)
+    app = AdminApp(config.rpc_socket, limits=limits)
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                functools.partial(serve_rpc, app, config.admin_socket, tcp_bind=tcp_bind, label="admin")
+                functools.partial(serve_rpc, app, config.admin_socket, limits, tcp_bind=tcp_bind, label="admin")
             )
             log.info("admin listening on %s", ", ".join(binds))
             task_status.started(binds)
