@@ -9,6 +9,7 @@ The property-based fuzz of raw requests lives in ``test_hardening_fuzz.py``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -153,6 +154,19 @@ async def test_a_crash_inside_one_connection_is_logged_and_the_others_go_on(
         assert not _closed_by_server(live)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("hero_logic.rpc")]
     assert any("closed one connection" in m and "LocalProtocolError" in m for m in messages), messages
+
+
+async def test_a_flood_of_bad_requests_does_not_flood_the_log(doors: Doors, caplog: pytest.LogCaptureFixture) -> None:
+    """What a client can cause at will is logged once, then at most once a minute, and never
+    as a traceback at ERROR."""
+    for _ in range(20):
+        async with await doors.connect("rpc") as bad:
+            await bad.send_all(b"GET /api/plays/events HTTP/1.1\r\n" + UPGRADE % b"x" + b"\r\nx")
+            await read_all(bad)
+    assert await doors.ping("rpc") == "pong"
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("hero_logic.rpc")]
+    assert 1 <= len(loud) <= 2, [r.getMessage() for r in loud]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in loud)
 
 
 # -- 2. batches are bounded ------------------------------------------------------------------

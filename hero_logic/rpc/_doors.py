@@ -25,6 +25,12 @@ three things an outside attack broke:
    long). The body's deadline is kept by the apps, which read it (RpcApp and the admin answer
    408).
 
+What a client can cause at will (a contained error, a displaced connection) is logged once,
+then at most once a minute with a count of the others (:class:`_Throttled`), so that a flood
+of bad requests cannot flood the log. An h11 error that reaches the app's ``send`` on such a
+connection (hypercorn 0.18 lets the app answer a handshake it has already refused) is one
+such warning too, not a traceback at ERROR.
+
 The connection class is hypercorn's own ``TCPServer``, watched through the ``Updated`` events
 it already sends itself (idle or not) and, for HTTP/1.1, h11's ``their_state``
 (``SEND_BODY`` while a body is still coming). hypercorn is pinned (0.18.0) in pyproject.toml;
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -62,6 +69,9 @@ logger = logging.getLogger("hero_logic.rpc.server")
 
 REFUSAL_LINGER_S = 1.0
 """How long a refused connection is drained after its 503, so that the client reads it."""
+
+NOTE_EVERY_S = 60.0
+"""How often, at most, a warning a client can cause is logged again (the rest go to debug)."""
 
 
 @attrs.frozen
@@ -139,6 +149,31 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     ]
 
 
+class _Throttled:
+    """A log line a client can cause at will: the first at ``level``, then one per
+    :data:`NOTE_EVERY_S` saying how many were held back (those go to debug)."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self._next = -math.inf
+        self._held = 0
+
+    def log(self, message: str, *args: Any, exc: BaseException | None = None) -> None:
+        now = trio.current_time()
+        if now < self._next:
+            self._held += 1
+            logger.debug(message, *args, exc_info=exc)
+            return
+        if self._held:
+            message += " (and %d more like it since the last such line, logged at debug level)"
+            args = (*args, self._held)
+        self._held = 0
+        self._next = now + NOTE_EVERY_S
+        logger.log(self.level, message, *args)
+        if exc is not None:
+            logger.debug("the error in full", exc_info=exc)
+
+
 class Door:
     """One listener's connections: the cap, who is displaced, the guard around each one."""
 
@@ -148,6 +183,8 @@ class Door:
         self._make_connection = make_connection
         self.limits = limits
         self.name = name
+        self._contained_note = _Throttled(logging.WARNING)
+        self._displaced_note = _Throttled(logging.INFO)
         self.connections: dict[_Connection, None] = {}
         """The connections being served, oldest first."""
         self._refusing = 0
@@ -165,10 +202,10 @@ class Door:
                 return
             self.connections.pop(victim)
             self.displaced += 1
-            logger.info(
-                "%s: %d connections open, the limit: closing one that has owed its request "
-                "for %.1f s to serve a newcomer", self.name, self.limits.max_connections,
-                trio.current_time() - victim.since,
+            self._displaced_note.log(
+                "%s: %d connections open, the limit (HERO_LOGIC_MAX_CONNECTIONS): closed one "
+                "that had owed its request for %.1f s to serve a newcomer", self.name,
+                self.limits.max_connections, trio.current_time() - victim.since,
             )
             victim.cut()
         connection = self._make_connection(stream)
@@ -178,12 +215,11 @@ class Door:
         except* Exception as group:
             self.contained += 1
             reasons = "; ".join(f"{type(e).__name__}: {e}" for e in _leaves(group))
-            logger.warning(
+            self._contained_note.log(
                 "%s: closed one connection (from %s) on an error in hypercorn's protocol "
                 "handling, most likely a malformed request; the service goes on: %s",
-                self.name, _client_of(stream), reasons,
+                self.name, _client_of(stream), reasons, exc=group,
             )
-            logger.debug("the contained error", exc_info=group)
         finally:
             self.connections.pop(connection, None)
             connection.cut()
@@ -225,6 +261,28 @@ class Door:
             stream.socket.close()
 
 
+def _quiet_protocol_errors(
+    app: Callable[..., Awaitable[None]], label: str
+) -> Callable[..., Awaitable[None]]:
+    """``app``, except that an h11 error raised by hypercorn from the app's ``send`` (the
+    connection's HTTP state was broken by a malformed request) is one throttled warning
+    rather than hypercorn's "Error in ASGI Framework" traceback at ERROR."""
+    note = _Throttled(logging.WARNING)
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except* h11.LocalProtocolError as group:
+            reasons = "; ".join(str(e) for e in _leaves(group))
+            note.log(
+                "%s: a %s answer could not be sent, the connection's HTTP state being broken "
+                "(most likely a malformed request; it is closed): %s", label,
+                scope.get("type", "?"), reasons, exc=group,
+            )
+
+    return guarded
+
+
 async def serve_doors(
     app: Callable[..., Awaitable[None]],
     config: HypercornConfig,
@@ -241,7 +299,7 @@ async def serve_doors(
     addresses (``["http://unix:/…/rpc.sock", "http://127.0.0.1:9820"]``).
     """
     config.keep_alive_timeout = limits.header_timeout_s
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    wrapped = wrap_app(_quiet_protocol_errors(app, label), config.wsgi_max_body_size, "asgi")
     state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, state)
     context = WorkerContext(None)
