@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -324,7 +325,7 @@ def _closed_by_server(stream: trio.SocketStream) -> bool:
 async def test_500_slow_bodies_cannot_lock_out_a_ping(root: Path, nursery: trio.Nursery, listener: str) -> None:
     """Over the cap of connections a newcomer displaces the connection that has owed its
     request longest, so the cap holds and the ping still gets in."""
-    doors = await open_doors(root, nursery, max_connections=64)
+    doors = await open_doors(root, nursery)  # the default cap, 256
     streams = await _open_slow_bodies(doors, listener, 500)
     try:
         started = time.monotonic()
@@ -332,8 +333,31 @@ async def test_500_slow_bodies_cannot_lock_out_a_ping(root: Path, nursery: trio.
         assert time.monotonic() - started < 2
         await trio.sleep(0.2)
         open_ones = [s for s in streams if not _closed_by_server(s)]
-        assert len(open_ones) <= 64
+        assert len(open_ones) <= doors.config.max_connections == 256
         assert open_ones, "the newest slow connections are still served"
+    finally:
+        for stream in streams:
+            stream.socket.close()
+
+
+async def test_clients_that_never_read_their_answers_cannot_lock_out_a_ping(
+    root: Path, nursery: trio.Nursery
+) -> None:
+    """A connection whose answer has waited over a second for its client to read owes the
+    server as much as one that does not send: it is displaced first too."""
+    doors = await open_doors(root, nursery, max_connections=8)
+    request = b"GET /openrpc.json HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    streams = []
+    try:
+        for _ in range(8):
+            stream = await doors.connect("rpc")
+            with trio.move_on_after(0.2):  # until our own socket is full: the server is stuck
+                await stream.send_all(request * 400)
+            streams.append(stream)
+        await trio.sleep(1.5)
+        started = time.monotonic()
+        assert await doors.ping("rpc") == "pong"
+        assert time.monotonic() - started < 2
     finally:
         for stream in streams:
             stream.socket.close()
@@ -364,6 +388,18 @@ async def test_over_the_cap_with_every_connection_busy_a_newcomer_gets_503(
             await stream.aclose()
     await trio.sleep(0.2)  # the server sees them go
     assert await doors.ping("rpc") == "pong"
+
+
+async def test_a_cap_the_open_file_limit_cannot_hold_is_a_start_up_warning(
+    root: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the open-file limit accept() fails for everyone: the very lockout the cap is for."""
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (512, 4096))
+    await open_doors(root, nursery)
+    warnings = [r.getMessage() for r in caplog.records if "open-file limit is 512" in r.getMessage()]
+    assert len(warnings) == 2, warnings  # rpc.sock; the admin's socket and TCP port
+    assert "ulimit -n" in warnings[0]
+    assert "HERO_LOGIC_MAX_CONNECTIONS" in warnings[0]
 
 
 # -- 4. the admin's static route --------------------------------------------------------------

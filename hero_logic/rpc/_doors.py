@@ -15,10 +15,11 @@ three things an outside attack broke:
    error, closes that connection and goes on.
 2. **A bounded number of connections per listener, refused fairly.** A door serves at most
    ``max_connections`` at once. Over the cap, a newcomer displaces the connection that has
-   owed its request longest: one idle between requests, still sending its headers, or still
-   sending its body. A slow client thus cannot keep a fast one out. Connections being
-   answered (a running call, an open websocket) are never displaced; only when all of them
-   are is the newcomer refused, with a 503 that names the cap and its setting.
+   waited on its client the longest: one idle between requests, still sending its headers or
+   its body, or not reading what it is sent (a write stuck for :data:`WRITE_STALL_S`). A slow
+   client thus cannot keep a fast one out. Connections the server is working for (a running
+   call, an open websocket that reads) are never displaced; only when all of them are is the
+   newcomer refused, with a 503 that names the cap and its setting.
 3. **Deadlines.** A request's headers must be complete within ``header_timeout_s`` of the
    connection opening or of its previous answer: that is exactly when hypercorn's keep-alive
    timer runs, so the timer is set to it (an idle keep-alive connection is closed after as
@@ -42,12 +43,13 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import resource
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import h11
 import trio
-from hypercorn.events import Updated
+from hypercorn.events import RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -69,6 +71,15 @@ logger = logging.getLogger("hero_logic.rpc.server")
 
 REFUSAL_LINGER_S = 1.0
 """How long a refused connection is drained after its 503, so that the client reads it."""
+
+MAX_REFUSING = 16
+"""Refusals (503) under way at once per listener; past them a newcomer is closed unanswered."""
+
+FILES_IN_RESERVE = 256
+"""Open files the service needs besides its connections (store, plays, sockets, pipes)."""
+
+WRITE_STALL_S = 1.0
+"""A write that has waited this long for the client to read makes its connection displaceable."""
 
 NOTE_EVERY_S = 60.0
 """How often, at most, a warning a client can cause is logged again (the rest go to debug)."""
@@ -102,28 +113,42 @@ class ServingLimits:
 
 
 class _Connection(TCPServer):
-    """hypercorn's connection, with what its door needs to know: does it owe us its request,
+    """hypercorn's connection, with what its door needs to know: is it waiting on its client,
     and since when."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.idle = True
         self.since = trio.current_time()
+        self.writing_since: float | None = None
 
     async def protocol_send(self, event: Any) -> None:
         if isinstance(event, Updated):
             self.idle = event.idle
             self.since = trio.current_time()
+        elif isinstance(event, RawData):
+            self.writing_since = trio.current_time()
+            try:
+                await super().protocol_send(event)
+            finally:
+                self.writing_since = None
+            return
         await super().protocol_send(event)
 
-    @property
-    def owes_request(self) -> bool:
-        """True while the server waits for the client: before a request (idle, or headers
-        still coming) or while its body is still coming."""
+    def owed_since(self, now: float) -> float | None:
+        """Since when the connection has waited on its client, or None while the server
+        works for it. It waits before a request (idle, or headers still coming), while a
+        body is still coming, and while a write has waited :data:`WRITE_STALL_S` or more for
+        the client to read."""
+        writing = self.writing_since
+        if writing is not None and now - writing >= WRITE_STALL_S:
+            return writing
         if self.idle:
-            return True
+            return self.since
         protocol = getattr(getattr(self, "protocol", None), "protocol", None)
-        return getattr(getattr(protocol, "connection", None), "their_state", None) is h11.SEND_BODY
+        if getattr(getattr(protocol, "connection", None), "their_state", None) is h11.SEND_BODY:
+            return self.since
+        return None
 
     def cut(self) -> None:
         """Close the socket now: the connection's blocked read or write wakes with an error
@@ -204,8 +229,8 @@ class Door:
             self.displaced += 1
             self._displaced_note.log(
                 "%s: %d connections open, the limit (HERO_LOGIC_MAX_CONNECTIONS): closed one "
-                "that had owed its request for %.1f s to serve a newcomer", self.name,
-                self.limits.max_connections, trio.current_time() - victim.since,
+                "that had waited on its client the longest to serve a newcomer", self.name,
+                self.limits.max_connections,
             )
             victim.cut()
         connection = self._make_connection(stream)
@@ -225,13 +250,14 @@ class Door:
             connection.cut()
 
     def _longest_owing(self) -> _Connection | None:
-        owing = [c for c in self.connections if c.owes_request]
-        return min(owing, key=lambda c: c.since) if owing else None
+        now = trio.current_time()
+        owing = [(since, c) for c in self.connections if (since := c.owed_since(now)) is not None]
+        return min(owing, key=lambda pair: pair[0])[1] if owing else None
 
     async def _refuse(self, stream: trio.SocketStream) -> None:
         """Answer 503 without reading the request, then close (at once past a second cap)."""
         self.refused += 1
-        if self._refusing >= self.limits.max_connections:
+        if self._refusing >= MAX_REFUSING:
             stream.socket.close()
             return
         self._refusing += 1
@@ -259,6 +285,20 @@ class Door:
         finally:
             self._refusing -= 1
             stream.socket.close()
+
+
+def _check_open_file_limit(listeners: int, limits: ServingLimits, label: str) -> None:
+    """Warn when full listeners could exhaust the process's open-file limit (then accept()
+    fails for everyone: the very lockout the cap is there to prevent)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = listeners * (limits.max_connections + MAX_REFUSING) + FILES_IN_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        logger.warning(
+            "%s: %d listener(s) of up to %d connections each could use %d open files, and the "
+            "open-file limit is %d: raise it (ulimit -n %d, or LimitNOFILE= for systemd) or "
+            "lower HERO_LOGIC_MAX_CONNECTIONS / --max-connections",
+            label, listeners, limits.max_connections, need, soft, need,
+        )
 
 
 def _quiet_protocol_errors(
@@ -316,6 +356,7 @@ async def serve_doors(
                 make = functools.partial(_Connection, wrapped, config, context, ConnectionState(state.copy()))
                 door = Door(make, limits, f"{label} on {bind.removeprefix('http://')}")
                 listeners.append((trio.SocketListener(trio.socket.from_stdlib_socket(sock)), door))
+            _check_open_file_limit(len(listeners), limits, label)
             task_status.started(binds)
             try:
                 async with trio.open_nursery() as nursery:
