@@ -22,7 +22,8 @@ import pytest
 import trio
 
 from hero_logic.admin import serve_admin
-from hero_logic.rpc import AsyncClient, handle_body
+from hero_logic.kernel import Config, ConfigError
+from hero_logic.rpc import AsyncClient, ServingLimits, handle_body
 from hero_logic.server import serve
 
 from ._admin_kit import csrf_of
@@ -32,8 +33,6 @@ from .conftest import make_config
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-
-    from hero_logic.kernel import Config
 
 UPGRADE = (
     b"Host: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -121,6 +120,21 @@ def status_of(answer: bytes) -> int:
 
 def body_of(answer: bytes) -> Any:
     return json.loads(answer.partition(b"\r\n\r\n")[2])
+
+
+def test_the_limits_are_settings_by_flag_or_environment(root: Path) -> None:
+    env = {
+        "PATH_ROOT": str(root), "HERO_LOGIC_MAX_BATCH": "7", "HERO_LOGIC_MAX_RESPONSE_BYTES": "5000",
+        "HERO_LOGIC_HEADER_TIMEOUT_MS": "1500", "HERO_LOGIC_BODY_TIMEOUT_MS": "2500",
+        "HERO_LOGIC_MAX_CONNECTIONS": "9",
+    }
+    limits = ServingLimits.from_config(Config.load(flags={"max_connections": "11"}, environ=env))
+    assert limits == ServingLimits(
+        max_connections=11, header_timeout_s=1.5, body_timeout_s=2.5, max_batch_length=7, max_response_bytes=5000
+    )
+    assert ServingLimits.from_config(Config.load(environ={"PATH_ROOT": str(root)})) == ServingLimits()
+    with pytest.raises(ConfigError, match="HERO_LOGIC_MAX_BATCH must be a positive integer, got 0"):
+        Config.load(environ={**env, "HERO_LOGIC_MAX_BATCH": "0"})
 
 
 # -- 1. a protocol error ends its connection only ----------------------------------------------
