@@ -24,7 +24,9 @@ three things an outside attack broke:
    connection opening or of its previous answer: that is exactly when hypercorn's keep-alive
    timer runs, so the timer is set to it (an idle keep-alive connection is closed after as
    long). The body's deadline is kept by the apps, which read it (RpcApp and the admin answer
-   408).
+   408). hypercorn's own ``read_timeout`` is not used: it bounds each read, not the request,
+   so a byte a second beats it, and it would also end a quiet websocket or a long
+   ``play_wait`` whose client has nothing more to send.
 
 What a client can cause at will (a contained error, a displaced connection) is logged once,
 then at most once a minute with a count of the others (:class:`_Throttled`), so that a flood
@@ -32,9 +34,9 @@ of bad requests cannot flood the log. An h11 error that reaches the app's ``send
 connection (hypercorn 0.18 lets the app answer a handshake it has already refused) is one
 such warning too, not a traceback at ERROR.
 
-The connection class is hypercorn's own ``TCPServer``, watched through the ``Updated`` events
-it already sends itself (idle or not) and, for HTTP/1.1, h11's ``their_state``
-(``SEND_BODY`` while a body is still coming). hypercorn is pinned (0.18.0) in pyproject.toml;
+The connection class is hypercorn's own ``TCPServer``, watched through the events it already
+sends itself (``Updated``: idle or not; ``RawData``: a write, timed) and, for HTTP/1.1, h11's
+``their_state`` (``SEND_BODY`` while a body is still coming). hypercorn is pinned (0.18.0) in pyproject.toml;
 a test of each behaviour above fails if a new version changes what this relies on.
 """
 
