@@ -152,12 +152,49 @@ class _Connection(TCPServer):
             return self.since
         return None
 
+    async def _initiate_server_close(self) -> None:
+        """The keep-alive timer fired (see the module docstring, 3.): an idle connection is
+        closed as hypercorn does, one in the middle of its headers gets a 408 first."""
+        partial = self._partial_request()
+        if partial:
+            ms = round(self.config.keep_alive_timeout * 1000)
+            message = (
+                f"invalid request: the request's headers did not arrive within {ms} ms (got "
+                f"{partial} bytes of them): send the whole request at once, or raise the limit "
+                "(HERO_LOGIC_HEADER_TIMEOUT_MS / --header-timeout)"
+            )
+            with trio.move_on_after(REFUSAL_LINGER_S):
+                try:
+                    await self.stream.send_all(_raw_answer(408, "Request Timeout", -32600, message))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
+                    pass
+        await super()._initiate_server_close()
+
+    def _partial_request(self) -> int:
+        """How many bytes of a request not yet complete h11 holds (0 between requests)."""
+        protocol = getattr(getattr(self, "protocol", None), "protocol", None)
+        connection = getattr(protocol, "connection", None)
+        if not isinstance(connection, h11.Connection) or connection.their_state is not h11.IDLE:
+            return 0
+        return len(connection.trailing_data[0])
+
     def cut(self) -> None:
         """Close the socket now: the connection's blocked read or write wakes with an error
         that hypercorn handles as the client leaving."""
         socket = getattr(self.stream, "socket", None)
         if socket is not None:
             socket.close()
+
+
+def _raw_answer(status: int, reason: str, code: int, message: str, *, retry_after: int = 0) -> bytes:
+    """An HTTP answer written straight to the socket (no h11: the door speaks before it, or
+    after it gave up), closing the connection; its JSON body reads as a JSON-RPC error."""
+    body = dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "status": status, "message": message}})
+    retry = b"retry-after: %d\r\n" % retry_after if retry_after else b""
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s"
+        b"connection: close\r\n\r\n%s" % (status, reason.encode(), len(body), retry, body)
+    )
 
 
 def _client_of(stream: trio.SocketStream) -> str:
@@ -269,14 +306,9 @@ class Door:
             "busy being answered: retry in a moment, close connections you keep open, or "
             "raise the limit (HERO_LOGIC_MAX_CONNECTIONS / --max-connections)"
         )
-        body = dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "status": 503, "message": message}})
-        head = (
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n" % len(body)
-        )
         try:
             with trio.move_on_after(REFUSAL_LINGER_S):
-                await stream.send_all(head + body)
+                await stream.send_all(_raw_answer(503, "Service Unavailable", -32603, message, retry_after=1))
                 await stream.send_eof()
                 # Read what the client sent until it closes: closing with unread bytes would
                 # reset the connection and could lose the answer on its way.
