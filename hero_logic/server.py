@@ -17,7 +17,7 @@ import trio
 from hero_logic import __version__
 from hero_logic._service_toml import load_service_toml, service_toml_text
 from hero_logic.kernel import Config, open_kernel
-from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
+from hero_logic.rpc import MethodTable, RpcApp, ServingLimits, serve_rpc, stream_routes
 from hero_logic.service import open_service
 
 if TYPE_CHECKING:
@@ -81,9 +81,10 @@ async def serve(
             manifest=manifest(config),
             health=health,
             websocket_routes=stream_routes(kernel),
+            limits=ServingLimits.from_config(config),
         )
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_rpc, app, config.rpc_socket)
+            await nursery.start(serve_rpc, app, config.rpc_socket, app.limits)
             if admin:
                 from hero_logic.admin import serve_admin
 

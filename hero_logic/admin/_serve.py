@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.rpc import parse_tcp_bind, serve_door
+from hero_logic.rpc import ServingLimits, parse_tcp_bind, serve_door
 
 from ._app import AdminApp
 from ._pages import EDITOR_BUNDLE
@@ -45,13 +45,14 @@ async def serve_admin(
     tcp_bind = parse_admin_bind(config.admin_bind)
     if not EDITOR_BUNDLE.is_file():
         log.warning("the admin's code editor is not built (run `make admin-assets`): pages use a plain text area")
-    app = AdminApp(config.rpc_socket)
+    limits = ServingLimits.from_config(config)
+    app = AdminApp(config.rpc_socket, limits=limits)
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
                 functools.partial(
                     serve_door, app, config.admin_socket, tcp_bind=tcp_bind, door="admin",
-                    setting="--admin-bind / HERO_LOGIC_ADMIN_BIND",
+                    setting="--admin-bind / HERO_LOGIC_ADMIN_BIND", limits=limits,
                 )
             )
             log.info("admin listening on %s", ", ".join(binds))

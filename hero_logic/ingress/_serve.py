@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.rpc import parse_tcp_bind, serve_door
+from hero_logic.rpc import ServingLimits, parse_tcp_bind, serve_door
 
 from ._app import IngressApp
 
@@ -37,6 +37,7 @@ async def serve_ingress(
             functools.partial(
                 serve_door, app, config.ingress_socket, tcp_bind=parse_webhook_bind(config.webhook_bind),
                 door="ingress", setting="--webhook-bind / HERO_LOGIC_WEBHOOK_BIND",
+                limits=ServingLimits.from_config(config),
             )
         )
         log.info("ingress listening on %s", ", ".join(binds))

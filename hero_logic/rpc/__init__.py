@@ -28,6 +28,7 @@ from ._client import RemoteWrongState as RemoteWrongState
 from ._client import RpcError as RpcError
 from ._client import ServiceUnavailable as ServiceUnavailable
 from ._client import error_from_json as error_from_json
+from ._doors import ServingLimits as ServingLimits
 from ._guard import SendGuard as SendGuard
 from ._jsonrpc import MAX_DEPTH as MAX_DEPTH
 from ._jsonrpc import InvalidRequest as InvalidRequest
