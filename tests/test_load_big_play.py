@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 
 from hero_logic.rpc import AsyncClient
@@ -44,6 +45,7 @@ async def _pings(socket: Path, worst: list[float], stop: trio.Event) -> None:
             await trio.sleep(0.02)
 
 
+@pytest.mark.timeout(150)
 async def test_a_big_play_read_by_three_clients_and_deleted_never_stalls_a_ping(root: Path) -> None:
     """The service runs in its own process: the clients' own decoding must not count."""
     proc, config = await start_service_process(root, sandbox="env_scrub", env={"HERO_LOGIC_SEED_FLOWS": "off"})
@@ -105,6 +107,7 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+@pytest.mark.timeout(150)
 async def test_fifty_subscribers_that_never_read_a_big_play_hold_the_service_bounded(root: Path) -> None:
     """Each would have built and queued its own snapshot of the whole play."""
     from ._ws import raw_handshake
