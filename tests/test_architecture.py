@@ -94,7 +94,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-LAYERS = ["cli", "server", "admin", "rpc", "service", "kernel", "sdk"]
+LAYERS = ["cli", "server", "admin", "ingress", "rpc", "service", "kernel", "sdk"]
 """Top to bottom: a layer may import the layers below it, never one above."""
 BESIDE_SERVICE = {"plugins", "sandbox"}
 """Beside ``service``: they import only ``kernel`` (and ``sdk``)."""

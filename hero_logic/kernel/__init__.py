@@ -89,5 +89,6 @@ from ._tree import PlayTree as PlayTree
 from ._watch import RECENT_PLAYS as RECENT_PLAYS
 from ._watch import WATCH_QUEUE_SIZE as WATCH_QUEUE_SIZE
 from ._watch import Dropped as Dropped
+from ._watch import encode_message as encode_message
 from ._watch import watch_all_plays as watch_all_plays
 from ._watch import watch_play as watch_play

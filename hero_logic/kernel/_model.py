@@ -204,6 +204,8 @@ class ResumeRequest:
     """Who answered, as the caller said (an email, a service name): free text, for the audit."""
     via: str = ""
     """How the answer came: ``rpc``, ``url`` (an approval page), ``webhook``, ``prefill``."""
+    url: str = ""
+    """The signed link a person opens to answer (filled when read, never stored)."""
 
 
 @attrs.frozen

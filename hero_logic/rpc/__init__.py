@@ -28,6 +28,7 @@ from ._client import RemoteWrongState as RemoteWrongState
 from ._client import RpcError as RpcError
 from ._client import ServiceUnavailable as ServiceUnavailable
 from ._client import error_from_json as error_from_json
+from ._doors import ServingLimits as ServingLimits
 from ._guard import SendGuard as SendGuard
 from ._jsonrpc import MAX_DEPTH as MAX_DEPTH
 from ._jsonrpc import InvalidRequest as InvalidRequest
@@ -44,6 +45,8 @@ from ._methods import Param as Param
 from ._methods import admin_method_names as admin_method_names
 from ._methods import rpc_method as rpc_method
 from ._openrpc import openrpc_document as openrpc_document
+from ._server import parse_tcp_bind as parse_tcp_bind
+from ._server import serve_door as serve_door
 from ._server import serve_rpc as serve_rpc
 from ._stream import CLOSE_DROPPED as CLOSE_DROPPED
 from ._stream import STREAM_QUEUE_SIZE as STREAM_QUEUE_SIZE

@@ -17,11 +17,13 @@ from ._environments import Environments
 from ._flow_requests import FlowRequests
 from ._library import LibraryService
 from ._plays import Plays
+from ._resume_links import ResumeLinks
 from ._resumes import Resumes
 from ._runs import RunPreparation
 from ._schema_check import SchemaChecker
 from ._secrets import Secrets
 from ._seed import seed_library
+from ._webhooks import Webhooks
 from ._workflows import Workflows
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ class Service:
     environments: Environments
     secrets: Secrets
     runs: RunPreparation
+    resume_links: ResumeLinks
+    webhooks: Webhooks
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -54,7 +58,10 @@ class Service:
         environments = Environments(kernel)
         secrets = Secrets(kernel)
         workflows = Workflows(kernel, environments=environments)
-        plays = Plays(kernel, workflows)
+        links = ResumeLinks(
+            kernel.config.resume_links_key_file, kernel.config.ingress_public_url, ttl_s=kernel.config.resume_url_ttl_s
+        )
+        plays = Plays(kernel, workflows, links=links)
         library = LibraryService(kernel, plays)
         plays.library = library
         return cls(
@@ -62,22 +69,24 @@ class Service:
             schema_checker=checker,
             workflows=workflows,
             plays=plays,
-            resumes=Resumes(kernel, checker),
+            resumes=Resumes(kernel, checker, links=links),
             library=library,
             flow_requests=FlowRequests(kernel, workflows, plays, checker, secrets=secrets),
             environments=environments,
             secrets=secrets,
             runs=RunPreparation.build(kernel.config, environments, secrets),
+            resume_links=links,
+            webhooks=Webhooks(kernel, plays, secrets, kernel.config.ingress_public_url),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library, self.secrets]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService, Secrets)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks)
 
 
 @asynccontextmanager

@@ -34,6 +34,7 @@ from ._marker import rpc_method
 if TYPE_CHECKING:
     from hero_logic.kernel import FoldedSpans
 
+    from ._resume_links import ResumeLinks
     from ._workflows import Workflows
 
 
@@ -80,6 +81,8 @@ class Plays:
     workflows: Workflows
     library: StartPlanner | None = None
     """Presets and version picking for ``play_start`` (set when the service is assembled)."""
+    links: ResumeLinks | None = None
+    """Signs the ``url`` of each open question (set when the service is assembled)."""
     _key_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     async def create(
@@ -237,8 +240,8 @@ class Plays:
 
     @rpc_method(admin=True)
     async def play_status(self, play_sid: str) -> Play:
-        """The play as it stands."""
-        return await self.kernel.repo.get_play(play_sid)
+        """The play as it stands (each open question a person answers has its ``url``)."""
+        return self._with_urls(await self.kernel.repo.get_play(play_sid))
 
     @rpc_method(cancel_on_disconnect=True)
     async def play_wait(self, play_sid: str, timeout_ms: int = 0) -> Play:
@@ -247,7 +250,10 @@ class Plays:
         if timeout_ms < 0:
             msg = "timeout_ms"
             raise invalid_field(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
-        return await self.kernel.wait(play_sid, timeout_ms)
+        return self._with_urls(await self.kernel.wait(play_sid, timeout_ms))
+
+    def _with_urls(self, play: Play) -> Play:
+        return self.links.with_urls(play) if self.links is not None else play
 
     @rpc_method(admin=True)
     async def play_cancel(self, play_sid: str) -> Play:

@@ -7,7 +7,7 @@ checked in the schema checker's worker process, never here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -27,6 +27,9 @@ from hero_logic.kernel import (
 from ._checks import canonical_json, invalid_field
 from ._marker import rpc_method
 from ._schema_check import SchemaChecker, SchemaCheckFailed
+
+if TYPE_CHECKING:
+    from ._resume_links import ResumeLinks
 
 __all__ = ["MAX_ANSWERED_BY", "Resumes", "check_payload"]
 
@@ -72,11 +75,13 @@ class Resumes:
 
     kernel: Kernel
     schema_checker: SchemaChecker
+    links: ResumeLinks | None = None
+    """Signs the ``url`` of each open question (set when the service is assembled)."""
     _resume_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     # -- pauses and resumes ----------------------------------------------------------------------
 
-    async def _open_pauses(self, play: Play) -> list[ResumeRequest]:
+    async def open_pauses(self, play: Play) -> list[ResumeRequest]:
         """The unanswered pauses of ``play`` (those its running run has reached so far too) and
         of the child plays it waits for, recursively."""
         out = [attrs.evolve(r, play_sid=r.play_sid or play.sid) for r in play.pending_resumes]
@@ -89,14 +94,15 @@ class Resumes:
                 except NotFound:
                     continue
                 if child.status is PlayStatus.AWAITING_RESUME:
-                    out += await self._open_pauses(child)
+                    out += await self.open_pauses(child)
         return out
 
     @rpc_method(admin=True)
     async def play_pending_resumes(self, play_sid: str) -> list[ResumeRequest]:
         """The open pauses of a play, including those of child plays it waits for (each
-        names its play in play_sid)."""
-        return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
+        names its play in play_sid, and each question a person answers has its ``url``)."""
+        opened = await self.open_pauses(await self.kernel.repo.get_play(play_sid))
+        return [self.links.with_url(r, play_sid) for r in opened] if self.links else opened
 
     @rpc_method(admin=True)
     async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None, answered_by: str = "") -> dict[str, Any]:
@@ -129,7 +135,7 @@ class Resumes:
         for answered in play.received_resumes:
             if answered.id == resume_id:
                 return _receipt_or_conflict(play, answered, payload, context=context)
-        opened = await self._open_pauses(play)
+        opened = await self.open_pauses(play)
         # A name means the one *open* pause of that name (a question asked in a loop has one
         # name and many ids): only when none is open does it mean the one answered last.
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]

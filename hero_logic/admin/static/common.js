@@ -70,14 +70,16 @@ export async function has(method) {
   return (await methods()).has(method);
 }
 
-/** Open a live stream websocket; reconnects (fresh snapshot) unless it closed after the end. */
+/** Open a live stream websocket (with the CSRF token); reconnects (fresh snapshot) unless it closed after the end. */
 export function openStream(path, { onMessage, onState }) {
   let socket = null;
   let stopped = false;
   let delay = 500;
   const connect = () => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}${path}`);
+    // The admin refuses a websocket without the page's CSRF token (a browser cannot set headers here).
+    const token = `${path.includes("?") ? "&" : "?"}csrf=${encodeURIComponent(CSRF)}`;
+    socket = new WebSocket(`${scheme}://${location.host}${path}${token}`);
     socket.onopen = () => { delay = 500; onState?.("live"); };
     socket.onmessage = (event) => onMessage(JSON.parse(event.data));
     socket.onclose = (event) => {
