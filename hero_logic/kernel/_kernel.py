@@ -26,6 +26,7 @@ from ._convert import dumps, to_json
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._recorded import replay_extras
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
 from ._seats import WatchSeats
@@ -488,10 +489,13 @@ class Kernel:
 
         steps: dict[str, Any] = {}
         failures: dict[str, Any] = {}
+        own: list[dict[str, Any]] = []
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
-            for event in await self.repo.read_events(sid):
+            events = await self.repo.read_events(sid)
+            own = events if sid == play.sid else own
+            for event in events:
                 kind = event.get("type")
                 if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")
@@ -500,9 +504,10 @@ class Kernel:
                     failures[event["step_key"]] = failure_entry(event)
                     steps.pop(event["step_key"], None)
         resumes = {r.id: r.payload for r in play.received_resumes}
-        if not (steps or failures or resumes or play.prefill_resumes):
+        extras = await replay_extras(self.repo, play, own)  # strict replay, forks
+        if not (steps or failures or resumes or play.prefill_resumes or extras):
             return None
-        replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
+        replay: dict[str, Any] = {"steps": steps, "resumes": resumes, **extras}
         if failures:
             replay["failures"] = failures
         if play.prefill_resumes:

@@ -35,7 +35,7 @@ _CONTAINER_TYPES = {
     "Dict": "object",
     "Mapping": "object",
 }
-_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint")
+_DECORATOR_KEYWORDS = ("name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint", "strict_replay")
 
 
 class FlowSourceError(ValueError):
@@ -200,7 +200,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint=, strict_replay="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:
@@ -242,6 +242,11 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     if not isinstance(network, bool):
         raise FlowSourceError(
             line, f"@flow {flow_name!r}: network must be True or False, got {network!r}"
+        )
+    strict, line = values.get("strict_replay", (True, decorator.lineno))
+    if not isinstance(strict, bool):
+        raise FlowSourceError(
+            line, f"@flow {flow_name!r}: strict_replay must be True or False, got {strict!r}"
         )
     return _Found(
         name=flow_name,

@@ -47,6 +47,7 @@ class FlowInfo:
         "skip_first",
         "source_file",
         "source_line",
+        "strict_replay",
         "varargs",
         "wire",
     )
@@ -76,6 +77,7 @@ class FlowInfo:
         self.skip_first = 1 if self.positional[:1] in (("self",), ("cls",)) else 0
         self.wire: tuple[str, str] | None = None  # the span_start fragments, made on first call
         self.checkpoint = False  # return only once the step's output is durable
+        self.strict_replay = True  # as the entry flow: a re-run that departs fails the play
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name (extra positionals under ``"*args"``)."""
@@ -150,6 +152,7 @@ class FlowApi:
             sandbox: str = "",
             network: bool = False,
             checkpoint: bool = False,
+            strict_replay: bool = True,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -164,6 +167,7 @@ class FlowApi:
         sandbox: str = "",
         network: bool = False,
         checkpoint: bool = False,
+        strict_replay: bool = True,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -177,11 +181,15 @@ class FlowApi:
         per call), so a crash right after it can never run it again: use it for steps with
         side effects outside the play. Without it, outputs are stored in the background and a
         crash within milliseconds of a step's end may run that step once more, with the same
-        ``step_key``.
+        ``step_key``. ``strict_replay`` (read on the play's entry flow) decides what a re-run
+        that departs from the recorded run does: by default it fails the play as
+        ``nondeterministic``, naming the first difference; ``strict_replay=False`` lets it go
+        on (a step whose key changed runs again, a pause whose id changed asks again).
         """
-        if not isinstance(checkpoint, bool):
-            msg = f"@flow checkpoint must be True or False, got {checkpoint!r}"
-            raise TypeError(msg)
+        for option, value in (("checkpoint", checkpoint), ("strict_replay", strict_replay)):
+            if not isinstance(value, bool):
+                msg = f"@flow {option} must be True or False, got {value!r}"
+                raise TypeError(msg)
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"
             raise TypeError(msg)
@@ -210,6 +218,7 @@ class FlowApi:
                 declared_outputs,
             )
             info.checkpoint = checkpoint
+            info.strict_replay = strict_replay
             return _wrap(func, info)
 
         if fn is None:
