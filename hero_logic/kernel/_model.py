@@ -251,3 +251,7 @@ class Span:
     child_play_sid: str = ""
     rpc_service: str = ""
     rpc_method: str = ""
+    input: JSON = None
+    """A step's arguments by parameter name (JSON; a string of cut JSON when over 4 KiB)."""
+    output: JSON = None
+    """A step's output (JSON; a string of cut JSON when over 4 KiB); None until it returns."""

@@ -105,6 +105,8 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
                 parent = owners.owner(parent_id)
                 if key not in entries:
                     entries[key] = [parent, key, str(event.get("name", "")), "called", _shown_input(event.get("input"))]
+                if event.get("status") == "replayed":  # answered from the caches: finished
+                    entries[key][3] = "finished"
                 if event.get("parallel") is True:
                     parallel[parent] = None
             elif isinstance(rid, str) and str(event.get("name", "")).startswith("pause:"):
@@ -136,7 +138,7 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
 class Before:
     """What a play had finished and been answered before one of its spans started, by shape."""
 
-    __slots__ = ("answered", "failures", "found", "reused_answers", "start_ms", "steps")
+    __slots__ = ("answered", "failures", "found", "replayed", "reused_answers", "start_ms", "steps")
 
     def __init__(self) -> None:
         self.found = False
@@ -149,6 +151,9 @@ class Before:
         """Shape key → resume id of a pause the play asked (its answer is the play's)."""
         self.reused_answers: set[str] = set()
         """Shape keys of pauses answered from the play this one was forked from."""
+        self.replayed: set[str] = set()
+        """Step keys of steps replayed from another play's record without being recorded
+        again here (``play_retry(reuse_steps=true)``): their outcomes are that play's."""
 
 
 def record_before(events: Iterable[Mapping[str, Any]], span_id: str) -> Before:
@@ -167,7 +172,9 @@ def record_before(events: Iterable[Mapping[str, Any]], span_id: str) -> Before:
                 start = event.get("start_ms")
                 before.start_ms = start if isinstance(start, int) else 0
                 break
-            shape, tags = event.get("shape_key"), event.get("tags")
+            shape, tags, key = event.get("shape_key"), event.get("tags"), event.get("step_key")
+            if isinstance(key, str) and event.get("status") == "replayed":
+                before.replayed.add(key)
             if isinstance(shape, str) and isinstance(tags, dict) and isinstance(tags.get("resume_id"), str):
                 if "reused_from" in tags:
                     before.reused_answers.add(shape)
@@ -177,6 +184,7 @@ def record_before(events: Iterable[Mapping[str, Any]], span_id: str) -> Before:
         shape = event.get("shape_key")
         if not isinstance(shape, str):
             continue
+        before.replayed.discard(str(event.get("step_key")))  # recorded here after all
         if kind == "step_output":
             before.steps[shape] = event.get("output")
             before.failures.pop(shape, None)
@@ -199,6 +207,11 @@ async def fork_reuse(repo: Repo, play: Play, depth: int = 0) -> dict[str, Any]:
         if not before.start_ms or r.resumed_at is None or r.resumed_at <= before.start_ms
     }
     resumes = {shape: payloads[rid] for shape, rid in before.answered.items() if rid in payloads}
+    if before.replayed and source.reuse_steps_of:  # a retry that reused its steps: theirs
+        for event in await repo.read_events(source.reuse_steps_of):
+            shape = event.get("shape_key")
+            if event.get("type") == "step_output" and event.get("step_key") in before.replayed and isinstance(shape, str):
+                before.steps.setdefault(shape, event.get("output"))
     if before.reused_answers and source.fork_of and depth < MAX_FORK_DEPTH:
         upstream = (await fork_reuse(repo, source, depth + 1))["resumes"]
         resumes.update({shape: upstream[shape] for shape in before.reused_answers if shape in upstream})

@@ -27,6 +27,7 @@ from hero_logic.kernel import (
 from hero_logic.sdk import decode_event
 
 from ._checks import check_limit, check_offset, invalid_field
+from ._forks import fork_point
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
@@ -95,6 +96,8 @@ class Plays:
         reuse_steps_of: str = "",
         step_key: str = "",
         sid: str = "",
+        fork_of: str = "",
+        fork_from_span_id: str = "",
     ) -> Play:
         """Create a ``pending`` play of a version (the workflow's current one unless named),
         its inputs checked against the version's fields, and hand it to the kernel to run."""
@@ -115,6 +118,8 @@ class Plays:
                 parent_play_sid=parent_play_sid,
                 prefill_resumes=dict(prefill_resumes or {}),
                 reuse_steps_of=reuse_steps_of,
+                fork_of=fork_of,
+                fork_from_span_id=fork_from_span_id,
                 timeout_ms=timeout_ms,
                 created_at=now_ms(),
             )
@@ -216,6 +221,34 @@ class Plays:
             prefill_resumes=old.prefill_resumes,
             timeout_ms=old.timeout_ms,
             reuse_steps_of=old.sid if reuse_steps else "",
+        )
+        return play.sid
+
+    @rpc_method(admin=True)
+    async def play_fork(
+        self, play_sid: str, from_span_id: str, input_data: dict[str, Any] | None = None, version_sid: str = ""
+    ) -> str:
+        """Start a new play that reuses what an ended play did before one of its steps; returns
+        its sid.
+
+        Every step the old play finished before the step span from_span_id started, and every
+        answer it received before then, is replayed (marked replayed, tagged reused_from); that
+        step and everything after it run afresh. input_data (null: the old play's) and
+        version_sid ("" : the old play's version) may differ: steps match by flow name,
+        arguments and position, not by version, so a fork onto a fixed version reuses every
+        finished step before the one that failed."""
+        old = await self.kernel.repo.get_play(play_sid)
+        await fork_point(self.kernel, old, from_span_id)
+        play = await self.create(
+            context="play_fork",
+            workflow_sid=old.workflow_sid,
+            input_data=old.input_data if input_data is None else input_data,
+            version_sid=version_sid or old.workflow_version_sid,
+            name=old.name,
+            prefill_resumes=old.prefill_resumes,
+            timeout_ms=old.timeout_ms,
+            fork_of=old.sid,
+            fork_from_span_id=from_span_id,
         )
         return play.sid
 
