@@ -489,13 +489,11 @@ class Kernel:
 
         steps: dict[str, Any] = {}
         failures: dict[str, Any] = {}
-        own: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []  # after the loop: the play's own (its sid comes last)
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
-            events = await self.repo.read_events(sid)
-            own = events if sid == play.sid else own
-            for event in events:
+            for event in (events := await self.repo.read_events(sid)):
                 kind = event.get("type")
                 if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")
@@ -504,7 +502,7 @@ class Kernel:
                     failures[event["step_key"]] = failure_entry(event)
                     steps.pop(event["step_key"], None)
         resumes = {r.id: r.payload for r in play.received_resumes}
-        extras = await replay_extras(self.repo, play, own)  # strict replay, forks
+        extras = await replay_extras(self.repo, play, events)  # strict replay, forks
         if not (steps or failures or resumes or play.prefill_resumes or extras):
             return None
         replay: dict[str, Any] = {"steps": steps, "resumes": resumes, **extras}
