@@ -19,6 +19,8 @@ from typing import Any
 
 from hero_logic.kernel import SETTINGS, Config, HeroLogicError
 
+from . import _fork
+
 __all__ = ["admin_main", "main", "server_main"]
 
 
@@ -470,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a play")
     cancel.add_argument("play", help="play sid")
     cancel.set_defaults(func=_cmd_cancel)
+    _fork.register(sub)  # a command group in its own module, with its register(subparsers)
     return parser
 
 
