@@ -412,3 +412,39 @@ def test_a_fork_onto_another_version_reuses_steps_and_answers_before_the_fork_po
     own = {e["span_id"]: e for e in fork.of_type("step_output")}
     assert [own[s["span_id"]]["output"] for s in reused] == [10, 20]
     assert not {own[s["span_id"]]["step_key"] for s in reused} & {s["step_key"] for s in first.named("enrich")}
+
+
+def test_calls_inside_a_flow_step_block_count_under_the_call_the_block_sits_in(
+    play: Callable[..., Run], tmp_path: Path
+) -> None:
+    """A ``flow.step`` block is no step: the calls in it take positions under the enclosing
+    ``@flow`` call, in this run as in the record the service builds from span parents."""
+    source = counter_source(
+        tmp_path,
+        """
+        import pathlib
+        from hero_tracing import ask_user, flow
+
+        @flow
+        def fetch(page):
+            bump(f"fetch{page}")
+            return page
+
+        @flow
+        def main():
+            fetch(page=0)
+            with flow.step("batch"):
+                with flow.span("inner"):
+                    pages = [1, 2] if not pathlib.Path("other.txt").exists() else [1, 3]
+                    for p in pages:
+                        fetch(page=p)
+            return ask_user.confirm("Done?")
+        """,
+    )
+    first = play(source)
+    second = play(source, replay=replay_after([first], {"Done?": True}))
+    assert second.returncode == 0, failure(second)
+    (tmp_path / "other.txt").write_text("")
+    third = play(source, replay=replay_after([first], {"Done?": True}))
+    assert third.returncode == 1
+    assert "at call 3 inside 'main': the recorded run called fetch(page=2) there" in failure(third)

@@ -75,8 +75,11 @@ def _shown_input(value: Any) -> str:
 
 def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -> dict[str, Any] | None:
     """The replay file's ``recorded`` for a play with these events whose pauses ``answered``
-    (resume ids) have answers; None if its runs reported no calls in the form strict replay
-    needs (an SDK from before it sent no ``input`` on a call's span_start).
+    (resume ids) have answers; None if its runs reported no call or pause the SDK placed.
+
+    Only calls whose ``span_start`` carries ``input`` and pauses carrying ``shape_key`` are
+    entries: those the SDK gives a position (an SDK from before strict replay sent neither,
+    so a play it began is not held to positions it did not count).
 
     ``calls`` lists ``[parent, id, name, kind, input]`` per call or pause, in the order first
     made: ``parent`` the step key of the call it was made in ("" for the entry flow), ``id``
@@ -88,7 +91,6 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
     entries: dict[str, list[Any]] = {}
     parallel: dict[str, None] = {}
     answers = set(answered)
-    current = False
     for event in events:
         kind = event.get("type")
         if kind == "span_start":
@@ -100,8 +102,7 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
             owners.start(span_id, parent_id, key)
             tags = event.get("tags")
             rid = tags.get("resume_id") if isinstance(tags, dict) else None
-            if key:
-                current = current or "input" in event
+            if key and "input" in event:  # a call the SDK placed (waits, attempts: their own)
                 parent = owners.owner(parent_id)
                 if key not in entries:
                     entries[key] = [parent, key, str(event.get("name", "")), "called", _shown_input(event.get("input"))]
@@ -109,7 +110,7 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
                     entries[key][3] = "finished"
                 if event.get("parallel") is True:
                     parallel[parent] = None
-            elif isinstance(rid, str) and str(event.get("name", "")).startswith("pause:"):
+            elif isinstance(rid, str) and "shape_key" in event and str(event.get("name", "")).startswith("pause:"):
                 parent = owners.owner(parent_id)
                 done = event.get("status") == "replayed"
                 entry = entries.setdefault(rid, [parent, rid, str(event["name"])[6:], "asked", ""])
@@ -121,13 +122,13 @@ def recorded_run(events: Iterable[Mapping[str, Any]], answered: Iterable[str]) -
                 done[3] = "finished"
         elif kind == "pause":
             rid, asking = event.get("resume_id"), event.get("span_id")
-            if not isinstance(rid, str) or not isinstance(asking, str):
+            if not isinstance(rid, str) or not isinstance(asking, str) or "shape_key" not in event:
                 continue
             parent = owners.owner(asking)
             entries.setdefault(rid, [parent, rid, str(event.get("name", "")), "asked", ""])
             if event.get("parallel") is True:
                 parallel[parent] = None
-    if not current or not entries:
+    if not entries:
         return None
     for entry in entries.values():
         if entry[3] == "asked" and entry[1] in answers:

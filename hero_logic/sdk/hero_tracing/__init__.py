@@ -176,7 +176,8 @@ id, ``name`` its flow or pause name, ``kind`` one of ``called`` (did not finish)
 ``finished`` (has a ``step_output`` or ``step_failed``, or was replayed), ``asked`` (not
 answered, or prefilled), ``answered``, and ``input`` its ``input`` as JSON text cut to 120
 characters. ``parallel`` lists the parents some of whose calls were marked ``parallel``.
-The service sends ``recorded`` once the play has reported a call with an ``input``.
+Only calls whose ``span_start`` has ``input``, and pauses with a ``shape_key``, are entries
+(those the SDK gives positions); the service sends ``recorded`` once there is one.
 
 Each call and pause takes the next *position* under its parent (counting both, in the order
 they start). Unless the entry flow is ``@flow(strict_replay=False)``, a run fails as
