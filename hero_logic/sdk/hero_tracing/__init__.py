@@ -199,11 +199,11 @@ in-process ``flow.invoke`` does not change the play's choice; a child play
 Forks
 =====
 
-``shape_key = sha1(parent_shape|flow_name|canonical_json(kwargs)|ordinal)``, with
-``parent_shape`` the enclosing call's shape key and ``ordinal`` that of the step key; the
-entry flow's is ``sha1(|flow_name||ordinal)`` (its arguments left out), and an in-process
-invocation's children take the invocation's shape key (no version). A pause's is
-``sha1(parent_shape|pause:name|ordinal)``. No version sid goes in, so a call keeps its shape
+``shape_key = blake2s(parent_shape|flow_name|canonical_json(kwargs)|ordinal)`` (BLAKE2s
+with a 16-byte digest, in hex: 32 digits), with ``parent_shape`` the enclosing call's shape
+key and ``ordinal`` that of the step key; the entry flow's is ``blake2s(|flow_name||ordinal)``
+(its arguments left out), and an in-process invocation's children take the invocation's
+shape key (no version). A pause's is ``blake2s(parent_shape|pause:name|ordinal)``. No version sid goes in, so a call keeps its shape
 key on every version of the flow and with other inputs to the play.
 
 ``reuse`` is ``{"play_sid": ..., "steps": {shape_key: output}, "failures": {shape_key:

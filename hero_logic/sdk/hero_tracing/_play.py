@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ReplayFileError", "Runtime"]
 
 _sha1_key = _wire._sha1
+_shape_key = _wire._blake
 _canonical_json = _wire.canonical_json
 _encode_event = _wire.encode_event
 _to_bytes = _wire._to_bytes
@@ -260,7 +261,7 @@ class Runtime:
         ordinal = next(counter)
         key = _sha1_key(f"{material}|{ordinal}")
         # The version-free key a fork matches on (the entry flow's arguments left out).
-        shape = _sha1_key(f"{above}|{name}|{args if above else ''}|{ordinal}")
+        shape = _shape_key(f"{above}|{name}|{args if above else ''}|{ordinal}")
         # A memoized call's span id derives from its step key, so every run of the play (a
         # resume, a recovery) reports the same step under the same span: the tree shows it
         # once, marked replayed, with what its first run recorded.
@@ -282,8 +283,11 @@ class Runtime:
             self.strict.check(
                 path[:40], position, parallel or PARALLEL in counts, key, "call", span.name, args, cached
             )
-        cut = _trace_text(args)
-        fields = f',"input":{args}' if cut is None else f',"input":{_quote(cut)}'
+        if len(args) <= 1024 and "NaN" not in args and "Infinity" not in args:
+            fields = f',"input":{args}'  # fits: no need to measure its UTF-8 bytes
+        else:
+            cut = _trace_text(args)
+            fields = f',"input":{args}' if cut is None else f',"input":{_quote(cut)}'
         return fields + ',"parallel":true' if parallel else fields
 
     def start_line(
@@ -349,12 +353,11 @@ class Runtime:
         again = rebuild(_wire.failure_entry(_loads(line)))
         return None if type(again) is type(exc) else again
 
-    def _returned(self, span: Span) -> None:
+    def _returned(self) -> None:
         """The entry flow returned: a run that did not reach all of its record departs."""
-        if span is self.root and self.strict is not None:
-            departure = self.strict.finish("returned")
-            if departure:
-                raise Nondeterministic(departure)
+        departure = self.strict.finish("returned") if self.strict is not None else ""
+        if departure:
+            raise Nondeterministic(departure)
 
     def _finish(self, info: FlowInfo | None, name: str, span: Span, key: str, result: Any) -> Any:
         """Check and send the step's output, then close its span ``ok``; raise Failed if unfit.
@@ -415,7 +418,7 @@ class Runtime:
             info.name, info.bind(args, kwargs) if args else kwargs
         )
         site = info.wire or _flow_site(info)
-        cached = is_cached(self, key, span.shape)
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
         fields = self._begin(span, key, text, counts, path, cached)
         if cached:
             return from_cache(self, span, key, parent_id, site, info.name, fields)
@@ -423,7 +426,8 @@ class Runtime:
         token = CURRENT.set(span)
         try:
             result = fn(*args, **kwargs)
-            self._returned(span)
+            if self.strict is not None and span is self.root:
+                self._returned()
         except BaseException as exc:
             CURRENT.reset(token)
             instead = self._fail(span, key, exc, info.checkpoint)
@@ -450,7 +454,7 @@ class Runtime:
     ) -> Any:
         span, key, parent_id, text, counts, path = identity
         site = info.wire or _flow_site(info)
-        cached = is_cached(self, key, span.shape)
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
         # Placed when it starts, as the service sees its span_start: awaited calls keep order.
         fields = self._begin(span, key, text, counts, path, cached)
         if cached:
@@ -459,7 +463,8 @@ class Runtime:
         token = CURRENT.set(span)
         try:
             result = await fn(*args, **kwargs)
-            self._returned(span)
+            if self.strict is not None and span is self.root:
+                self._returned()
         except BaseException as exc:
             instead = self._fail(span, key, exc, info.checkpoint)
             if instead is None:
@@ -483,7 +488,7 @@ class Runtime:
         span, key, parent_id, text, counts, path = self._identify(name, key_kwargs)
         span.kind = kind
         site = _site(name, source_file, source_line)
-        cached = is_cached(self, key, span.shape)
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
         fields = self._begin(span, key, text, counts, path, cached)
         if cached:
             return from_cache(self, span, key, parent_id, site, name, fields)

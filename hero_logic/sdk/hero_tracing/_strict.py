@@ -61,17 +61,6 @@ FIX = (
 )
 
 
-def _branch() -> object:
-    """The thread and, inside an event loop, the asyncio task running now."""
-    ident = _get_ident()
-    aio = _modules.get("asyncio")
-    if aio is not None:
-        loop = aio._get_running_loop()
-        if loop is not None:
-            return (ident, id(aio.current_task(loop)))
-    return ident
-
-
 def place(counts: dict[object, Any], own: dict[object, Any] | None = None) -> tuple[int, bool]:
     """The position of the next call or pause under the parent whose ``counts`` these are,
     and whether it is the first made from another branch than the parent's body runs in.
@@ -80,7 +69,13 @@ def place(counts: dict[object, Any], own: dict[object, Any] | None = None) -> tu
     """
     position: int = counts.get(_POSITION, 0)
     counts[_POSITION] = position + 1
-    here = _branch()
+    # The branch running now: the thread and, inside an event loop, the asyncio task.
+    here: object = _get_ident()
+    aio = _modules.get("asyncio")
+    if aio is not None:
+        loop = aio._get_running_loop()
+        if loop is not None:
+            here = (here, id(aio.current_task(loop)))
     if own is not None:
         own[_HOME] = here
     if counts.setdefault(_HOME, here) != here and PARALLEL not in counts:

@@ -12,6 +12,7 @@ from ._jsoncodec import make_encoder as _c_make_encoder
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from hashlib import blake2s as _new_blake2s
     from hashlib import sha1 as _new_sha1
     from typing import Any
 else:
@@ -19,6 +20,10 @@ else:
         from _sha1 import sha1 as _new_sha1
     except ImportError:  # an interpreter without it
         from hashlib import sha1 as _new_sha1
+    try:  # BLAKE2s: a shape key is made on every call, and it is a third of SHA-1's cost
+        from _blake2 import blake2s as _new_blake2s
+    except ImportError:
+        from hashlib import blake2s as _new_blake2s
 
 __all__ = [
     "ENV_ENTRY",
@@ -250,22 +255,27 @@ def resume_id(version_sid: str, parent_path: str, name: str, ordinal: int = 0) -
     return _sha1(f"{version_sid}|{parent_path}|pause:{name}|{ordinal}")
 
 
-def shape_key(parent_shape: str, flow_name: str, kwargs: Mapping[str, Any], ordinal: int = 0) -> str:
-    """The version-free identity of one ``@flow`` call (hex SHA-1): what a fork matches on.
+def _blake(text: str) -> str:
+    return _new_blake2s(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
-    ``sha1(parent_shape|flow_name|canonical_json(kwargs)|ordinal)``, where ``parent_shape`` is
+
+def shape_key(parent_shape: str, flow_name: str, kwargs: Mapping[str, Any], ordinal: int = 0) -> str:
+    """The version-free identity of one ``@flow`` call (32 hex digits): what a fork matches on.
+
+    ``blake2s-128(parent_shape|flow_name|canonical_json(kwargs)|ordinal)``, where ``parent_shape`` is
     the enclosing call's own shape key (``""`` for the entry flow, whose arguments are left
     out: ``sha1(|flow_name||ordinal)``) and ``ordinal`` is the one of its step key. No version
     sid anywhere, so the same call by name, arguments and position has the same shape on
     every version of the flow, and with other inputs to the play.
     """
     args = canonical_json(kwargs) if parent_shape else ""
-    return _sha1(f"{parent_shape}|{flow_name}|{args}|{ordinal}")
+    return _blake(f"{parent_shape}|{flow_name}|{args}|{ordinal}")
 
 
 def pause_shape(parent_shape: str, name: str, ordinal: int = 0) -> str:
-    """The version-free identity of a pause (hex SHA-1): ``sha1(parent_shape|pause:name|ordinal)``."""
-    return _sha1(f"{parent_shape}|pause:{name}|{ordinal}")
+    """The version-free identity of a pause (32 hex digits):
+    ``blake2s-128(parent_shape|pause:name|ordinal)``."""
+    return _blake(f"{parent_shape}|pause:{name}|{ordinal}")
 
 
 def trace_text(text: str) -> str | None:
