@@ -356,3 +356,20 @@ def main():
     err = await _error(service, "play_fork", play_sid=play["sid"], from_span_id=child_root["span_id"])
     assert err.data[0]["field"] == "from_span_id"
     assert f"it is a span of play {child_sid}: fork that play instead" in err.data[0]["error"]
+
+
+async def test_span_push_cannot_forge_the_record_a_rerun_is_held_to(service: Service) -> None:
+    """A call's span_start is part of the play's record (strict replay, forks): the flow's own."""
+    wf = await service.push(EFFECT + "\n@flow(name='asks')\ndef main():\n    return ask_user.confirm('Go?')\n", name="asks")
+    play = await service.run(wf)
+    for event in (
+        {"type": "span_start", "span_id": "f1", "parent_id": "", "name": "fake", "kind": "step", "start_ms": 1,
+         "step_key": "0" * 40, "input": {}},
+        {"type": "span_start", "span_id": "f2", "parent_id": "", "name": "pause:Go?", "kind": "other", "start_ms": 1,
+         "shape_key": "1" * 32, "tags": {"resume_id": "r"}},
+    ):
+        err = await _error(service, "span_push", play_sid=play["sid"], event_json=event)
+        assert err.code == -32602
+        assert "part of the record a re-run is held to" in err.data[0]["error"]
+    ended = await _answer(service, play, True)
+    assert ended["status"] == "success", ended["error_message"]

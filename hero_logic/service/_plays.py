@@ -308,13 +308,17 @@ class Plays:
         if event["type"] == "request":
             msg = "event_json"
             raise invalid_field(msg, "requests are only answered on a play's own span socket", context="span_push")
-        if event["type"] in REPLAYED_EVENT_TYPES and not self.kernel.config.span_push_outputs:
+        # A call's span_start (step_key) or an answered pause's (shape_key) is part of the record
+        # a re-run is held to and a fork reuses: the flow's own, like what a resume replays.
+        recorded = event["type"] == "span_start" and ("step_key" in event or "shape_key" in event)
+        if (event["type"] in REPLAYED_EVENT_TYPES or recorded) and not self.kernel.config.span_push_outputs:
             msg_0 = "event_json"
+            what = "a span_start with a step_key or shape_key is part of the record a re-run is held to" if recorded else f"a {event['type']!r} event is what a resume replays"
             raise invalid_field(
                 msg_0,
-                f"a {event['type']!r} event is what a resume replays, so only the flow itself may send "
-                "it; span_push takes span_start, span_tag, span_log and span_end (a test service may "
-                "allow more with --span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
+                f"{what}, so only the flow itself may send it; span_push takes span_start (of no "
+                "@flow call), span_tag, span_log and span_end (a test service may allow more with "
+                "--span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
                 context="span_push",
             )
         await self.kernel.apply(play_sid, [(raw, event)])
