@@ -208,7 +208,10 @@ def run(environ: Mapping[str, str]) -> int:
         return EXIT_FAILED
     except BaseException as exc:
         if outcome(exc) is None:
-            asked = f"pause {exc.name!r}" if isinstance(exc, AwaitingResume) else "a child play"
+            asked = "a pause"
+            if isinstance(exc, AwaitingResume):
+                child = exc.resume_id.startswith("child:")
+                asked = f"child play {exc.resume_id[6:]}" if child else f"pause {exc.name!r}"
             departure = _departed(runtime, f"paused at {asked}")
             if departure:
                 _say(f"flow failed: {departure}")
