@@ -33,7 +33,7 @@ def ask(runtime: Runtime, name: str, schema: Any, ui: Any) -> Any:
     if parent is None:
         path, counts, parent_id, above = "", runtime.top_counts, runtime.parent_span, ""
     else:
-        path, counts, parent_id, above = parent.path, parent.counts, parent.span_id, parent.shape
+        path, counts, parent_id, above = parent.path, parent.counts, parent.span_id, parent.shape or parent.path
     counter = counts.get(("pause", name))
     if counter is None:
         counter = counts.setdefault(("pause", name), itertools.count())

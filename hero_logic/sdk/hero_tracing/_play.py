@@ -252,7 +252,9 @@ class Runtime:
         if parent is None:
             path, counts, parent_id, kind, above = "", self.top_counts, self.parent_span, "flow_root", ""
         else:
-            path, counts, parent_id, kind, above = parent.path, parent.counts, parent.span_id, "step", parent.shape
+            # A span made without a shape (by other code) gives its path: no reuse, no mix-up.
+            path, counts, parent_id, kind = parent.path, parent.counts, parent.span_id, "step"
+            above = parent.shape or path
         args = _canonical_json(kwargs)
         material = f"{self.version_sid}|{path}|{name}|{args}"
         counter = counts.get(material)
