@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from hero_logic.kernel._recorded import record_before, recorded_run
 
 from .test_sdk_play import Run, body_runs, counter_source
@@ -448,3 +450,15 @@ def test_calls_inside_a_flow_step_block_count_under_the_call_the_block_sits_in(
     third = play(source, replay=replay_after([first], {"Done?": True}))
     assert third.returncode == 1
     assert "at call 3 inside 'main': the recorded run called fetch(page=2) there" in failure(third)
+
+
+def test_strict_replay_must_be_true_or_false_at_save_and_at_import() -> None:
+    from hero_tracing import flow
+
+    from hero_logic.sdk import FlowSourceError, read_flow_signature
+
+    read_flow_signature("from hero_tracing import flow\n\n@flow(strict_replay=False)\ndef main():\n    return 1\n")
+    with pytest.raises(FlowSourceError, match="strict_replay must be True or False, got 'no'"):
+        read_flow_signature("from hero_tracing import flow\n\n@flow(strict_replay='no')\ndef main():\n    return 1\n")
+    with pytest.raises(TypeError, match="@flow strict_replay must be True or False, got 1"):
+        flow(strict_replay=1)  # type: ignore[arg-type]
