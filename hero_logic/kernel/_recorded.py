@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from hero_logic.sdk import failure_entry
 
 if TYPE_CHECKING:
@@ -201,7 +203,8 @@ async def fork_reuse(repo: Repo, play: Play, depth: int = 0) -> dict[str, Any]:
     """The replay file's ``reuse`` for a fork: what the play it was forked from finished, and
     the answers it had received, before the span the fork starts from (by shape key)."""
     source = await repo.get_play(play.fork_of)
-    before = record_before(await repo.read_events(source.sid), play.fork_from_span_id)
+    events = await repo.read_events(source.sid)
+    before = await trio.to_thread.run_sync(record_before, events, play.fork_from_span_id)  # off the loop
     payloads = {
         r.id: r.payload
         for r in source.received_resumes
@@ -223,7 +226,8 @@ async def replay_extras(repo: Repo, play: Play, events: Iterable[Mapping[str, An
     """What strict replay and forks add to the replay file of ``play``'s next run, given its
     own ``events`` so far: ``recorded`` (after a first run) and ``reuse`` (for a fork)."""
     extras: dict[str, Any] = {}
-    recorded = recorded_run(events, (r.id for r in play.received_resumes))
+    answered = [r.id for r in play.received_resumes]
+    recorded = await trio.to_thread.run_sync(recorded_run, events, answered)  # a big play: off the loop
     if recorded is not None:
         extras["recorded"] = recorded
     if play.fork_of:
