@@ -105,9 +105,17 @@ def _inputs(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _cmd_fork(args: argparse.Namespace) -> int:
-    from ._main import _client  # the CLI's one way to reach the service
+def _client(args: argparse.Namespace) -> Any:
+    """The RPC client for ``--socket``, else the settings' socket (as every command finds it)."""
+    from hero_logic.kernel import SETTINGS, Config
+    from hero_logic.rpc import Client
 
+    if getattr(args, "socket", None):
+        return Client(Path(args.socket))
+    return Client(Config.load({s.attr: getattr(args, s.attr, None) for s in SETTINGS}).rpc_socket)
+
+
+def _cmd_fork(args: argparse.Namespace) -> int:
     try:
         inputs = _inputs(args.input_json)
         with _client(args) as rpc:

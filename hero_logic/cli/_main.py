@@ -19,7 +19,7 @@ from typing import Any
 
 from hero_logic.kernel import SETTINGS, Config, HeroLogicError
 
-from . import _fork
+from ._fork import register as _register_fork
 
 __all__ = ["admin_main", "main", "server_main"]
 
@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a play")
     cancel.add_argument("play", help="play sid")
     cancel.set_defaults(func=_cmd_cancel)
-    _fork.register(sub)  # a command group in its own module, with its register(subparsers)
+    _register_fork(sub)  # a command group in its own module, with its register(subparsers)
     return parser
 
 
