@@ -33,6 +33,7 @@ from ._handle import (
 from ._intake import EventIntake
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._recorded import replay_extras
 from ._runner import PlayRunner, RunState, map_outcome, request_from_pause
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
@@ -455,10 +456,11 @@ class Kernel(EventIntake):
 
         steps: dict[str, Any] = {}
         failures: dict[str, Any] = {}
+        events: list[dict[str, Any]] = []  # after the loop: the play's own (its sid comes last)
         for sid in (play.reuse_steps_of, play.sid):
             if not sid:
                 continue
-            for event in await self.repo.read_events(sid):
+            for event in (events := await self.repo.read_events(sid)):
                 kind = event.get("type")
                 if kind == "step_output":
                     steps[event["step_key"]] = event.get("output")
@@ -470,9 +472,10 @@ class Kernel(EventIntake):
         reused = await self.repo.find_play(play.reuse_steps_of) if play.reuse_steps_of else None
         if reused is not None:  # a retry that reuses steps reuses the answers too
             resumes = {**{r.id: r.payload for r in reused.received_resumes}, **resumes}
-        if not (steps or failures or resumes or play.prefill_resumes):
+        extras = await replay_extras(self.repo, play, events)  # strict replay, forks
+        if not (steps or failures or resumes or play.prefill_resumes or extras):
             return None
-        replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
+        replay: dict[str, Any] = {"steps": steps, "resumes": resumes, **extras}
         if failures:
             replay["failures"] = failures
         if play.prefill_resumes:

@@ -231,6 +231,11 @@ class Play:
     prefill_resumes: dict[str, JSON] = attrs.Factory(dict)
     reuse_steps_of: str = ""
     """A play whose finished steps this play replays (``play_retry(reuse_steps=True)``)."""
+    fork_of: str = ""
+    """The play this one was forked from (``play_fork``): it replays what that play finished,
+    and the answers it received, before ``fork_from_span_id``, matched by shape key."""
+    fork_from_span_id: str = ""
+    """The span of ``fork_of`` this play runs afresh from (with everything after it)."""
     total_cost_usd: float = 0.0
     timeout_ms: int = 0
     """Wall-clock budget of each run of the play (0: the service's default); every resume and
@@ -272,3 +277,7 @@ class Span:
     child_play_sid: str = ""
     rpc_service: str = ""
     rpc_method: str = ""
+    input: JSON = None
+    """A step's arguments by parameter name (JSON; a string of cut JSON when over 4 KiB)."""
+    output: JSON = None
+    """A step's output (JSON; a string of cut JSON when over 4 KiB); None until it returns."""

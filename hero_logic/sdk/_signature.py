@@ -38,6 +38,7 @@ _CONTAINER_TYPES = {
 }
 _DECORATOR_KEYWORDS = (
     "name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint", "secrets", "services",
+    "strict_replay",
 )
 _RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
@@ -210,7 +211,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint=, secrets=, services="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint=, secrets=, services=, strict_replay="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:
@@ -265,6 +266,11 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
                 f'starting with a letter or _), e.g. {what}=["OPENAI_API_KEY"]; got {value!r}',
             )
         names[what] = tuple(dict.fromkeys(value))
+    strict, line = values.get("strict_replay", (True, decorator.lineno))
+    if not isinstance(strict, bool):
+        raise FlowSourceError(
+            line, f"@flow {flow_name!r}: strict_replay must be True or False, got {strict!r}"
+        )
     return _Found(
         name=flow_name,
         function=func.name,

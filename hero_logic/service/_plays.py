@@ -28,6 +28,7 @@ from hero_logic.kernel import (
 from hero_logic.sdk import decode_event
 
 from ._checks import check_limit, check_name, check_offset, invalid_field
+from ._forks import fork_point
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
@@ -102,6 +103,8 @@ class Plays:
         sid: str = "",
         idempotency_key: str = "",
         deadline_ms: int = 0,
+        fork_of: str = "",
+        fork_from_span_id: str = "",
     ) -> Play:
         """Create a ``pending`` play of a version (the workflow's current one unless named),
         its inputs checked against the version's fields, and hand it to the kernel to run.
@@ -126,12 +129,14 @@ class Plays:
                     name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
                     prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
                     step_key=step_key, sid=sid, idempotency_key=key, deadline_ms=deadline_ms,
+                    fork_of=fork_of, fork_from_span_id=fork_from_span_id,
                 )
         return await self._create(
             context=context, workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
             name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
             prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
             step_key=step_key, sid=sid, deadline_ms=deadline_ms,
+            fork_of=fork_of, fork_from_span_id=fork_from_span_id,
         )
 
     async def _create(
@@ -151,6 +156,8 @@ class Plays:
         sid: str,
         idempotency_key: str = "",
         deadline_ms: int = 0,
+        fork_of: str = "",
+        fork_from_span_id: str = "",
     ) -> Play:
         async with self.workflows.creating_play(workflow_sid):
             wf = await self.kernel.repo.get_workflow(workflow_sid)
@@ -167,6 +174,8 @@ class Plays:
                 parent_play_sid=parent_play_sid,
                 prefill_resumes=dict(prefill_resumes or {}),
                 reuse_steps_of=reuse_steps_of,
+                fork_of=fork_of,
+                fork_from_span_id=fork_from_span_id,
                 timeout_ms=timeout_ms,
                 created_at=now,
                 deadline_at=now + deadline_ms if deadline_ms else None,
@@ -284,6 +293,33 @@ class Plays:
         return play.sid
 
     @rpc_method(admin=True)
+    async def play_fork(
+        self, play_sid: str, from_span_id: str, input_data: dict[str, Any] | None = None, version_sid: str = ""
+    ) -> str:
+        """Start a new play that reuses what an ended play did before one of its steps; returns
+        its sid.
+
+        Every step the old play finished before the step span from_span_id started, and every
+        answer it received before then, is replayed (marked replayed, tagged reused_from); that
+        step and everything after it run afresh. input_data (null: the old play's) and
+        version_sid ("" : the old play's version) may differ: steps match by flow name,
+        arguments and position, not by version, so a fork onto a fixed version reuses every
+        finished step before the one that failed."""
+        old = await self.kernel.repo.get_play(play_sid)
+        await fork_point(self.kernel, old, from_span_id)
+        play = await self.create(
+            context="play_fork",
+            workflow_sid=old.workflow_sid,
+            input_data=old.input_data if input_data is None else input_data,
+            version_sid=version_sid or old.workflow_version_sid,
+            name=old.name,
+            prefill_resumes=old.prefill_resumes,
+            timeout_ms=old.timeout_ms,
+            fork_of=old.sid,
+            fork_from_span_id=from_span_id,
+        )
+        return play.sid
+
     async def play_list(
         self,
         workflow_sid: str = "",
@@ -373,13 +409,17 @@ class Plays:
         if event["type"] == "request":
             msg = "event_json"
             raise invalid_field(msg, "requests are only answered on a play's own span socket", context="span_push")
-        if event["type"] in REPLAYED_EVENT_TYPES and not self.kernel.config.span_push_outputs:
+        # A call's span_start (step_key) or an answered pause's (shape_key) is part of the record
+        # a re-run is held to and a fork reuses: the flow's own, like what a resume replays.
+        recorded = event["type"] == "span_start" and ("step_key" in event or "shape_key" in event)
+        if (event["type"] in REPLAYED_EVENT_TYPES or recorded) and not self.kernel.config.span_push_outputs:
             msg_0 = "event_json"
+            what = "a span_start with a step_key or shape_key is part of the record a re-run is held to" if recorded else f"a {event['type']!r} event is what a resume replays"
             raise invalid_field(
                 msg_0,
-                f"a {event['type']!r} event is what a resume replays, so only the flow itself may send "
-                "it; span_push takes span_start, span_tag, span_log and span_end (a test service may "
-                "allow more with --span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
+                f"{what}, so only the flow itself may send it; span_push takes span_start (of no "
+                "@flow call), span_tag, span_log and span_end (a test service may allow more with "
+                "--span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
                 context="span_push",
             )
         await self.kernel.apply(play_sid, [(raw, event)])

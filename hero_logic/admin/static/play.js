@@ -1,6 +1,6 @@
 // Play page: the span tree as a live graph (fed by the websocket stream; virtualised in
 // tree.js), a span inspector, the play's input and output, its cost with its child plays',
-// the decisions taken on it, cancel / retry, and a form for each open pause.
+// the decisions taken on it, cancel / retry / fork, and a form for each open pause.
 import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
 import { answererField, decisionsTable } from "./decisions.js";
 import { foldEvent } from "./fold.js";
@@ -29,6 +29,8 @@ const state = {
   spansTotal: 0,
   cost: null,
   costFor: "",
+  fork: null,
+  forkOpen: "",
 };
 
 const spanTree = new SpanTree({
@@ -52,6 +54,7 @@ const els = {
   decisionsBody: h("div"),
   live: h("span", { class: "live-dot", id: "live-state" }, "connecting"),
   inspector: h("div", { id: "inspector-body" }),
+  input: h("div", { id: "input-body" }),
   output: h("div", { id: "output-body" }),
 };
 
@@ -193,8 +196,8 @@ function render() {
   renderHead();
   renderGraph();
   renderInspector();
-  renderOutput();
   renderInput();
+  renderOutput();
 }
 
 let inputShown = null;
@@ -245,7 +248,68 @@ function renderHead() {
         h("span", { class: "sid" }, play.sid))),
     h("div", { class: "actions" },
       terminal ? h("button", { class: "btn", id: "retry-play", onclick: retry(false) }, "Retry") : cancel,
-      terminal && play.status !== "success" ? h("button", { class: "btn", id: "retry-from-failed", onclick: retry(true), title: "replay the steps that finished, run the rest" }, "Retry from failed step") : null));
+      terminal && play.status !== "success" ? h("button", { class: "btn", id: "retry-from-failed", onclick: retry(true), title: "replay the steps that finished, run the rest" }, "Retry from failed step") : null,
+      terminal && play.status !== "success" && state.workflow?.current_version_sid
+        ? h("button", { class: "btn", id: "retry-current-version", onclick: retryOnCurrentVersion, title: "fork from the failed step onto the workflow's current version: the steps that finished before it are reused" }, "Retry on the current version")
+        : null));
+}
+
+/** The step that failed the play: down from the root, along the last failed span at each level. */
+function failedStep() {
+  let at = spanTree.firstFailure();
+  while (at && !at.step_key) at = spanTree.spans.get(at.parent_id);
+  return at || null;
+}
+
+async function fork(spanId, params) {
+  try {
+    const next = await rpc("play_fork", { play_sid: sid, from_span_id: spanId, ...params });
+    location.href = `/plays/${next}`;
+  } catch (error) {
+    toast(explain(error), "error");
+  }
+}
+
+function retryOnCurrentVersion() {
+  const step = failedStep();
+  if (!step) {
+    toast("No failed step in this play's tree to fork from: use Fork from here on a step.", "error");
+    return;
+  }
+  fork(step.span_id, { version_sid: state.workflow.current_version_sid });
+}
+
+/** "Fork from here": which version, which input; kept while the same span stays selected. */
+function forkForm(span) {
+  if (state.fork?.spanId === span.span_id) return state.fork.el;
+  const versions = h("select", { id: "fork-version" }, h("option", { value: state.play.workflow_version_sid }, "this play's version"));
+  rpc("workflow_version_list", { workflow_sid: state.play.workflow_sid }).then((list) => {
+    for (const v of list) {
+      if (v.sid === state.play.workflow_version_sid) continue;
+      const current = v.sid === state.workflow?.current_version_sid ? " (current)" : "";
+      versions.append(h("option", { value: v.sid }, `${v.version_label || shortSid(v.sid)}${current}`));
+    }
+  }, () => {});
+  const input = h("textarea", { id: "fork-input", class: "mono", rows: "4", spellcheck: "false" }, json(state.play.input_data || {}));
+  const submit = h("button", { class: "btn primary", id: "fork-submit", type: "button" }, "Fork");
+  submit.addEventListener("click", () => {
+    let inputData;
+    try {
+      inputData = JSON.parse(input.value);
+    } catch (error) {
+      toast(`The input is not JSON: ${error.message}`, "error");
+      return;
+    }
+    fork(span.span_id, { version_sid: versions.value, input_data: inputData });
+  });
+  const el = h("div", { class: "section", id: "fork-form" },
+    h("h3", {}, "Fork from here"),
+    h("p", { class: "muted small" }, "A new play that reuses every step finished, and every answer received, before this step, and runs this step and everything after it afresh."),
+    h("label", { class: "small" }, "version ", versions),
+    h("label", { class: "small", style: { display: "block", marginTop: "6px" } }, "input", input),
+    h("div", { style: { marginTop: "6px" } }, submit));
+  state.fork = { spanId: span.span_id, el };
+  return el;
 }
 
 let cancelEl = null;
@@ -344,6 +408,10 @@ function renderInspector() {
       kv("child play", span.child_play_sid ? h("a", { href: `/plays/${span.child_play_sid}` }, span.child_play_sid) : null),
       kv("step key", span.step_key ? h("code", { class: "small" }, span.step_key.slice(0, 16)) : null),
       kv("span id", h("code", { class: "small" }, span.span_id))),
+    span.step_key && TERMINAL.has(state.play.status)
+      ? h("div", { class: "section" }, h("button", { class: "btn", id: "fork-from-here", type: "button", onclick: () => { state.forkOpen = span.span_id; schedule(); } }, "Fork from here"))
+      : null,
+    span.step_key && state.forkOpen === span.span_id && TERMINAL.has(state.play.status) ? forkForm(span) : null,
     span.error ? h("div", { class: "section" }, h("h3", {}, "Error"), h("div", { class: "error-box" }, h("pre", { id: "span-error" }, span.error))) : null,
     ioSections(span),
     h("div", { class: "section" }, h("h3", {}, `Tags (${tags.length})`),
@@ -355,6 +423,7 @@ function renderInspector() {
     sourceSnippet(span));
 }
 
+/** A step's arguments or output (a string when the service cut it to 4 KiB). */
 function sourceSnippet(span) {
   if (!state.source || !span.source_line || span.source_line > state.source.length) return null;
   // Only the play's own flow file is at hand; a library flow run in process (its source_file

@@ -47,6 +47,7 @@ class FlowInfo:
         "skip_first",
         "source_file",
         "source_line",
+        "strict_replay",
         "varargs",
         "wire",
     )
@@ -76,6 +77,7 @@ class FlowInfo:
         self.skip_first = 1 if self.positional[:1] in (("self",), ("cls",)) else 0
         self.wire: tuple[str, str] | None = None  # the span_start fragments, made on first call
         self.checkpoint = False  # return only once the step's output is durable
+        self.strict_replay = True  # as the entry flow: a re-run that departs fails the play
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name (extra positionals under ``"*args"``)."""
@@ -152,6 +154,7 @@ class FlowApi:
             checkpoint: bool = False,
             secrets: list[str] | None = None,
             services: list[str] | None = None,
+            strict_replay: bool = True,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -168,6 +171,7 @@ class FlowApi:
         checkpoint: bool = False,
         secrets: Any = None,
         services: Any = None,
+        strict_replay: bool = True,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -183,7 +187,10 @@ class FlowApi:
         crash within milliseconds of a step's end may run that step once more, with the same
         ``step_key``. ``secrets`` and ``services`` name the secrets (``flow.secret``) and
         local service sockets (``flow.service_socket``) the entry flow's plays may use; the
-        service reads them from the source.
+        service reads them from the source. ``strict_replay`` (read on the play's entry flow)
+        decides what a re-run that departs from the recorded run does: by default it fails the
+        play as ``nondeterministic``, naming the first difference; ``strict_replay=False`` lets
+        it go on (a step whose key changed runs again, a pause whose id changed asks again).
         """
         for what, names in (("secrets", secrets), ("services", services)):
             if names is not None and (
@@ -191,9 +198,10 @@ class FlowApi:
             ):
                 msg = f"@flow {what} must be a list of names, got {names!r}"
                 raise TypeError(msg)
-        if not isinstance(checkpoint, bool):
-            msg = f"@flow checkpoint must be True or False, got {checkpoint!r}"
-            raise TypeError(msg)
+        for option, value in (("checkpoint", checkpoint), ("strict_replay", strict_replay)):
+            if not isinstance(value, bool):
+                msg = f"@flow {option} must be True or False, got {value!r}"
+                raise TypeError(msg)
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"
             raise TypeError(msg)
@@ -222,6 +230,7 @@ class FlowApi:
                 declared_outputs,
             )
             info.checkpoint = checkpoint
+            info.strict_replay = strict_replay
             return _wrap(func, info)
 
         if fn is None:

@@ -23,6 +23,7 @@ __all__ = [
     "NULL_SPAN",
     "AwaitingResume",
     "Failed",
+    "Nondeterministic",
     "NullSpan",
     "Span",
     "SpanBlock",
@@ -81,6 +82,16 @@ class AwaitingResume(BaseException):
         self.name = name
 
 
+class Nondeterministic(BaseException):
+    """This re-run departed from the play's recorded run: the play fails, naming the difference.
+
+    Raised at the call (or pause) that differs from the recorded one at its position, or when
+    the run ends without reaching a step or an answer the recorded run has. A
+    ``BaseException``, so ``except Exception`` in user code cannot swallow it; once raised,
+    every later call of the run raises it again. See ``@flow(strict_replay=...)``.
+    """
+
+
 def _is_pause(exc: BaseException) -> bool:
     if isinstance(exc, AwaitingResume):
         return True
@@ -98,6 +109,8 @@ def outcome(exc: BaseException) -> tuple[str, str] | None:
     """
     if isinstance(exc, Failed):
         return "failed", exc.reason
+    if isinstance(exc, Nondeterministic):
+        return "failed", str(exc)
     if _is_pause(exc):
         return None
     if isinstance(exc, Exception | BaseExceptionGroup):
@@ -134,12 +147,12 @@ def describe(exc: BaseException) -> str:
 class Span:
     """An open span of the running play: tag it, log to it.
 
-    ``path`` and ``counts`` identify the enclosing ``@flow`` call for replay keys: a
-    ``flow.step`` block shares them with the call it sits in, so only ``@flow`` calls deepen
-    the path.
+    ``path``, ``counts`` and ``shape`` identify the enclosing ``@flow`` call for replay keys
+    (``shape``: its version-free shape key): a ``flow.step`` block shares them with the call
+    it sits in, so only ``@flow`` calls deepen the path.
     """
 
-    __slots__ = ("counts", "kind", "name", "path", "runtime", "span_id")
+    __slots__ = ("counts", "kind", "name", "path", "runtime", "shape", "span_id")
 
     def __init__(
         self,
@@ -149,6 +162,7 @@ class Span:
         kind: str,
         path: str,
         counts: dict[object, Any],
+        shape: str = "",
     ) -> None:
         self.runtime = runtime
         self.span_id = span_id
@@ -156,6 +170,7 @@ class Span:
         self.kind = kind
         self.path = path
         self.counts = counts
+        self.shape = shape
 
     def tag(self, **tags: Any) -> None:
         """Merge ``tags`` (JSON values; anything else is sent as its repr) into the span."""

@@ -12,6 +12,7 @@ from ._jsoncodec import make_encoder as _c_make_encoder
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from hashlib import blake2s as _new_blake2s
     from hashlib import sha1 as _new_sha1
     from typing import Any
 else:
@@ -19,6 +20,10 @@ else:
         from _sha1 import sha1 as _new_sha1
     except ImportError:  # an interpreter without it
         from hashlib import sha1 as _new_sha1
+    try:  # BLAKE2s: a shape key is made on every call, and it is a third of SHA-1's cost
+        from _blake2 import blake2s as _new_blake2s
+    except ImportError:
+        from hashlib import blake2s as _new_blake2s
 
 __all__ = [
     "ENV_ENTRY",
@@ -42,6 +47,9 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "MAX_TEXT_BYTES",
+    "MAX_TRACE_BYTES",
+    "NONDETERMINISTIC",
+    "RECORDED_KINDS",
     "REQUEST_METHODS",
     "SPAN_END_STATUSES",
     "SPAN_KINDS",
@@ -51,10 +59,13 @@ __all__ = [
     "encode_event",
     "encode_response",
     "failure_entry",
+    "pause_shape",
     "resume_id",
+    "shape_key",
     "step_key",
     "step_material",
     "too_deep",
+    "trace_text",
     "truncate_text",
 ]
 
@@ -139,6 +150,19 @@ _REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "request": (("id", _INT), ("method", _STR), ("params", _DICT)),
 }
 _REQUIRED_PRESENT = {"step_output": ("output",), "output": ("output",)}
+
+MAX_TRACE_BYTES = 4096
+"""Longest ``input`` a ``span_start`` carries, and ``output`` a span record shows (UTF-8 bytes
+of JSON); a longer one is sent as a string: its JSON cut to this size (see :func:`trace_text`),
+as an oversized tag value is."""
+
+NONDETERMINISTIC = "nondeterministic"
+"""How a play whose re-run departed from its recorded run fails: its ``error_message`` (and
+its root span's error) starts with ``"nondeterministic: "``."""
+
+RECORDED_KINDS = frozenset({"called", "finished", "asked", "answered"})
+"""The ``kind`` of an entry of the replay file's ``recorded.calls``: a call that did not
+finish, a call that returned or raised, a pause not answered (or prefilled), a pause answered."""
 
 FAILURE_FIELDS = ("error_type", "message", "args", "traceback")
 """The fields of a ``step_failed`` event that make its entry under the replay file's
@@ -237,6 +261,39 @@ def step_key(
 def resume_id(version_sid: str, parent_path: str, name: str, ordinal: int = 0) -> str:
     """The id of a pause (hex SHA-1); ``ordinal`` counts earlier pauses of ``name`` under the parent."""
     return _sha1(f"{version_sid}|{parent_path}|pause:{name}|{ordinal}")
+
+
+def _blake(text: str) -> str:
+    return _new_blake2s(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def shape_key(parent_shape: str, flow_name: str, kwargs: Mapping[str, Any], ordinal: int = 0) -> str:
+    """The version-free identity of one ``@flow`` call (32 hex digits): what a fork matches on.
+
+    ``blake2s-128(parent_shape|flow_name|canonical_json(kwargs)|ordinal)``, where ``parent_shape`` is
+    the enclosing call's own shape key (``""`` for the entry flow, whose arguments are left
+    out: ``sha1(|flow_name||ordinal)``) and ``ordinal`` is the one of its step key. No version
+    sid anywhere, so the same call by name, arguments and position has the same shape on
+    every version of the flow, and with other inputs to the play.
+    """
+    args = canonical_json(kwargs) if parent_shape else ""
+    return _blake(f"{parent_shape}|{flow_name}|{args}|{ordinal}")
+
+
+def pause_shape(parent_shape: str, name: str, ordinal: int = 0) -> str:
+    """The version-free identity of a pause (32 hex digits):
+    ``blake2s-128(parent_shape|pause:name|ordinal)``."""
+    return _blake(f"{parent_shape}|pause:{name}|{ordinal}")
+
+
+def trace_text(text: str) -> str | None:
+    """How the JSON ``text`` of a call's arguments goes into the trace: ``None`` when it fits in
+    :data:`MAX_TRACE_BYTES` and is strict JSON (it is sent as it is); otherwise the string to
+    send instead, ``text`` cut to size with a note of how much was dropped."""
+    fits = len(text) * 4 <= MAX_TRACE_BYTES or len(text.encode("utf-8", "surrogatepass")) <= MAX_TRACE_BYTES
+    if fits and "NaN" not in text and "Infinity" not in text:
+        return None
+    return truncate_text(text, MAX_TRACE_BYTES)
 
 
 # --- encoding ----------------------------------------------------------------------------
