@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hero_logic.kernel import RawJson, ServiceClosed, dumps
+from hero_logic.serving import ServingLimits
 
-from ._doors import ServingLimits
 from ._jsonrpc import answer_body
 
 if TYPE_CHECKING:

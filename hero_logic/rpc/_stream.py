@@ -49,8 +49,7 @@ from hero_logic.kernel import (
     watch_all_plays,
     watch_play,
 )
-
-from ._guard import SendGuard
+from hero_logic.serving import SendGuard
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -320,6 +320,7 @@ class Plays:
         )
         return play.sid
 
+    @rpc_method(admin=True)
     async def play_list(
         self,
         workflow_sid: str = "",
