@@ -92,6 +92,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("version_picker", "--version-picker", "HERO_LOGIC_VERSION_PICKER", "weighted", "version picker plugin used by pick_version and play_start(pick=...)"),
     Setting("max_descendants", "--max-descendants", "HERO_LOGIC_MAX_DESCENDANTS", "1000", "most child plays one root play may have below it, at every depth together", _positive_int("HERO_LOGIC_MAX_DESCENDANTS")),
     Setting("max_pending", "--max-pending", "HERO_LOGIC_MAX_PENDING", "10000", "most plays waiting for a run slot; past it new plays are refused (-32010) until the queue drains", _positive_int("HERO_LOGIC_MAX_PENDING")),
+    Setting("sleep_exit_ms", "--sleep-exit", "HERO_LOGIC_SLEEP_EXIT_MS", "2000", "a flow's wait longer than this (ms) exits its process and is woken by the service's timer; a shorter sleep stays in the process", _positive_int("HERO_LOGIC_SLEEP_EXIT_MS")),
+    Setting("max_wait_ms", "--max-wait", "HERO_LOGIC_MAX_WAIT_MS", str(366 * 24 * 3600 * 1000), "longest wait a flow may ask for (flow.sleep, a wait's timeout), in ms", _positive_int("HERO_LOGIC_MAX_WAIT_MS")),
+    Setting("event_retention_ms", "--event-retention", "HERO_LOGIC_EVENT_RETENTION_MS", "86400000", "how long a sent event is kept as a mailbox for plays that wait for it later, in ms", _positive_int("HERO_LOGIC_EVENT_RETENTION_MS")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -115,6 +118,9 @@ class Config:
     version_picker: str = "weighted"
     max_descendants: int = 1000
     max_pending: int = 10_000
+    sleep_exit_ms: int = 2000
+    max_wait_ms: int = 366 * 24 * 3600 * 1000
+    event_retention_ms: int = 86_400_000
 
     @classmethod
     def load(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._library_records import PickResult, PickWeights, VersionCandidate
+    from ._model import Play
 
 __all__ = [
     "EventSink",
@@ -29,6 +30,7 @@ __all__ = [
     "SandboxTier",
     "SpanListenerSlot",
     "VersionPicker",
+    "WaitHandler",
 ]
 
 
@@ -207,6 +209,17 @@ class FlowRequestHandler(Protocol):
 
     async def checkpoint(self, play_sid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Confirm every line the flow sent before this request is durable."""
+        ...
+
+
+class WaitHandler(Protocol):
+    """What delivers events to plays that wait for them (the service's events room,
+    ``hero_logic.service.Events``): the kernel calls it when a play starts waiting for an event,
+    and before an event wait times out, so an event already sent (the mailbox) is received."""
+
+    async def waiting(self, play: Play) -> None:
+        """``play`` awaits resume with event waits: resolve those its mailbox can answer
+        (through :meth:`Kernel.resolve`)."""
         ...
 
 

@@ -23,14 +23,16 @@ from hero_logic.sdk import REQUEST_METHODS
 
 from ._capacity import Seat
 from ._convert import dumps, to_json
+from ._deadlines import run_until_done
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._repo import Repo, event_key
 from ._runner import PlayRunner, RunState, map_outcome
 from ._seats import WatchSeats
-from ._slots import tier_strengths
+from ._slots import sandbox_problem, tier_strengths
 from ._store_api import Put, Store, Write
+from ._waits import index_writes, resolve_waits, wait_summary, why_not_open
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
-    from ._interfaces import FlowRequestHandler, VersionPicker
+    from ._interfaces import FlowRequestHandler, VersionPicker, WaitHandler
+    from ._timers import TimerWheel
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -96,6 +99,10 @@ class Kernel:
     _closed: bool = False
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
+    timers: TimerWheel | None = None
+    """The one deadline of every sleeping play's timers (:mod:`._timers`)."""
+    wait_handler: WaitHandler | None = None
+    """Who delivers events to plays waiting for them (the service's events room)."""
 
     # -- submitting and controlling plays --------------------------------------------------------
 
@@ -149,28 +156,30 @@ class Kernel:
         self._nursery.start_soon(self._supervise, play_sid, name=f"play {play_sid}")
 
     async def resume(self, play_sid: str, answer: ResumeRequest) -> Play:
-        """Record ``answer`` to one of the play's open pauses and run the play again.
+        """Record ``answer`` to one of the play's open waits and run the play again (see
+        :meth:`resolve`)."""
+        return await self.resolve(play_sid, [answer])
+
+    async def resolve(self, play_sid: str, answers: Sequence[ResumeRequest]) -> Play:
+        """Record ``answers`` to open waits of the play (an answer, a timer, an event) and run
+        the play again; a branch of a ``wait_any`` withdraws its group's other branches in the
+        same commit.
 
         Taken under the play's transition lock, like :meth:`cancel`: a play that was cancelled
-        (or is running, or no longer asks this) is refused with WrongState (-32002) and nothing
-        changes. The answer is durable before this returns. Ancestors that waited only for this
-        play become ``running`` again.
+        (or is running, or no longer waits for the first answer) is refused with WrongState
+        (-32002) and nothing changes. The answers are durable before this returns. Ancestors
+        that waited only for this play become ``running`` again.
         """
         async with self._transitions.hold(play_sid):
             play = await self.repo.get_play(play_sid)
             if self.is_active(play_sid) or play.status is not PlayStatus.AWAITING_RESUME:
                 msg = f"play {play_sid} is {play.status.value}; answers are taken once it awaits resume"
                 raise WrongState(msg)
-            if not any(r.id == answer.id for r in play.pending_resumes):
-                msg = f"play {play_sid} no longer asks {answer.name!r} ({answer.id}): it was answered or withdrawn"
+            if not answers or not any(r.id == answers[0].id for r in play.pending_resumes):
+                msg = f"play {play_sid}: {why_not_open(play, answers[0].id if answers else '')}"
                 raise WrongState(msg)
-            resumed = attrs.evolve(
-                play,
-                status=PlayStatus.RUNNING,
-                pending_resumes=[r for r in play.pending_resumes if r.id != answer.id],
-                received_resumes=[*play.received_resumes, answer],
-            )
-            await self._save_status(resumed)
+            resumed = resolve_waits(play, answers)
+            await self._save_status(resumed, note={"woken": [{"resume_id": a.id, "kind": a.kind.value, "via": a.via or "rpc"} for a in answers]})
             for ancestor in await self.tree.awaiting_ancestors(resumed):
                 await self._save_status(attrs.evolve(ancestor, status=PlayStatus.RUNNING))
             self._schedule(play_sid)
@@ -283,6 +292,11 @@ class Kernel:
         """True while the kernel has the play queued or running."""
         handle = self._handles.get(play_sid)
         return handle is not None and not handle.done.is_set()
+
+    async def idle(self, play_sid: str) -> None:
+        """Return once the kernel neither queues nor runs the play."""
+        while (handle := self._handles.get(play_sid)) is not None and not handle.done.is_set():
+            await handle.done.wait()
 
     # -- the event sink the span listener feeds --------------------------------------------------
 
@@ -400,7 +414,9 @@ class Kernel:
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
-        problem = self._sandbox_problem(version)
+        if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
+            self._tier_strengths = tier_strengths(self.config)
+        problem = sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
         if problem:
             await self._save_status(_ended(play, PlayStatus.FAILED, problem))
             return
@@ -437,76 +453,22 @@ class Kernel:
         )
         await self._save_status(play)
         timeout_ms = play.timeout_ms or self.config.play_timeout_ms
-        replay = await self._replay_for(play)
-        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
-        launch = self.runner.stage(play, version, replay)
-        outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        outcome, skipped, spent, state = await run_until_done(self, play, version, handle, timeout_ms=timeout_ms)
         play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+        play = attrs.evolve(play, event_bytes=play.event_bytes + spent)
         if skipped:
             log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
             play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
         children_waiting = await self.tree.any_child_awaiting(play)
         final = map_outcome(
-            play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
+            play, outcome, state, timeout_ms=timeout_ms, children_waiting=children_waiting
         )
-        final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
-        await self._close_open_spans(play_sid, handle.state, final.status)
+        final = attrs.evolve(final, event_bytes=play.event_bytes + state.stored_bytes)
+        await self._close_open_spans(play_sid, state, final.status)
         await self._save_status(final)
         if final.status.is_terminal:
             _remove_quietly(self.config.play_dir(play_sid) / "span.sock")
         handle.settled = final
-
-    def _sandbox_problem(self, version: WorkflowVersion) -> str:
-        """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
-        need = version.min_sandbox
-        tier = self.runner.tier
-        if not need or need == tier.name:
-            return ""
-        if self._tier_strengths is None:
-            self._tier_strengths = tier_strengths(self.config)
-        strengths = self._tier_strengths
-        if need not in strengths:
-            installed = ", ".join(sorted(strengths))
-            return (
-                f"workflow version {version.sid} requires the sandbox tier {need!r}, which is not "
-                f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
-            )
-        if tier.strength < strengths[need]:
-            return (
-                f"workflow version {version.sid} requires the sandbox tier {need!r} or stronger, "
-                f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
-            )
-        return ""
-
-    async def _replay_for(self, play: Play) -> dict[str, Any] | None:
-        """The replay caches of a play's next run: finished steps, failed steps, answers,
-        prefills. A retry that reuses another play's steps takes its outputs, not its
-        failures: the steps that failed there run again."""
-        from hero_logic.sdk import failure_entry
-
-        steps: dict[str, Any] = {}
-        failures: dict[str, Any] = {}
-        for sid in (play.reuse_steps_of, play.sid):
-            if not sid:
-                continue
-            for event in await self.repo.read_events(sid):
-                kind = event.get("type")
-                if kind == "step_output":
-                    steps[event["step_key"]] = event.get("output")
-                    failures.pop(event["step_key"], None)
-                elif kind == "step_failed" and sid == play.sid:
-                    failures[event["step_key"]] = failure_entry(event)
-                    steps.pop(event["step_key"], None)
-        resumes = {r.id: r.payload for r in play.received_resumes}
-        if not (steps or failures or resumes or play.prefill_resumes):
-            return None
-        replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
-        if failures:
-            replay["failures"] = failures
-        if play.prefill_resumes:
-            replay["prefill"] = play.prefill_resumes
-            replay["prefill_only"] = True
-        return replay
 
     async def _close_open_spans(self, play_sid: str, state: RunState, status: PlayStatus) -> None:
         """End the spans a run left open: ``pending`` for a pause, else the play's end state."""
@@ -530,6 +492,8 @@ class Kernel:
         unfinished children of a play that failed, timed out or was cancelled."""
         if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
             await self._cancel_children(play)  # nobody is left to wait for them
+        if self.wait_handler is not None and play.status is PlayStatus.AWAITING_RESUME and any(r.event_key for r in play.pending_resumes):
+            await self.wait_handler.waiting(play)  # an event sent before it waited: its mailbox
         if not play.parent_play_sid:
             return
         try:
@@ -545,9 +509,10 @@ class Kernel:
             await self._save_status(waiting)
             await self._after_settle(waiting)
 
-    async def _save_status(self, play: Play) -> None:
-        """Persist ``play`` and publish its status. The kernel is the only writer of a play's
-        status: an ended play stays ended (a late write of another status is dropped)."""
+    async def _save_status(self, play: Play, note: dict[str, Any] | None = None) -> None:
+        """Persist ``play`` (with the index rows of its waits) and publish its status, with
+        ``note`` in the message. The kernel is the only writer of a play's status: an ended
+        play stays ended (a late write of another status is dropped)."""
         stored = await self.repo.find_play(play.sid)
         if stored is not None and stored.status.is_terminal and play.status is not stored.status:
             log.warning(
@@ -561,8 +526,14 @@ class Kernel:
             play = attrs.evolve(play, attempts=0)
         elif play.status.is_terminal and play.pending_resumes:
             play = attrs.evolve(play, pending_resumes=[])  # an ended play asks nothing any more
-        await self.repo.commit(self.repo.put_play(play))
-        message = {"type": "status", "status": play.status.value, "play": to_json(play)}
+        await self.repo.commit([*self.repo.put_play(play), *index_writes(stored, play)])
+        if self.timers is not None and play.status is PlayStatus.AWAITING_RESUME:
+            for wait in play.pending_resumes:
+                if wait.wake_at is not None:
+                    self.timers.poke(wait.wake_at)
+        message = {"type": "status", "status": play.status.value, "play": to_json(play), **(note or {})}
+        if play.status is PlayStatus.AWAITING_RESUME:
+            message["waiting"] = wait_summary(play)
         self.bus.publish(play.sid, message)
         self.bus.publish(status_topic(play.sid), message, broadcast=False)
 

@@ -20,8 +20,9 @@ from ._plugins import installed_plugins, load_plugin
 if TYPE_CHECKING:
     from ._config import Config
     from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+    from ._model import WorkflowVersion
 
-__all__ = ["Slots", "load_picker", "load_slots", "select_sandbox_tier", "tier_strengths"]
+__all__ = ["Slots", "load_picker", "load_slots", "sandbox_problem", "select_sandbox_tier", "tier_strengths"]
 
 log = logging.getLogger("hero_logic.kernel")
 
@@ -107,3 +108,23 @@ def tier_strengths(config: Config) -> dict[str, int]:
         name: int(load_plugin(group, name, required_attrs=_TIER_METHODS).from_config(config).strength)
         for name in installed_plugins(group)
     }
+
+
+def sandbox_problem(version: WorkflowVersion, tier: SandboxTier, strengths: dict[str, int]) -> str:
+    """Why a service running ``tier`` may not run ``version`` (its minimum sandbox tier), or
+    ""; ``strengths`` is :func:`tier_strengths` (needed only when the version names a tier)."""
+    need = version.min_sandbox
+    if not need or need == tier.name:
+        return ""
+    if need not in strengths:
+        installed = ", ".join(sorted(strengths))
+        return (
+            f"workflow version {version.sid} requires the sandbox tier {need!r}, which is not "
+            f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
+        )
+    if tier.strength < strengths[need]:
+        return (
+            f"workflow version {version.sid} requires the sandbox tier {need!r} or stronger, "
+            f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
+        )
+    return ""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._events import Events
 from ._flow_requests import FlowRequests
 from ._library import LibraryService
 from ._plays import Plays
@@ -40,6 +41,7 @@ class Service:
     resumes: Resumes
     library: LibraryService
     flow_requests: FlowRequests
+    events: Events
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -57,25 +59,29 @@ class Service:
             resumes=Resumes(kernel, checker),
             library=library,
             flow_requests=FlowRequests(kernel, workflows, plays, checker),
+            events=Events(kernel),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library]
+        return [self.workflows, self.plays, self.resumes, self.library, self.events]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService)
+        return (Workflows, Plays, Resumes, LibraryService, Events)
 
 
 @asynccontextmanager
 async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Service]:
-    """A started service over ``kernel``: it answers flows' requests, the bundled flows are
-    seeded (when ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
+    """A started service over ``kernel``: it answers flows' requests, delivers events to the
+    plays that wait for them (and expires old ones), the bundled flows are seeded (when
+    ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
     service = Service.build(kernel)
     try:
         kernel.answer_requests_with(service.flow_requests)
+        kernel.wait_handler = service.events  # events reach plays that wait (and their mailbox)
+        kernel.start_system_task(service.events.sweep, name="event retention sweep")
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()

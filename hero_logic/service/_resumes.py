@@ -19,9 +19,11 @@ from hero_logic.kernel import (
     NotFound,
     Play,
     PlayStatus,
+    ResumeKind,
     ResumeRequest,
     WrongState,
     now_ms,
+    why_not_open,
 )
 
 from ._checks import canonical_json, invalid_field
@@ -84,7 +86,8 @@ class Resumes:
     @rpc_method(admin=True)
     async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
         """Answer a pause (by resume id, or by pause name when that is unambiguous) and
-        continue the play from where it paused.
+        continue the play from where it paused; on a timer (a sleep, a wait's timeout) with a
+        null payload, wake it now.
 
         The payload is checked against the pause's JSON schema. Idempotent: the same payload
         again returns the first answer and runs nothing; a different payload for an answered
@@ -97,16 +100,21 @@ class Resumes:
     async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
+        opened = await self._open_pauses(play)
+        open_ids = {r.id for r in opened}
         for answered in play.received_resumes:
-            if resume_id in (answered.id, answered.name):
-                if canonical_json(answered.payload) == canonical_json(payload):
+            # an open wait named like an answered one (a sleep in a loop) is the one meant
+            if resume_id == answered.id or (resume_id == answered.name and resume_id not in open_ids and not any(r.name == resume_id for r in opened)):
+                if canonical_json(answered.payload) == canonical_json(payload) or answered.kind is not ResumeKind.INPUT:
                     return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
                 msg = (
                     f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
                     f"answered with {canonical_json(answered.payload)[:200]}; a different answer cannot replace it"
                 )
                 raise Conflict(msg)
-        opened = await self._open_pauses(play)
+        if any(resume_id in (w.id, w.name) for w in play.withdrawn_resumes) and resume_id not in open_ids:
+            msg = f"{context}: play {play.sid}: {why_not_open(play, resume_id)}"
+            raise WrongState(msg)
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
         if not matches:
             answered_by = await self._child_that_answered(play, resume_id)
@@ -127,11 +135,22 @@ class Resumes:
         request = matches[0]
         if request.play_sid != play.sid:
             return await self.play_resume(request.play_sid, request.id, payload)
+        if request.kind is ResumeKind.EVENT:
+            why = (
+                f"{request.id} ({request.name!r}) waits for the event {request.event_key!r}: send it with "
+                f"event_send(key={request.event_key!r}, payload=...)"
+            )
+            field = "resume_id"
+            raise invalid_field(field, why, context=context)
+        if request.kind is ResumeKind.TIMER and payload is not None:
+            why = f"a timer ({request.name!r}) is woken early with a null payload, got {canonical_json(payload)[:80]}: pass payload=null"
+            field = "payload"
+            raise invalid_field(field, why, context=context)
         await check_payload(self.schema_checker, request, payload, context=context)
         if self.kernel.is_active(play.sid) or play.status is not PlayStatus.AWAITING_RESUME:
             msg = f"{context}: play {play.sid} is {play.status.value}; answers are taken once it awaits resume"
             raise WrongState(msg)
-        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
+        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms(), via="rpc")
         try:
             await self.kernel.resume(play.sid, answered)  # durable before we answer
         except WrongState as exc:

@@ -23,10 +23,12 @@ else:
 __all__ = [
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_MAX_WAIT_MS",
     "ENV_PARENT_SPAN",
     "ENV_PLAY_SID",
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
+    "ENV_SLEEP_EXIT_MS",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -42,6 +44,9 @@ __all__ = [
     "REQUEST_METHODS",
     "SPAN_END_STATUSES",
     "SPAN_KINDS",
+    "STEP_TIMEOUT_TYPE",
+    "WAIT_KINDS",
+    "attempt_key",
     "canonical_json",
     "decode_event",
     "decode_response",
@@ -53,6 +58,7 @@ __all__ = [
     "step_material",
     "too_deep",
     "truncate_text",
+    "wait_id",
 ]
 
 EVENT_TYPES = frozenset(
@@ -94,7 +100,16 @@ ENV_SANDBOX = "HERO_FLOW_SANDBOX"
 ENV_ENTRY = "HERO_FLOW_ENTRY"
 ENV_PARENT_SPAN = "HERO_FLOW_PARENT_SPAN"
 ENV_REPLAY_FILE = "HERO_FLOW_REPLAY_FILE"
+ENV_SLEEP_EXIT_MS = "HERO_FLOW_SLEEP_EXIT_MS"
+ENV_MAX_WAIT_MS = "HERO_FLOW_MAX_WAIT_MS"
 """The ``HERO_FLOW_*`` environment the service gives a flow process (see the package docstring)."""
+WAIT_KINDS = frozenset({"input", "timer", "event"})
+"""Every ``kind`` of a ``pause`` event (``input`` when absent): what the wait waits for."""
+
+STEP_TIMEOUT_TYPE = "hero_tracing._spans.StepTimeout"
+"""The ``error_type`` of the ``step_failed`` the service records for an attempt that ran past
+its ``deadline_ms`` (the class ``flow.StepTimeout``)."""
+
 SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
 _START_STATUSES = frozenset({"running", "replayed"})
 
@@ -229,6 +244,16 @@ def step_key(
 def resume_id(version_sid: str, parent_path: str, name: str, ordinal: int = 0) -> str:
     """The id of a pause (hex SHA-1); ``ordinal`` counts earlier pauses of ``name`` under the parent."""
     return _sha1(f"{version_sid}|{parent_path}|pause:{name}|{ordinal}")
+
+
+def wait_id(step_key: str, name: str) -> str:
+    """The resume id of one wait of a durable-wait step (hex SHA-1): ``sha1(step_key|wait:name)``."""
+    return _sha1(f"{step_key}|wait:{name}")
+
+
+def attempt_key(step_key: str, attempt: int) -> str:
+    """The key of one attempt of a step that retries (hex SHA-1): ``sha1(step_key|attempt:n)``."""
+    return _sha1(f"{step_key}|attempt:{attempt}")
 
 
 # --- encoding ----------------------------------------------------------------------------
