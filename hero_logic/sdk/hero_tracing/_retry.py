@@ -4,7 +4,8 @@ A step with a policy runs as attempts: each attempt is a span named ``attempt N`
 step's span, tagged ``attempt: N``, whose key is ``attempt_key(step_key, N)`` (its inner
 steps key under it, so a retry runs them afresh). A failed attempt is recorded like a failed
 step (``step_failed`` under the attempt's key), so a later run of the play replays it instead
-of running it again; the step's own outcome is the last attempt's. Between attempts the step
+of running it again (and sends nothing for it: its span keeps the status it ended with); the
+step's own outcome is the last attempt's. Between attempts the step
 waits ``retry_delay * retry_backoff ** (N - 1)`` seconds (at most ``retry_max_delay``, jittered
 by up to 20% unless ``retry_jitter=False``, or what a ``flow.RetryAfter`` asked): a durable
 wait step named ``retry_delay``, so a long delay holds no process.
@@ -144,7 +145,8 @@ def _begin(runtime: Runtime, info: FlowInfo, step: Span, key: str, attempt: int)
     if akey in runtime.failures:
         from ._failure import rebuild
 
-        runtime.send({**event, "status": "replayed", "end_ms": now})
+        # Not sent again: the attempt's span keeps the outcome its run recorded (failed,
+        # timed_out), which says more than "replayed".
         return span, akey, rebuild(runtime.failures[akey])
     policy = info.policy
     if policy is not None and policy.timeout is not None:
