@@ -361,3 +361,31 @@ async def test_event_send_refuses_bad_input_naming_the_field(root: Path, params:
             await service.events.event_send(**params)
         assert bad.value.data[0]["field"] == field
         assert needle in bad.value.message
+
+
+async def test_the_live_stream_says_when_a_play_sleeps_and_what_woke_it(root: Path, autojump_clock: trio.abc.Clock) -> None:
+    from hero_logic.kernel import watch_play
+
+    script = Script()
+    async with running(root, script) as service:
+        sid = await _start(service, {"id": "nap", "kind": "timer", "after": 5})
+        await service.plays.play_wait(sid)
+        seen: list[dict[str, Any]] = []
+
+        async def emit(message: dict[str, Any]) -> None:
+            seen.append(message)
+
+        with trio.fail_after(60):
+            await watch_play(service.kernel, sid, emit)
+        statuses = [m for m in seen if m["type"] == "status"]
+        assert [m["status"] for m in statuses] == ["running", "success"]
+        assert statuses[0]["woken"] == [{"resume_id": "nap", "kind": "timer", "via": "timer"}]
+        # and the message of going to sleep listed the timer and its wake time
+        sid = await _start(service, {"id": "nap", "kind": "timer", "after": 5})
+        async with service.kernel.bus.subscribe(sid) as messages:
+            async for message in messages:
+                if message.get("type") == "status" and message["status"] == "awaiting_resume":
+                    (waiting,) = message["waiting"]
+                    assert (waiting["kind"], waiting["resume_id"]) == ("timer", "nap")
+                    assert waiting["wake_at"] > clock_ms()
+                    break

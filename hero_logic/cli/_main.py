@@ -470,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a play")
     cancel.add_argument("play", help="play sid")
     cancel.set_defaults(func=_cmd_cancel)
+
+    from ._events import add_events_commands
+
+    add_events_commands(sub, _client)
     return parser
 
 

@@ -75,6 +75,11 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
     title.append_text(_status(play["status"]))
     title.append(f"  {format_duration(play.get('duration_ms'))}", style="dim")
     tree = Tree(title)
+    if play.get("status") == "awaiting_resume":
+        from ._events import describe_waits
+
+        for line in describe_waits(play):
+            tree.add(Text(line, style="yellow"))
     nodes: dict[str, Tree] = {}
     for span in spans:
         parent = nodes.get(span.get("parent_id") or "", tree)
@@ -90,7 +95,7 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]]) -> Tree:
 def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
     """A table of plays: sid, workflow, status, started, duration."""
     table = Table(show_edge=False, header_style="bold")
-    for column in ("play", "workflow", "status", "duration", "error"):
+    for column in ("play", "workflow", "status", "duration", "error / waiting for"):
         table.add_column(column, no_wrap=column in ("play", "status"), min_width={"play": SID_WIDTH, "status": 15}.get(column))
     for play in plays:
         table.add_row(
@@ -98,9 +103,19 @@ def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
             names.get(play["workflow_sid"], play["workflow_sid"]),
             _status(play["status"]),
             format_duration(play.get("duration_ms")),
-            (play.get("error_message") or "").strip().splitlines()[0][:60] if play.get("error_message") else "",
+            (play.get("error_message") or "").strip().splitlines()[0][:60] if play.get("error_message") else _waiting(play),
         )
     return table
+
+
+def _waiting(play: dict[str, Any]) -> str:
+    """What an awaiting play waits for (its first wait), for the play table."""
+    if play.get("status") != "awaiting_resume":
+        return ""
+    from ._events import describe_waits
+
+    waits = describe_waits(play)
+    return waits[0] + (f" (+{len(waits) - 1} more)" if len(waits) > 1 else "") if waits else ""
 
 
 def console(*, stderr: bool = False) -> Console:
