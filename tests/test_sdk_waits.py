@@ -330,3 +330,40 @@ def test_bad_policies_and_durations_are_refused_in_the_flow(play: Callable[..., 
         assert run.returncode == 1
         assert needle in run.stderr, (call, run.stderr)
 
+
+
+def test_retry_delays_back_off_are_capped_and_jittered_by_default() -> None:
+    from hero_tracing import flow
+    from hero_tracing._retry import RetryPolicy
+
+    exact = RetryPolicy(retries=5, delay=1, backoff=2, max_delay=5, jitter=False)
+    assert [exact.delay_after(n, ValueError()) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+    jittered = RetryPolicy(retries=5, delay=10, backoff=1)
+    delays = {jittered.delay_after(1, ValueError()) for _ in range(50)}
+    assert len(delays) > 1  # on by default
+    assert all(8 <= d <= 12 for d in delays)
+    assert jittered.delay_after(1, flow.RetryAfter(42)) == 42  # the asked delay, as is
+    assert not jittered.retryable(flow.NonRetryable("no"))
+    assert not RetryPolicy(retries=1, retry_on=(KeyError,)).retryable(ValueError())
+
+
+def test_the_step_timeout_error_type_of_the_wire_is_the_class_flows_catch() -> None:
+    from hero_tracing import flow
+
+    from hero_logic.sdk import STEP_TIMEOUT_TYPE
+
+    assert STEP_TIMEOUT_TYPE == f"{flow.StepTimeout.__module__}.{flow.StepTimeout.__qualname__}"
+
+
+def test_bad_retry_settings_are_refused_at_decoration() -> None:
+    from hero_tracing import flow
+
+    for kwargs, needle in [
+        ({"retries": -1}, "retries must be an integer"),
+        ({"retries": 1, "retry_delay": -2}, "0 or more seconds"),
+        ({"retries": 1, "retry_backoff": 0.5}, "1 or more"),
+        ({"timeout": 0}, "more than 0 seconds"),
+        ({"retries": 1, "retry_on": "ValueError"}, "exception class"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=needle):
+            flow(**kwargs)
