@@ -39,7 +39,7 @@ from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_paused import _descendants, _rss_mb, _stop  # noqa: E402  (a sibling script)
+from bench_paused import _descendants, _rss_mb, _stop  # a sibling script
 
 REPO = Path(__file__).resolve().parent.parent
 
