@@ -124,7 +124,9 @@ async def _start_all(config: Config, wf_sid: str, inputs: list[dict[str, Any]], 
         async with AsyncClient(config.rpc_socket) as client:
             async for i in receive:
                 sid = await client.call("play_start", {"workflow_sid": wf_sid, "input_data": inputs[i]})
-                while (await client.call("play_wait", {"play_sid": sid, "timeout_ms": 30000}))["status"] != until:
+                while True:
+                    if (await client.call("play_wait", {"play_sid": sid, "timeout_ms": 30000}))["status"] == until:
+                        break
                     await trio.sleep(0.01)
                 sids[i] = sid
                 done += 1
@@ -229,7 +231,9 @@ async def _backoff(config: Config, proc: trio.Process) -> None:
         wf = await client.call("workflow_create", {"name": "backoff", "python_source": BACKOFF})
         t0 = time.perf_counter()
         sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
-        while (await client.call("play_status", {"play_sid": sid}))["status"] != "awaiting_resume":
+        while True:
+            if (await client.call("play_status", {"play_sid": sid}))["status"] == "awaiting_resume":
+                break
             await trio.sleep(0.01)
         samples = []
         while (await client.call("play_status", {"play_sid": sid}))["status"] == "awaiting_resume":
