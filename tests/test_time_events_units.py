@@ -389,3 +389,27 @@ async def test_the_live_stream_says_when_a_play_sleeps_and_what_woke_it(root: Pa
                     assert (waiting["kind"], waiting["resume_id"]) == ("timer", "nap")
                     assert waiting["wake_at"] > clock_ms()
                     break
+
+
+@pytest.mark.parametrize(
+    ("pause", "needle"),
+    [
+        ({"kind": "timer"}, "a timer (w) without a wake_at time"),
+        ({"kind": "timer", "wake_at": 10**14}, "past the year 2286"),
+        ({"kind": "event", "event_key": "a\x1fb"}, "contains control characters"),
+        ({"kind": "sometimes"}, "unknown kind 'sometimes'"),
+    ],
+)
+async def test_a_wait_the_service_cannot_take_fails_the_play_naming_it(root: Path, pause: dict[str, Any], needle: str) -> None:
+    async def script(run: FakeRun) -> int:
+        await run.emit({"type": "pause", "resume_id": "w", "name": "w", "span_id": "s", "asked_at": 1, **pause})
+        return 75
+
+    cfg = attrs.evolve(make_config(root), store="memory")
+    async with open_fake_kernel(cfg, script) as kernel, open_service(kernel, seed=False) as service:
+        wf = await service.workflows.workflow_create("bad", python_source=SOURCE)
+        sid = await service.plays.play_start(wf.sid)
+        play = await service.plays.play_wait(sid)
+        assert play.status is PlayStatus.FAILED
+        assert needle in play.error_message
+        assert await kernel.repo.store.scan("timers") == []

@@ -493,7 +493,10 @@ class Kernel:
         if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
             await self._cancel_children(play)  # nobody is left to wait for them
         if self.wait_handler is not None and play.status is PlayStatus.AWAITING_RESUME and any(r.event_key for r in play.pending_resumes):
-            await self.wait_handler.waiting(play)  # an event sent before it waited: its mailbox
+            try:  # an event sent before it waited: its mailbox
+                await self.wait_handler.waiting(play)
+            except Exception:  # the play waits on; the next send or its timeout still reaches it
+                log.exception("play %s: delivering from its event mailbox failed", play.sid)
         if not play.parent_play_sid:
             return
         try:

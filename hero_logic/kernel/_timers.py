@@ -156,7 +156,10 @@ async def wake_timer(kernel: _Kernel, play_sid: str, resume_id: str) -> None:
         if play is None or request is None:
             return
         if kernel.wait_handler is not None and _event_in_reach(play, request):
-            await kernel.wait_handler.waiting(play)
+            try:
+                await kernel.wait_handler.waiting(play)
+            except Exception:  # the mailbox could not be read: the timeout still fires
+                log.exception("play %s: reading its event mailbox before a timeout failed", play_sid)
             play = await kernel.repo.find_play(play_sid)
             request = _open(play, resume_id)
             if request is None:

@@ -46,6 +46,8 @@ __all__ = [
 TIMERS = "timers"
 EVENT_WAITS = "event_waits"
 MAX_EVENT_KEY_BYTES = 512
+MAX_WAKE_AT = 10**13 - 1
+"""The latest wake time a timer may have (13 digits of ms: the index sorts them as text)."""
 _SEP = "\x1f"
 
 
@@ -117,6 +119,8 @@ def request_from_pause(pause: Mapping[str, Any], play_sid: str, now: int) -> Res
     except ValueError:
         return f"a pause ({rid}) of unknown kind {raw_kind!r}; the SDK and the service disagree on the protocol"
     wake_at = _int(pause.get("wake_at"))
+    if wake_at is not None and wake_at > MAX_WAKE_AT:
+        return f"a wait ({rid}) whose wake_at {wake_at} is past the year 2286"
     if kind is ResumeKind.TIMER and wake_at is None:
         return f"a timer ({rid}) without a wake_at time (ms since the epoch)"
     if "wake_at" in pause and pause["wake_at"] is not None and wake_at is None:
