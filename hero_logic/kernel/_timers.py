@@ -68,6 +68,9 @@ class TimerWheel:
     _fired: int = 0
     _backoff: dict[str, float] = attrs.Factory(dict)
     """Rows whose firing failed: key → Trio time before which they are not tried again."""
+    _firing: set[str] = attrs.Factory(set)
+    """Rows being fired now."""
+    _limiter: trio.CapacityLimiter = attrs.Factory(lambda: trio.CapacityLimiter(FIRE_CONCURRENCY))
 
     def poke(self, wake_at: int) -> None:
         """A timer for ``wake_at`` was written: wake the wheel if it sleeps past it."""
@@ -80,57 +83,58 @@ class TimerWheel:
         return TimerWheelStatistics(fired=self._fired, armed_at=armed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Fire timers as they fall due, until cancelled."""
-        task_status.started()
-        while True:
-            self._changed = trio.Event()
-            rows = await self.store.scan(TIMERS, limit=FIRE_BATCH)
-            now = self.clock_ms()
-            due: list[str] = []
-            next_at = math.inf
-            for key, _ in rows:
-                wake_at = parse_timer_key(key)[0]
-                if key in self._backoff and self._backoff[key] > trio.current_time():
-                    next_at = min(next_at, self.clock_ms() + 1000 * (self._backoff[key] - trio.current_time()))
-                    continue
-                if wake_at <= now:
-                    due.append(key)
-                else:
-                    next_at = min(next_at, wake_at)
-                    break  # keys sort by wake time: the rest are later
-            if due:
-                await self._fire_all(due)
-                continue
-            self._armed_at = next_at
-            delay = min(MAX_SLEEP_S, (next_at - now) / 1000) if next_at != math.inf else MAX_SLEEP_S
-            with trio.move_on_after(max(delay, 0)):
-                await self._changed.wait()
-            self._armed_at = math.inf
+        """Fire timers as they fall due, until cancelled.
 
-    async def _fire_all(self, keys: list[str]) -> None:
-        limiter = trio.CapacityLimiter(FIRE_CONCURRENCY)
+        Firing does not hold the wheel up: each due timer fires in a task of its own (at most
+        :data:`FIRE_CONCURRENCY` at once) while the wheel looks for the next; a timer being
+        fired is skipped until its firing ends."""
         async with trio.open_nursery() as nursery:
-            for key in keys:
-                nursery.start_soon(self._fire_one, limiter, key)
+            task_status.started()
+            while True:
+                self._changed = trio.Event()
+                rows = await self.store.scan(TIMERS, limit=FIRE_BATCH + len(self._firing))
+                now = self.clock_ms()
+                next_at = math.inf
+                for key, _ in rows:
+                    if key in self._firing:
+                        continue
+                    wake_at = parse_timer_key(key)[0]
+                    if key in self._backoff and self._backoff[key] > trio.current_time():
+                        next_at = min(next_at, now + 1000 * (self._backoff[key] - trio.current_time()))
+                        continue
+                    if wake_at > now:
+                        next_at = min(next_at, wake_at)
+                        break  # keys sort by wake time: the rest are later
+                    self._firing.add(key)
+                    nursery.start_soon(self._fire_one, key)
+                self._armed_at = next_at
+                delay = min(MAX_SLEEP_S, (next_at - now) / 1000) if next_at != math.inf else MAX_SLEEP_S
+                with trio.move_on_after(max(delay, 0)):
+                    await self._changed.wait()
+                self._armed_at = math.inf
 
-    async def _fire_one(self, limiter: trio.CapacityLimiter, key: str) -> None:
+    async def _fire_one(self, key: str) -> None:
         _, play_sid, resume_id = parse_timer_key(key)
-        async with limiter:
-            try:
-                await self.fire(play_sid, resume_id)
-            except HeroLogicError as exc:
-                log.error("timer %s of play %s could not fire: %s", resume_id, play_sid, exc)
-                self._backoff[key] = trio.current_time() + RETRY_AFTER_S
-                return
-            except Exception:  # a bug must not stop every other timer
-                log.exception("timer %s of play %s could not fire", resume_id, play_sid)
-                self._backoff[key] = trio.current_time() + RETRY_AFTER_S
-                return
-        self._backoff.pop(key, None)
-        self._fired += 1
-        if await self.store.get(TIMERS, key) is not None:  # nothing waited for it any more
-            log.warning("dropping the stale timer %s of play %s", resume_id, play_sid)
-            await self.store.commit([Delete(TIMERS, key)])
+        try:
+            async with self._limiter:
+                try:
+                    await self.fire(play_sid, resume_id)
+                except HeroLogicError as exc:
+                    log.error("timer %s of play %s could not fire: %s", resume_id, play_sid, exc)
+                    self._backoff[key] = trio.current_time() + RETRY_AFTER_S
+                    return
+                except Exception:  # a bug must not stop every other timer
+                    log.exception("timer %s of play %s could not fire", resume_id, play_sid)
+                    self._backoff[key] = trio.current_time() + RETRY_AFTER_S
+                    return
+            self._backoff.pop(key, None)
+            self._fired += 1
+            if await self.store.get(TIMERS, key) is not None:  # nothing waited for it any more
+                log.warning("dropping the stale timer %s of play %s", resume_id, play_sid)
+                await self.store.commit([Delete(TIMERS, key)])
+        finally:
+            self._firing.discard(key)
+            self._changed.set()  # look again: rows behind it may be due
 
 
 class _Kernel(Protocol):
