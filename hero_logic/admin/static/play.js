@@ -373,7 +373,7 @@ function renderOutput() {
   } else if (state.output !== undefined) {
     clear(els.output, h("p", { class: "muted small" }, "Output sent; the play is finishing…"), h("pre", { class: "output" }, json(state.output)));
   } else {
-    clear(els.output, h("p", { class: "muted" }, play.status === "awaiting_resume" ? "Paused: answer the question above to continue." : "Not finished yet."));
+    clear(els.output, h("p", { class: "muted" }, play.status === "awaiting_resume" ? "Waiting: the card above says for what (an answer, a time, an event)." : "Not finished yet."));
   }
 }
 
