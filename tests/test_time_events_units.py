@@ -11,7 +11,6 @@ end the run returns the values it collected.
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -227,7 +226,9 @@ async def test_an_event_sent_before_the_play_was_created_is_not_received(root: P
     script = Script()
     async with running(root, script) as service:
         await service.events.event_send("k", 1)
-        time.sleep(0.002)  # created_at and sent_at are real clock times: let it tick
+        sent = now_ms()
+        while now_ms() <= sent:  # created_at and sent_at are real clock times: let it tick
+            pass
         sid = await _start(service, {"id": "w", "kind": "event", "key": "k"})
         assert (await service.plays.play_wait(sid)).status is PlayStatus.AWAITING_RESUME
         await trio.sleep(5)
