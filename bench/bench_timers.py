@@ -221,6 +221,36 @@ async def _wheel_alone(timers: int) -> None:
     print(_line("wake_at → scripted play running again", running))
 
 
+async def _fan_out_alone(waiters: int) -> None:
+    """``event_send`` to waiting plays on an in-process kernel whose plays are scripts."""
+    import attrs
+
+    from hero_logic.service import open_service
+    from hero_logic.testing import FakeRun, open_fake_kernel
+
+    async def script(run: FakeRun) -> int:
+        woken = (run.replay or {}).get("woken", {})
+        if "w" in woken:
+            return await run.finish(woken["w"]["payload"])
+        await run.emit({"type": "pause", "kind": "event", "resume_id": "w", "name": "event:go",
+                        "event_key": "go", "span_id": "s", "asked_at": 1})
+        return 75
+
+    with tempfile.TemporaryDirectory(prefix="bench_fanout_") as tmp:
+        env = {"PATH_ROOT": tmp, "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_SEED_FLOWS": "off"}
+        config = attrs.evolve(Config.load(environ=env), max_running=16)
+        async with open_fake_kernel(config, script) as kernel, open_service(kernel, seed=False) as service:
+            wf = await service.workflows.workflow_create("waiters", python_source=WAITER)
+            sids = [await service.plays.play_start(wf.sid, {"key": "go"}) for _ in range(waiters)]
+            for sid in sids:
+                await service.plays.play_wait(sid)
+            t0 = time.perf_counter()
+            sent = await service.events.event_send("go", {"n": 1})
+            send_s = time.perf_counter() - t0
+    print(f"  event_send to {waiters} waiting plays on a kernel with scripted plays (LMDB): {send_s * 1000:.0f} ms "
+          f"({len(sent['delivered_to']) / send_s:.0f} deliveries/s)")
+
+
 async def _sleepers(config: Config, proc: trio.Process, count: int) -> None:
     async with AsyncClient(config.rpc_socket) as client:
         wf = await client.call("workflow_create", {"name": "sleepers", "python_source": SLEEP_UNTIL})
@@ -292,6 +322,7 @@ async def _run(timers: int, sleepers: int, waiters: int) -> None:
                 await _wheel_alone(timers)
                 await _wake_latency(config, timers)
             if waiters:
+                await _fan_out_alone(waiters)
                 await _fan_out(config, waiters)
             await _backoff(config, proc)
             if sleepers:
