@@ -416,3 +416,10 @@ async def test_a_wait_the_service_cannot_take_fails_the_play_naming_it(root: Pat
         assert play.status is PlayStatus.FAILED
         assert needle in play.error_message
         assert await kernel.repo.store.scan("timers") == []
+
+
+def test_the_kinds_of_waits_follow_the_sdks_wire_facts() -> None:
+    from hero_logic.kernel import ResumeKind
+    from hero_logic.sdk import WAIT_KINDS
+
+    assert {kind.value for kind in ResumeKind} == WAIT_KINDS
