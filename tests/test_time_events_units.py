@@ -423,3 +423,20 @@ def test_the_kinds_of_waits_follow_the_sdks_wire_facts() -> None:
     from hero_logic.sdk import WAIT_KINDS
 
     assert {kind.value for kind in ResumeKind} == WAIT_KINDS
+
+
+async def test_more_timers_due_at_once_than_the_wheel_fires_at_a_time_all_fire(
+    root: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hero_logic.kernel import _timers
+
+    monkeypatch.setattr(_timers, "FIRE_BATCH", 4)
+    script = Script()
+    async with running(root, script) as service:
+        sids = [await _start(service, {"id": "nap", "kind": "timer", "after": 5}) for _ in range(30)]
+        for sid in sids:
+            await service.plays.play_wait(sid)
+        await trio.sleep(6)
+        for sid in sids:
+            assert (await _ended(service, sid)).status is PlayStatus.SUCCESS
+        assert service.kernel.timers.statistics().fired == len(sids)  # type: ignore[union-attr]

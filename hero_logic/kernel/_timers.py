@@ -38,7 +38,7 @@ __all__ = ["FIRE_BATCH", "TimerWheel", "TimerWheelStatistics", "wake_timer"]
 log = logging.getLogger("hero_logic.kernel")
 
 FIRE_BATCH = 256
-"""Index rows read at a time; due timers among them fire together."""
+"""Most timers being fired at a time (the wheel reads about this many index rows per look)."""
 FIRE_CONCURRENCY = 64
 """Timers firing at once (each is a durable commit: they share group commits)."""
 RETRY_AFTER_S = 5.0
@@ -98,6 +98,8 @@ class TimerWheel:
                 for key, _ in rows:
                     if key in self._firing:
                         continue
+                    if len(self._firing) >= FIRE_BATCH:
+                        break  # enough in flight: look again as they end
                     wake_at = parse_timer_key(key)[0]
                     if key in self._backoff and self._backoff[key] > trio.current_time():
                         next_at = min(next_at, now + 1000 * (self._backoff[key] - trio.current_time()))
@@ -134,7 +136,8 @@ class TimerWheel:
                 await self.store.commit([Delete(TIMERS, key)])
         finally:
             self._firing.discard(key)
-            self._changed.set()  # look again: rows behind it may be due
+            if len(self._firing) <= FIRE_BATCH // 2:
+                self._changed.set()  # room for more: look again, rows behind it may be due
 
 
 class _Kernel(Protocol):
