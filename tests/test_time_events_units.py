@@ -440,3 +440,18 @@ async def test_more_timers_due_at_once_than_the_wheel_fires_at_a_time_all_fire(
         for sid in sids:
             assert (await _ended(service, sid)).status is PlayStatus.SUCCESS
         assert service.kernel.timers.statistics().fired == len(sids)  # type: ignore[union-attr]
+
+
+async def test_play_resume_by_name_wakes_the_open_sleep_not_an_earlier_one_of_that_name(root: Path, autojump_clock: trio.abc.Clock) -> None:
+    script = Script()
+    async with running(root, script) as service:
+        sid = await _start(
+            service,
+            {"id": "a", "kind": "timer", "after": 1, "name": "sleep"},
+            {"id": "b", "kind": "timer", "after": 3600, "name": "sleep"},
+        )
+        while [r.id for r in (await service.plays.play_status(sid)).pending_resumes] != ["b"]:
+            await trio.sleep(0.1)  # until the first sleep woke and the second waits
+        receipt = await service.resumes.play_resume(sid, "sleep", None)
+        assert receipt["resume_id"] == "b"
+        assert (await _ended(service, sid)).status is PlayStatus.SUCCESS

@@ -101,10 +101,10 @@ class Resumes:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
         opened = await self._open_pauses(play)
-        open_ids = {r.id for r in opened}
+        is_open = any(resume_id in (r.id, r.name) for r in opened)
         for answered in play.received_resumes:
             # an open wait named like an answered one (a sleep in a loop) is the one meant
-            if resume_id == answered.id or (resume_id == answered.name and resume_id not in open_ids and not any(r.name == resume_id for r in opened)):
+            if resume_id == answered.id or (resume_id == answered.name and not is_open):
                 if canonical_json(answered.payload) == canonical_json(payload) or answered.kind is not ResumeKind.INPUT:
                     return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
                 msg = (
@@ -112,7 +112,7 @@ class Resumes:
                     f"answered with {canonical_json(answered.payload)[:200]}; a different answer cannot replace it"
                 )
                 raise Conflict(msg)
-        if any(resume_id in (w.id, w.name) for w in play.withdrawn_resumes) and resume_id not in open_ids:
+        if any(resume_id in (w.id, w.name) for w in play.withdrawn_resumes) and not is_open:
             msg = f"{context}: play {play.sid}: {why_not_open(play, resume_id)}"
             raise WrongState(msg)
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
