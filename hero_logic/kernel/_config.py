@@ -108,6 +108,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public_url", "--public-url", "HERO_LOGIC_PUBLIC_URL", "", "base URL people and webhook senders reach the ingress at (default http://<webhook-bind>)"),
     Setting("resume_url_ttl_s", "--resume-url-ttl", "HERO_LOGIC_RESUME_URL_TTL_S", "604800", "seconds a resume link stays valid", _positive_int("HERO_LOGIC_RESUME_URL_TTL_S")),
     Setting("webhook_max_body", "--webhook-max-body", "HERO_LOGIC_WEBHOOK_MAX_BODY", str(1024 * 1024), "largest webhook delivery body, in bytes (larger ones get 413)", _positive_int("HERO_LOGIC_WEBHOOK_MAX_BODY")),
+    Setting("sleep_exit_ms", "--sleep-exit", "HERO_LOGIC_SLEEP_EXIT_MS", "2000", "a flow's wait longer than this (ms) exits its process and is woken by the service's timer; a shorter sleep stays in the process", _positive_int("HERO_LOGIC_SLEEP_EXIT_MS")),
+    Setting("max_wait_ms", "--max-wait", "HERO_LOGIC_MAX_WAIT_MS", str(366 * 24 * 3600 * 1000), "longest wait a flow may ask for (flow.sleep, a wait's timeout), in ms", _positive_int("HERO_LOGIC_MAX_WAIT_MS")),
+    Setting("event_retention_ms", "--event-retention", "HERO_LOGIC_EVENT_RETENTION_MS", "86400000", "how long a sent event is kept as a mailbox for plays that wait for it later, in ms", _positive_int("HERO_LOGIC_EVENT_RETENTION_MS")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -145,6 +148,9 @@ class Config:
     find_links: str = ""
     allow_direct_deps: bool = False
     service_sockets: str = ""
+    sleep_exit_ms: int = 2000
+    max_wait_ms: int = 366 * 24 * 3600 * 1000
+    event_retention_ms: int = 86_400_000
 
     @classmethod
     def load(

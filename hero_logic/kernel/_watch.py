@@ -10,7 +10,10 @@
    starting at the snapshot's ``seq + 1``).
 3. ``{"type": "status", "status": "<play status>", "play": Play}`` each time the play's status
    changes, interleaved with the events in the order they happened (a re-save that leaves the
-   status as it was sends none).
+   status as it was sends none). Going to sleep (``awaiting_resume``) it also lists the open
+   waits (``waiting``: ``[{resume_id, kind, name, wake_at?, event_key?, group?, branch?}]``);
+   waking (``running`` after a timer, an event or an answer) it says what woke it
+   (``woken``: ``[{resume_id, kind, via}]``).
 4. It returns after a terminal status; a play that had already ended gets its snapshot and one
    status message.
 
@@ -120,7 +123,7 @@ async def _watch_play(
                 if (early_index is not None and early_index <= stale) or message["status"] == status.value:
                     return False  # in the snapshot already, or a re-save that changed no status
                 status = PlayStatus(message["status"])
-                await emit({"type": "status", "status": status.value, "play": message["play"]})
+                await emit(message)  # with what it says of waits: "waiting" (sleeps), "woken"
                 return status.is_terminal
             seq = message.get("seq")
             if not isinstance(seq, int) or seq <= last_seq:

@@ -16,6 +16,8 @@ from ._checks import canonical_json as canonical_json
 from ._checks import check_limit as check_limit
 from ._checks import check_name as check_name
 from ._checks import invalid_field as invalid_field
+from ._events import Event as Event
+from ._events import Events as Events
 from ._flow_requests import FlowRequests as FlowRequests
 from ._inputs import check_inputs as check_inputs
 from ._inputs import json_type_name as json_type_name

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._environments import Environments
+from ._events import Events
 from ._flow_requests import FlowRequests
 from ._library import LibraryService
 from ._plays import Plays
@@ -50,6 +51,7 @@ class Service:
     runs: RunPreparation
     resume_links: ResumeLinks
     webhooks: Webhooks
+    events: Events
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -77,28 +79,33 @@ class Service:
             runs=RunPreparation.build(kernel.config, environments, secrets),
             resume_links=links,
             webhooks=Webhooks(kernel, plays, secrets, kernel.config.ingress_public_url),
+            events=Events(kernel),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks, self.events]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks, Events)
 
 
 @asynccontextmanager
 async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Service]:
-    """A started service over ``kernel``: it answers flows' requests, the bundled flows are
-    seeded (when ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
+    """A started service over ``kernel``: it answers flows' requests, delivers events to the
+    plays that wait for them (and expires old ones), the bundled flows are seeded (when
+    ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
     service = Service.build(kernel)
     try:
         kernel.answer_requests_with(service.flow_requests)
         kernel.prepare_runs_with(service.runs)
         await service.environments.collect()
         await service.environments.resume_builds()
+        kernel.wait_handler = service.events  # events reach plays that wait (and their mailbox)
+        kernel.start_system_task(service.events.sweep, name="event retention sweep")
+        service.webhooks.events = service.events  # a webhook may send events
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()

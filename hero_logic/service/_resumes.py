@@ -19,9 +19,11 @@ from hero_logic.kernel import (
     NotFound,
     Play,
     PlayStatus,
+    ResumeKind,
     ResumeRequest,
     WrongState,
     now_ms,
+    why_not_open,
 )
 
 from ._checks import canonical_json, invalid_field
@@ -38,8 +40,9 @@ MAX_ANSWERED_BY = 200
 
 
 def _receipt_or_conflict(play: Play, answered: ResumeRequest, payload: Any, *, context: str) -> dict[str, Any]:
-    """The first receipt when ``payload`` is the answer already taken; else a Conflict."""
-    if canonical_json(answered.payload) == canonical_json(payload):
+    """The first receipt when ``payload`` is the answer already taken (or the wait was a timer
+    or an event, which take no answer); else a Conflict."""
+    if canonical_json(answered.payload) == canonical_json(payload) or answered.kind is not ResumeKind.INPUT:
         return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
     msg = (
         f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
@@ -107,7 +110,8 @@ class Resumes:
     @rpc_method(admin=True)
     async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None, answered_by: str = "") -> dict[str, Any]:
         """Answer a pause (by resume id, or by pause name when that is unambiguous) and
-        continue the play from where it paused.
+        continue the play from where it paused; on a timer (a sleep, a wait's timeout) with a
+        null payload, wake it now.
 
         The payload is checked against the pause's JSON schema. Idempotent: the same payload
         again returns the first answer and runs nothing; a different payload for an answered
@@ -132,10 +136,14 @@ class Resumes:
     async def _resume(self, play_sid: str, resume_id: str, payload: Any, *, answered_by: str, via: str) -> dict[str, Any]:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
+        opened = await self.open_pauses(play)
+        is_open = any(resume_id in (r.id, r.name) for r in opened)
         for answered in play.received_resumes:
             if answered.id == resume_id:
                 return _receipt_or_conflict(play, answered, payload, context=context)
-        opened = await self.open_pauses(play)
+        if any(resume_id in (w.id, w.name) for w in play.withdrawn_resumes) and not is_open:
+            msg = f"{context}: play {play.sid}: {why_not_open(play, resume_id)}"
+            raise WrongState(msg)
         # A name means the one *open* pause of that name (a question asked in a loop has one
         # name and many ids): only when none is open does it mean the one answered last.
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
@@ -161,6 +169,17 @@ class Resumes:
         request = matches[0]
         if request.play_sid != play.sid:
             return await self.answer(request.play_sid, request.id, payload, answered_by=answered_by, via=via)
+        if request.kind is ResumeKind.EVENT:
+            why = (
+                f"{request.id} ({request.name!r}) waits for the event {request.event_key!r}: send it with "
+                f"event_send(key={request.event_key!r}, payload=...)"
+            )
+            field = "resume_id"
+            raise invalid_field(field, why, context=context)
+        if request.kind is ResumeKind.TIMER and payload is not None:
+            why = f"a timer ({request.name!r}) is woken early with a null payload, got {canonical_json(payload)[:80]}: pass payload=null"
+            field = "payload"
+            raise invalid_field(field, why, context=context)
         await check_payload(self.schema_checker, request, payload, context=context)
         answered = attrs.evolve(request, payload=payload, resumed_at=now_ms(), answered_by=answered_by, via=via)
         try:

@@ -1,11 +1,12 @@
 // Play page: the span tree as a live graph (fed by the websocket stream; virtualised in
 // tree.js), a span inspector, the play's input and output, its cost with its child plays',
-// the decisions taken on it, cancel / retry / fork, and a form for each open pause.
+// the decisions taken on it, cancel / retry / fork, and a card for each open wait (a question, a sleep, an event).
 import { clear, duration, explain, h, json, openStream, pauseForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
 import { answererField, decisionsTable } from "./decisions.js";
 import { foldEvent } from "./fold.js";
 import { costLine, inputBody, ioSections, money, restOfSpans, rolledUpCost } from "./playdata.js";
 import { SpanTree } from "./tree.js";
+import { waitCards } from "./waits.js";
 
 const app = document.getElementById("app");
 const sid = app.dataset.sid;
@@ -346,20 +347,21 @@ function renderResumes() {
   }
   if (els.resumes.dataset.key === state.pendingFor && els.resumes.childElementCount) return; // keep what is being typed
   els.resumes.dataset.key = state.pendingFor;
-  clear(els.resumes, state.pending.map((pause) => h("section", { class: "resume-card", dataset: { resumeId: pause.id } },
-    h("h2", {}, pause.play_sid && pause.play_sid !== sid ? ["Waiting for an answer in child play ", h("a", { href: `/plays/${pause.play_sid}` }, shortSid(pause.play_sid))] : "Waiting for an answer"),
-    pauseForm(pause, async (payload) => {
-      try {
-        await rpc("play_resume", { play_sid: pause.play_sid || sid, resume_id: pause.id, payload });
-        toast("Answer sent: the play continues.");
-        state.pending = state.pending.filter((p) => p.id !== pause.id);
-        els.resumes.dataset.key = "";
-        renderResumes();
-      } catch (error) {
-        toast(explain(error), "error");
-      }
-    }),
-    h("div", { class: "muted small", style: { marginTop: "8px" } }, `asked ${new Date(pause.asked_at).toLocaleTimeString()} · resume id `, h("code", {}, pause.id)))));
+  const done = (wait) => {
+    state.pending = state.pending.filter((p) => p.id !== wait.id && !(wait.group && p.group === wait.group));
+    els.resumes.dataset.key = "";
+    renderResumes();
+  };
+  const question = (pause) => pauseForm(pause, async (payload) => {
+    try {
+      await rpc("play_resume", { play_sid: pause.play_sid || sid, resume_id: pause.id, payload });
+      toast("Answer sent: the play continues.");
+      done(pause);
+    } catch (error) {
+      toast(explain(error), "error");
+    }
+  });
+  clear(els.resumes, waitCards(state.pending, sid, question, done));
 }
 
 function renderGraph() {
@@ -447,7 +449,7 @@ function renderOutput() {
   } else if (state.output !== undefined) {
     clear(els.output, h("p", { class: "muted small" }, "Output sent; the play is finishing…"), h("pre", { class: "output" }, json(state.output)));
   } else {
-    clear(els.output, h("p", { class: "muted" }, play.status === "awaiting_resume" ? "Paused: answer the question above to continue." : "Not finished yet."));
+    clear(els.output, h("p", { class: "muted" }, play.status === "awaiting_resume" ? "Waiting: the card above says for what (an answer, a time, an event)." : "Not finished yet."));
   }
 }
 

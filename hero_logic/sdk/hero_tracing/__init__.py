@@ -51,7 +51,8 @@ Flow → service events:
     first call or pause under a parent that is made from another thread or asyncio task than
     the one the parent's body runs in (strict replay does not hold such a parent's calls to
     their positions). On the zero-length span of a pause answered from the replay file:
-    ``shape_key``, the pause's shape key.
+    ``shape_key``, the pause's shape key. ``deadline_ms`` (on an
+    attempt of a step with ``@flow(timeout=...)``: when it must have ended; see Step policies).
 ``span_tag``
     ``span_id``, ``tags`` {} — merged into the span's tags. A ``child_play_sid`` tag also
     sets the span's ``child_play_sid``.
@@ -93,8 +94,14 @@ Flow → service events:
     ``resume_id``, ``name``, ``schema`` (JSON schema of the answer, or null), ``ui`` (a form
     hint such as ``{"kind": "choice", "prompt": ..., "options": [...]}``, or null),
     ``span_id`` (the span that asked), ``asked_at``, ``shape_key`` (the pause's shape key);
-    optional ``parallel`` (as on ``span_start``). The process then exits with status 75.
-    Several pauses may be sent by one run (parallel branches each ask).
+    optional ``parallel`` (as on ``span_start``). Optional (durable waits, below):
+    ``kind`` (``input`` when absent, ``timer``, ``event``), ``wake_at`` (ms: a timer's wake
+    time, or an event wait's timeout; required for ``timer``), ``event_key`` (required for
+    ``event``: at most 512 bytes, no control characters), ``group`` and ``branch`` (the
+    branches of one ``flow.wait_any`` share a ``group``; its timeout is the ``timer`` branch
+    ``timeout``). The process then exits with status 75. Several pauses may be sent by one run
+    (parallel branches each ask). A pause the service cannot take (an unknown ``kind``, a timer
+    without ``wake_at``, a bad ``event_key``) fails the play, naming it.
 ``request``
     ``id`` (int, increasing per connection), ``method``, ``params`` {}. The service answers
     on the same connection with a ``response`` line, ``{"type": "response", "id": n,
@@ -129,8 +136,14 @@ Replay
 ======
 
 The executor may pass ``HERO_FLOW_REPLAY_FILE``, a JSON object ``{"steps": {step_key:
-output}, "failures": {step_key: failure}, "resumes": {resume_id: payload}, "prefill":
-{resume_id or pause name: payload}, "prefill_only": bool}`` (every key optional). A
+output}, "failures": {step_key: failure}, "resumes": {resume_id: payload}, "woken":
+{resume_id: {"via", "at", "payload", "event_id"?}}, "waits": {resume_id: {"wake_at"}},
+"prefill": {resume_id or pause name: payload}, "prefill_only": bool}`` (every key
+optional). ``resumes`` holds the answers to ``input`` waits; ``woken`` the ``timer`` and
+``event`` waits that ended: ``via`` is ``timer`` (a timer fell due), ``timeout`` (an event
+wait's timeout passed), ``event`` (an event came: ``payload``, ``event_id``) or ``rpc`` (woken
+early by ``play_resume``); ``at`` when. ``waits`` gives each still-open wait its deadline as
+first reported, so a re-run reports the same ``wake_at``. A
 ``failure`` is the ``step_failed`` event's ``error_type``, ``message``, ``args`` (when it has
 them) and ``traceback``. The service puts in ``steps`` the last ``step_output`` of each step
 key and in ``failures`` the last ``step_failed`` of each key that has no later output; a
@@ -169,7 +182,7 @@ the process exits with status 75. A pause answered from the file gets a zero-len
 ``ok`` with tag ``prefilled: true`` for a prefill.
 
 Strict replay
-=============
+======
 
 ``recorded`` is ``{"calls": [[parent, id, name, kind, input], ...], "parallel": [parent,
 ...]}``: every ``@flow`` call and pause of the play's earlier runs, in the order they first
@@ -218,6 +231,40 @@ replayed as from its own record, tagged ``reused_from``, and recorded again as t
 own (``step_output`` / ``step_failed`` under its step key). A pause not found in
 ``resumes`` by its resume id returns ``reuse.resumes[shape_key]`` when present (its span
 ``replayed``, tagged ``reused_from``).
+=======
+Durable waits
+=============
+
+``flow.sleep`` / ``flow.sleep_until`` / ``flow.wait_event`` / ``flow.wait_any`` are memoized
+steps named ``sleep``, ``wait_event`` and ``wait_any`` whose arguments are ``{"seconds": s}`` or
+``{"until_ms": ms}``, ``{"key": k, "timeout": s or null}`` and ``{"branches": {name: {"event":
+key} or {"answer": name}}, "timeout": s or null}``. Inside one, each thing waited for has the
+resume id ``wait_id(step_key, name) = sha1(step_key|wait:name)``, ``name`` being ``timer``,
+``event``, ``branch:<branch name>`` or ``timeout``. The step returns at once when its wait is in
+``woken`` (or, for an answer branch, ``resumes`` / ``prefill``); a ``wait_event`` woken
+``via: timeout`` raises ``flow.WaitTimeout``. Otherwise the step reports its waits as
+``pause`` events (``wake_at`` from ``waits`` when present, else now + the duration) and the
+process exits 75 — except a sleep whose remaining time is at most ``HERO_FLOW_SLEEP_EXIT_MS``,
+which sleeps in the process and ends the step ``ok``. A finished wait's step output is
+``{"woke_at", "via"}`` (sleep), the event's payload (wait_event) or ``[branch, value]``
+(wait_any), replayed like any step's. A wait longer than ``HERO_FLOW_MAX_WAIT_MS`` is a
+``ValueError`` in the flow.
+
+Step policies
+=============
+
+A ``@flow(retries=..., timeout=...)`` call runs as attempts, each a span named ``attempt N``
+(kind ``step``, tag ``attempt: N``) under the step's span, keyed
+``attempt_key(step_key, N) = sha1(step_key|attempt:N)`` (the attempt's inner steps key under
+it). A failed attempt sends ``step_failed`` under its attempt key; a later run finds it in
+``failures`` and sends nothing for it (its span keeps its status). Between attempts the step
+waits in a durable wait step ``retry_delay`` with arguments ``{"after_attempt": N}`` (a
+``timer`` wait named ``retry_delay``). The step's own ``step_output`` / ``step_failed`` is
+the last attempt's. An attempt of a step with a ``timeout`` carries ``deadline_ms`` on its
+``span_start``; if it is still open then, the service stops the process, records for it a
+``step_failed`` with ``error_type`` ``hero_tracing._spans.StepTimeout`` (``args``: its message)
+and a ``span_end`` with status ``timed_out``, ends the run's other open spans ``pending`` and
+runs the play again at once.
 
 Environment
 ===========
@@ -232,7 +279,9 @@ service socket name → path, for ``flow.service_socket``), ``HERO_FLOW_NETWORK`
 ``off``: off installs a guard that fails the first lookup or internet socket naming
 ``@flow(network=True)``). In a play the boot stub also turns ``print``, ``sys.stderr`` writes
 and ``logging`` output into ``span_log`` events of the current span (bounded; see
-``_output``). Exit statuses: 0 success, 75 awaiting resume, 2 no ``@flow``
+``_output``). ``HERO_FLOW_SLEEP_EXIT_MS`` (a sleep this short, in ms, stays in the
+process; default 2000), ``HERO_FLOW_MAX_WAIT_MS`` (the longest wait a flow may ask for).
+Exit statuses: 0 success, 75 awaiting resume, 2 no ``@flow``
 entry, 1 failed (the reason on stderr).
 """
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from . import _state
+from . import _state, _waits
 from ._fields import doc_summary, normalise_fields
-from ._spans import Failed, NullSpan, Span, SpanBlock, StepFailed, current_span
+from ._retry import NonRetryable, RetryAfter, RetryPolicy
+from ._spans import Failed, NullSpan, Span, SpanBlock, StepFailed, StepTimeout, current_span
+from ._waits import OnAnswer, OnEvent, WaitTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class FlowInfo:
         "module",
         "name",
         "outputs",
+        "policy",
         "positional",
         "skip_first",
         "source_file",
@@ -78,6 +81,7 @@ class FlowInfo:
         self.wire: tuple[str, str] | None = None  # the span_start fragments, made on first call
         self.checkpoint = False  # return only once the step's output is durable
         self.strict_replay = True  # as the entry flow: a re-run that departs fails the play
+        self.policy: RetryPolicy | None = None  # retries and timeout, when declared
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name (extra positionals under ``"*args"``)."""
@@ -133,6 +137,17 @@ class FlowApi:
 
     Failed = Failed
     StepFailed = StepFailed
+    StepTimeout = StepTimeout
+    NonRetryable = NonRetryable
+    RetryAfter = RetryAfter
+    WaitTimeout = WaitTimeout
+
+    sleep = staticmethod(_waits.sleep)
+    sleep_until = staticmethod(_waits.sleep_until)
+    wait_event = staticmethod(_waits.wait_event)
+    wait_any = staticmethod(_waits.wait_any)
+    on_event = OnEvent
+    on_answer = OnAnswer
 
     if TYPE_CHECKING:
 
@@ -155,6 +170,13 @@ class FlowApi:
             secrets: list[str] | None = None,
             services: list[str] | None = None,
             strict_replay: bool = True,
+            retries: int = 0,
+            retry_delay: float = 1.0,
+            retry_backoff: float = 2.0,
+            retry_max_delay: float = 300.0,
+            retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+            retry_jitter: bool = True,
+            timeout: float | None = None,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -172,6 +194,13 @@ class FlowApi:
         secrets: Any = None,
         services: Any = None,
         strict_replay: bool = True,
+        retries: Any = 0,
+        retry_delay: Any = 1.0,
+        retry_backoff: Any = 2.0,
+        retry_max_delay: Any = 300.0,
+        retry_on: Any = (Exception,),
+        retry_jitter: Any = True,
+        timeout: Any = None,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -191,6 +220,15 @@ class FlowApi:
         decides what a re-run that departs from the recorded run does: by default it fails the
         play as ``nondeterministic``, naming the first difference; ``strict_replay=False`` lets
         it go on (a step whose key changed runs again, a pause whose id changed asks again).
+
+        ``retries=N`` runs a call that raised (an exception of ``retry_on``) up to N more
+        times, ``retry_delay * retry_backoff ** (n - 1)`` seconds apart (at most
+        ``retry_max_delay``, jittered by up to 20% unless ``retry_jitter=False``); each attempt
+        is a span tagged ``attempt``, a long delay holds no process, ``flow.NonRetryable``
+        stops at once and ``flow.RetryAfter(seconds)`` sets the next delay. ``timeout=seconds``
+        stops an attempt still running after that long (CPU-bound code too: the service stops
+        the process and runs the play again, replaying what finished); it fails with
+        ``flow.StepTimeout`` and counts as a failed attempt. Both apply inside a play only.
         """
         for what, names in (("secrets", secrets), ("services", services)):
             if names is not None and (
@@ -202,6 +240,11 @@ class FlowApi:
             if not isinstance(value, bool):
                 msg = f"@flow {option} must be True or False, got {value!r}"
                 raise TypeError(msg)
+        policy: RetryPolicy | None = RetryPolicy(
+            retries, retry_delay, retry_backoff, retry_max_delay, retry_on, retry_jitter, timeout
+        )
+        if retries == 0 and timeout is None:
+            policy = None  # checked all the same
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"
             raise TypeError(msg)
@@ -231,6 +274,7 @@ class FlowApi:
             )
             info.checkpoint = checkpoint
             info.strict_replay = strict_replay
+            info.policy = policy
             return _wrap(func, info)
 
         if fn is None:

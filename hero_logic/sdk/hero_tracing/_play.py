@@ -19,6 +19,7 @@ from ._fields import output_problem, type_name
 from ._jsoncodec import encode_basestring as _quote
 from ._jsoncodec import load_own as _load_own
 from ._jsoncodec import loads as _loads
+from ._retry import run_attempts, run_attempts_async
 from ._spans import CURRENT, Failed, Nondeterministic, Span, describe, outcome
 from ._strict import PARALLEL, Strict, place
 
@@ -65,7 +66,7 @@ def _load_replay(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"the replay file {path!r} holds a JSON {type_name(data)}, not an object"
         raise ReplayFileError(msg)
-    for key in ("steps", "failures", "resumes", "prefill"):
+    for key in ("steps", "failures", "resumes", "prefill", "woken", "waits"):
         if not isinstance(data.get(key, {}), dict):
             msg = f"the replay file {path!r} has {key!r} that is not an object"
             raise ReplayFileError(msg)
@@ -101,6 +102,10 @@ class Runtime:
         sandbox: str = "",
         recorded: Mapping[str, Any] | None = None,
         reuse: Mapping[str, Any] | None = None,
+        woken: Mapping[str, Any] | None = None,
+        waits: Mapping[str, Any] | None = None,
+        sleep_exit_ms: int = 2000,
+        max_wait_ms: int = 366 * 24 * 3600 * 1000,
     ) -> None:
         self.writer = Writer(socket_path)
         self.play_sid = play_sid
@@ -120,6 +125,12 @@ class Runtime:
         self.reuse_failures: Mapping[str, Mapping[str, Any]] = reuse.get("failures") or {}
         self.reuse_resumes: Mapping[str, Any] = reuse.get("resumes") or {}
         self.reused_from = str(reuse.get("play_sid", ""))
+        self.woken: Mapping[str, Any] = woken or {}
+        """Waits (timers, events) that ended, by resume id: ``{via, at, payload, event_id}``."""
+        self.waits: Mapping[str, Any] = waits or {}
+        """Open waits' fixed deadlines, by resume id: ``{wake_at}``."""
+        self.sleep_exit_ms = sleep_exit_ms
+        self.max_wait_ms = max_wait_ms
         self.root: Span | None = None
         self.top_counts: dict[object, Any] = {}
         self.pauses: list[str] = []
@@ -146,6 +157,10 @@ class Runtime:
             sandbox=environ.get("HERO_FLOW_SANDBOX", ""),
             recorded=replay.get("recorded"),
             reuse=replay.get("reuse"),
+            woken=replay.get("woken"),
+            waits=replay.get("waits"),
+            sleep_exit_ms=_int_env(environ, _wire.ENV_SLEEP_EXIT_MS, 2000),
+            max_wait_ms=_int_env(environ, _wire.ENV_MAX_WAIT_MS, 366 * 24 * 3600 * 1000),
         )
 
     # --- sending -------------------------------------------------------------------------
@@ -427,7 +442,10 @@ class Runtime:
         self.writer.send(self.start_line(span, key, parent_id, site, _now_ms(), fields))
         token = CURRENT.set(span)
         try:
-            result = fn(*args, **kwargs)
+            if info.policy is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = run_attempts(self, info, fn, args, kwargs, span, key)
             if self.strict is not None and span is self.root:
                 self._returned()
         except BaseException as exc:
@@ -464,7 +482,10 @@ class Runtime:
         self.writer.send(self.start_line(span, key, parent_id, site, _now_ms(), fields))
         token = CURRENT.set(span)
         try:
-            result = await fn(*args, **kwargs)
+            if info.policy is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await run_attempts_async(self, info, fn, args, kwargs, span, key)
             if self.strict is not None and span is self.root:
                 self._returned()
         except BaseException as exc:
@@ -518,6 +539,13 @@ class Runtime:
     def close(self) -> None:
         """Close the span socket."""
         self.writer.close()
+
+
+def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(environ.get(name, "") or default)
+    except ValueError:
+        return default
 
 
 def _site(name: str, source_file: str, source_line: int) -> tuple[str, str]:

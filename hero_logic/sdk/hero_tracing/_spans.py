@@ -28,6 +28,7 @@ __all__ = [
     "Span",
     "SpanBlock",
     "StepFailed",
+    "StepTimeout",
     "current_span",
     "outcome",
 ]
@@ -69,6 +70,15 @@ class StepFailed(Failed):
         self.traceback = traceback
 
 
+class StepTimeout(Failed):
+    """A step ran past its ``@flow(timeout=...)``: the service stopped it.
+
+    The attempt's span ends ``timed_out`` and counts as a failed attempt (retried under the
+    step's ``retries`` like any other failure). The service records it, so every later run of
+    the play sees the same timeout.
+    """
+
+
 class AwaitingResume(BaseException):
     """The play waits for an answer: unwind everything and exit with status 75.
 
@@ -108,7 +118,7 @@ def outcome(exc: BaseException) -> tuple[str, str] | None:
     gives ``cancelled``.
     """
     if isinstance(exc, Failed):
-        return "failed", exc.reason
+        return ("timed_out" if isinstance(exc, StepTimeout) else "failed"), exc.reason
     if isinstance(exc, Nondeterministic):
         return "failed", str(exc)
     if _is_pause(exc):

@@ -28,6 +28,7 @@ else:
 __all__ = [
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_MAX_WAIT_MS",
     "ENV_NETWORK",
     "ENV_PACKAGES",
     "ENV_PARENT_SPAN",
@@ -35,6 +36,7 @@ __all__ = [
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
     "ENV_SERVICES",
+    "ENV_SLEEP_EXIT_MS",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -53,6 +55,9 @@ __all__ = [
     "REQUEST_METHODS",
     "SPAN_END_STATUSES",
     "SPAN_KINDS",
+    "STEP_TIMEOUT_TYPE",
+    "WAIT_KINDS",
+    "attempt_key",
     "canonical_json",
     "decode_event",
     "decode_response",
@@ -67,6 +72,7 @@ __all__ = [
     "too_deep",
     "trace_text",
     "truncate_text",
+    "wait_id",
 ]
 
 EVENT_TYPES = frozenset(
@@ -113,7 +119,16 @@ ENV_REPLAY_FILE = "HERO_FLOW_REPLAY_FILE"
 ENV_PACKAGES = "HERO_FLOW_PACKAGES"
 ENV_SERVICES = "HERO_FLOW_SERVICES"
 ENV_NETWORK = "HERO_FLOW_NETWORK"
+ENV_SLEEP_EXIT_MS = "HERO_FLOW_SLEEP_EXIT_MS"
+ENV_MAX_WAIT_MS = "HERO_FLOW_MAX_WAIT_MS"
 """The ``HERO_FLOW_*`` environment the service gives a flow process (see the package docstring)."""
+WAIT_KINDS = frozenset({"input", "timer", "event"})
+"""Every ``kind`` of a ``pause`` event (``input`` when absent): what the wait waits for."""
+
+STEP_TIMEOUT_TYPE = "hero_tracing._spans.StepTimeout"
+"""The ``error_type`` of the ``step_failed`` the service records for an attempt that ran past
+its ``deadline_ms`` (the class ``flow.StepTimeout``)."""
+
 SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
 _START_STATUSES = frozenset({"running", "replayed"})
 
@@ -294,6 +309,14 @@ def trace_text(text: str) -> str | None:
     if fits and "NaN" not in text and "Infinity" not in text:
         return None
     return truncate_text(text, MAX_TRACE_BYTES)
+def wait_id(step_key: str, name: str) -> str:
+    """The resume id of one wait of a durable-wait step (hex SHA-1): ``sha1(step_key|wait:name)``."""
+    return _sha1(f"{step_key}|wait:{name}")
+
+
+def attempt_key(step_key: str, attempt: int) -> str:
+    """The key of one attempt of a step that retries (hex SHA-1): ``sha1(step_key|attempt:n)``."""
+    return _sha1(f"{step_key}|attempt:{attempt}")
 
 
 # --- encoding ----------------------------------------------------------------------------
