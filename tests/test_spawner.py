@@ -46,7 +46,7 @@ async def test_a_dead_spawner_ends_its_flows_and_the_next_play_gets_a_new_one(ro
     the dead spawner started are dropped, later plays run, and the service stops cleanly."""
     with trio.fail_after(50):
         async with open_service(root, "env_scrub", warm_pool=2, warm_pool_min="2") as svc:
-            while (await svc.client.health())["warm_pool"]["ready"] < 2:  # noqa: ASYNC110 - another service's state
+            while (await svc.client.health())["warm_pool"]["ready"] < 2:
                 await trio.sleep(0.02)
             killed = await run_flow(svc, KILLS_ITS_PARENT)
             assert killed["status"] == "failed", killed

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
     from .hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
+        ENV_MAX_WAIT_MS,
         ENV_NETWORK,
         ENV_PACKAGES,
         ENV_PARENT_SPAN,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         ENV_REPLAY_FILE,
         ENV_SANDBOX,
         ENV_SERVICES,
+        ENV_SLEEP_EXIT_MS,
         ENV_SOURCE_FILE,
         ENV_SPAN_SOCK,
         ENV_VERSION_SID,
@@ -50,12 +52,15 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         MAX_LINE_BYTES,
         REQUEST_METHODS,
         SPAN_KINDS,
+        STEP_TIMEOUT_TYPE,
+        WAIT_KINDS,
         decode_event,
         encode_event,
         encode_response,
         failure_entry,
         resume_id,
         step_key,
+        wait_id,
     )
 else:  # at run time it is the top-level package, the one flow processes import
     from hero_tracing._fields import type_name
@@ -63,6 +68,7 @@ else:  # at run time it is the top-level package, the one flow processes import
     from hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
+        ENV_MAX_WAIT_MS,
         ENV_NETWORK,
         ENV_PACKAGES,
         ENV_PARENT_SPAN,
@@ -70,6 +76,7 @@ else:  # at run time it is the top-level package, the one flow processes import
         ENV_REPLAY_FILE,
         ENV_SANDBOX,
         ENV_SERVICES,
+        ENV_SLEEP_EXIT_MS,
         ENV_SOURCE_FILE,
         ENV_SPAN_SOCK,
         ENV_VERSION_SID,
@@ -81,12 +88,15 @@ else:  # at run time it is the top-level package, the one flow processes import
         MAX_LINE_BYTES,
         REQUEST_METHODS,
         SPAN_KINDS,
+        STEP_TIMEOUT_TYPE,
+        WAIT_KINDS,
         decode_event,
         encode_event,
         encode_response,
         failure_entry,
         resume_id,
         step_key,
+        wait_id,
     )
 
 from ._signature import FlowSignature, FlowSourceError, read_flow_signature  # noqa: E402  (after the path fallback)
@@ -95,6 +105,7 @@ __all__ = [
     "BOOT_SCRIPT",
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_MAX_WAIT_MS",
     "ENV_NETWORK",
     "ENV_PACKAGES",
     "ENV_PARENT_SPAN",
@@ -102,6 +113,7 @@ __all__ = [
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
     "ENV_SERVICES",
+    "ENV_SLEEP_EXIT_MS",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -114,6 +126,8 @@ __all__ = [
     "REQUEST_METHODS",
     "SDK_DIR",
     "SPAN_KINDS",
+    "STEP_TIMEOUT_TYPE",
+    "WAIT_KINDS",
     "WARM_READY",
     "WARM_SCRIPT",
     "FlowSignature",
@@ -127,4 +141,5 @@ __all__ = [
     "resume_id",
     "step_key",
     "type_name",
+    "wait_id",
 ]
