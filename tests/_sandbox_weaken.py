@@ -110,6 +110,18 @@ def _no_watchdog(set_: Setter) -> None:
     set_(_cgroup.CgroupTree, "start_watchdog", lambda self, python: None)
 
 
+def _no_limit_watch(set_: Setter) -> None:
+    """The watchdog only cleans up after the service: it never reads ``pids.events``."""
+    from hero_logic.sandbox import _cgroup
+
+    real = _cgroup.CgroupTree.start_watchdog
+
+    def blind(self: Any, python: str, *, poll_s: float = 0) -> None:
+        real(self, python, poll_s=0)
+
+    set_(_cgroup.CgroupTree, "start_watchdog", blind)
+
+
 def _no_cgroups(set_: Setter) -> None:
     from hero_logic.sandbox import _cgroup
 
@@ -233,6 +245,7 @@ WEAKENINGS: dict[str, Callable[[Setter], None]] = {
     "host_tmp": _edit_bwrap(_host_tmp),
     "no_die_with_parent": _no_die_with_parent,
     "no_cgroups": _no_cgroups,
+    "no_limit_watch": _no_limit_watch,
     "no_seccomp": _no_seccomp,
     "follow_symlinks": _follow_symlinks,
     "fail_open": _fail_open,
