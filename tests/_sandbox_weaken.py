@@ -122,6 +122,13 @@ def _no_limit_watch(set_: Setter) -> None:
     set_(_cgroup.CgroupTree, "start_watchdog", blind)
 
 
+def _root_flows(set_: Setter) -> None:
+    """env_scrub as root keeps its flows uid 0 (without capabilities), as it once did."""
+    from hero_logic.sandbox import _env_scrub
+
+    set_(_env_scrub.EnvScrubTier, "_as_flow_user", lambda self: False)
+
+
 def _no_cgroups(set_: Setter) -> None:
     from hero_logic.sandbox import _cgroup
 
@@ -245,6 +252,7 @@ WEAKENINGS: dict[str, Callable[[Setter], None]] = {
     "host_tmp": _edit_bwrap(_host_tmp),
     "no_die_with_parent": _no_die_with_parent,
     "no_cgroups": _no_cgroups,
+    "root_flows": _root_flows,
     "no_limit_watch": _no_limit_watch,
     "no_seccomp": _no_seccomp,
     "follow_symlinks": _follow_symlinks,

@@ -44,6 +44,7 @@ from hero_logic.sdk import (
 )
 
 from ._convert import dumps
+from ._errors import SandboxUnavailable
 from ._interfaces import (
     ExitOutcome,
     Launch,
@@ -338,11 +339,16 @@ class PlayRunner:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
             )
-            outcome = await self.executor.run(
-                self.tier.wrap(launch),
-                timeout_s=timeout_ms / 1000,
-                kill_grace_s=self.config.kill_grace_ms / 1000,
-            )
+            try:
+                wrapped = self.tier.wrap(launch)
+            except SandboxUnavailable as exc:  # this launch cannot run here: the play says why
+                outcome = ExitOutcome(exit_code=None, spawn_error=exc.message)
+            else:
+                outcome = await self.executor.run(
+                    wrapped,
+                    timeout_s=timeout_ms / 1000,
+                    kill_grace_s=self.config.kill_grace_ms / 1000,
+                )
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
             nursery.cancel_scope.cancel()
