@@ -129,6 +129,13 @@ def _root_flows(set_: Setter) -> None:
     set_(_env_scrub.EnvScrubTier, "_as_flow_user", lambda self: False)
 
 
+def _no_workdir_quota(set_: Setter) -> None:
+    """Workdirs are plain directories on the file system of PATH_ROOT, whatever --workdir-mb says."""
+    from hero_logic.kernel import _workdirs
+
+    set_(_workdirs.WorkdirQuota, "from_config", classmethod(lambda cls, config: cls(config)))
+
+
 def _no_cgroups(set_: Setter) -> None:
     from hero_logic.sandbox import _cgroup
 
@@ -252,6 +259,7 @@ WEAKENINGS: dict[str, Callable[[Setter], None]] = {
     "host_tmp": _edit_bwrap(_host_tmp),
     "no_die_with_parent": _no_die_with_parent,
     "no_cgroups": _no_cgroups,
+    "no_workdir_quota": _no_workdir_quota,
     "root_flows": _root_flows,
     "no_limit_watch": _no_limit_watch,
     "no_seccomp": _no_seccomp,

@@ -34,6 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def root() -> Iterator[Path]:
     """A short, private PATH_ROOT (AF_UNIX paths must stay under 107 bytes)."""
     path = Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
+    # Searchable, not listable: a root service's env_scrub flows run as their own uid and read
+    # the marker files tests put here; the service's own state below stays 0700.
+    path.chmod(0o711)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

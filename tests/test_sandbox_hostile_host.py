@@ -9,6 +9,7 @@ removes one protection so the tests that pin it go red.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import trio
 
 from . import _sandbox_weaken
-from ._sandbox_helpers import IS_ROOT, open_service, run_flow
+from ._sandbox_helpers import ALL_TIERS, IS_ROOT, open_service, run_flow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,3 +171,49 @@ async def test_a_service_socket_the_flow_uid_cannot_connect_to_fails_the_play_sa
     assert "'private'" in play["error_message"], play["error_message"]
     assert "mode 0600" in play["error_message"], play["error_message"]
     assert "chmod 0666" in play["error_message"]
+
+
+FILL_WORKDIR = """
+import os
+from hero_tracing import flow
+
+@flow
+def main():
+    chunk = b"x" * (1 << 20)
+    for i in range(64):  # 64 MiB at most, so a run without the quota cannot hurt the host
+        with open(f"fill-{i}", "wb") as f:
+            f.write(chunk)
+    return "wrote 64 MiB into the workdir without an error"
+"""
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(os.lstat(os.path.join(d, n)).st_blocks * 512 for d, _, names in os.walk(path) for n in names)
+
+
+@needs_root
+@pytest.mark.parametrize("tier", ALL_TIERS)
+async def test_filling_the_workdir_stops_at_its_quota(root: Path, tier: str) -> None:
+    """A flow writing into its workdir without end: its writes fail at the play's quota
+    (ENOSPC), the play fails naming --workdir-mb, the host keeps at most the quota's worth of
+    its files, and a play beside it and the next play run as usual."""
+    async with open_service(root, tier, workdir_mb=16) as svc:
+        wf = await svc.push(FILL_WORKDIR)
+        beside = await svc.push("import time\nfrom hero_tracing import flow\n@flow\ndef main():\n"
+                                "    open('note.txt', 'w').write('beside')\n    time.sleep(0.5)\n    return 'fine'\n")
+        bomb_sid = await svc.call("play_start", workflow_sid=wf["sid"])
+        beside_sid = await svc.call("play_start", workflow_sid=beside["sid"])
+        bomb = await svc.call("play_wait", play_sid=bomb_sid, timeout_ms=30000)
+        normal = await svc.call("play_wait", play_sid=beside_sid, timeout_ms=30000)
+        after = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    open('a', 'w').write('a')\n    return 'after'\n")
+        workdir = svc.config.play_workdir(bomb_sid)
+        kept = await trio.to_thread.run_sync(_disk_bytes, workdir)
+        files = sorted(os.listdir(workdir))
+    assert bomb["status"] == "failed", bomb["output_data"]
+    assert "workdir quota of 16 MiB" in bomb["error_message"], bomb["error_message"][:800]
+    assert "--workdir-mb" in bomb["error_message"]
+    assert "No space left on device" in bomb["error_message"]
+    assert kept <= 16 << 20, kept
+    assert "fill-0" in files  # what it wrote within its quota stays readable after the play
+    assert normal["status"] == "success", normal["error_message"]
+    assert after["status"] == "success", after["error_message"]

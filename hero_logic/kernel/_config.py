@@ -48,6 +48,21 @@ def _positive_int(name: str) -> Callable[[str], int]:
     return parse
 
 
+def _non_negative_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            msg = f"setting {name} must be a whole number (0 or more), got {raw!r}"
+            raise ConfigError(msg) from None
+        if value < 0:
+            msg = f"setting {name} must be 0 or more, got {value}"
+            raise ConfigError(msg)
+        return value
+
+    return parse
+
+
 def _text(raw: str) -> str:
     return raw
 
@@ -99,6 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
+    Setting("workdir_mb", "--workdir-mb", "HERO_LOGIC_WORKDIR_MB", "1024", "size quota of each play's workdir in MiB: a file system of that size is mounted at the workdir for each run (as root); 0 turns it off (see docs/sandbox.md)", _non_negative_int("HERO_LOGIC_WORKDIR_MB")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -127,6 +143,7 @@ class Config:
     find_links: str = ""
     allow_direct_deps: bool = False
     service_sockets: str = ""
+    workdir_mb: int = 1024
 
     @classmethod
     def load(

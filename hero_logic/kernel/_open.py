@@ -18,6 +18,7 @@ from ._repo import Repo
 from ._runner import PlayRunner
 from ._slots import load_slots, select_sandbox_tier
 from ._tree import PlayTree
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -65,6 +66,8 @@ async def open_kernel(
         # the SDK once here so no play pays for compiling it.
         await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
         store: Store = slots.store_factory.from_config(config)
+        workdirs = WorkdirQuota.from_config(config)
+        await workdirs.recover()  # before any play runs again
     except BaseException:
         tier.close()
         raise
@@ -85,6 +88,7 @@ async def open_kernel(
                     listener=slots.listener,
                     sdk_dir=Path(SDK_DIR),
                     boot_script=Path(BOOT_SCRIPT),
+                    workdirs=workdirs,
                 ),
                 nursery=nursery,
                 capacity=FairCapacity(config.max_running),

@@ -48,12 +48,14 @@ from ._errors import SandboxUnavailable
 from ._interfaces import (
     ExitOutcome,
     Launch,
+    ListenerStatistics,
     ProcessExecutorSlot,
     RunExtras,
     SandboxTier,
     SpanListenerSlot,
 )
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -268,6 +270,8 @@ class PlayRunner:
     listener: SpanListenerSlot
     sdk_dir: Path
     boot_script: Path
+    workdirs: WorkdirQuota | None = None
+    """Caps each run's workdir (:mod:`._workdirs`); None: plain workdirs."""
 
     def stage(
         self,
@@ -335,6 +339,16 @@ class PlayRunner:
 
         Returns the process outcome and the number of span lines the listener skipped
         (malformed or oversized)."""
+        workdirs = self.workdirs or WorkdirQuota(self.config)
+        async with workdirs.attached(launch.play_sid) as quota:
+            if quota.error:
+                return ExitOutcome(exit_code=None, spawn_error=quota.error), 0
+            outcome, stats = await self._execute(launch, sink, timeout_ms=timeout_ms)
+        if quota.reason:  # the run filled its workdir: the likely cause of a failure
+            outcome = attrs.evolve(outcome, limit_reason="\n".join(filter(None, (outcome.limit_reason, quota.reason))))
+        return outcome, stats.malformed + stats.oversized
+
+    async def _execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, ListenerStatistics]:
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
@@ -352,5 +366,4 @@ class PlayRunner:
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
             nursery.cancel_scope.cancel()
-        stats = handle.statistics()
-        return outcome, stats.malformed + stats.oversized
+        return outcome, handle.statistics()
