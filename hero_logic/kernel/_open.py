@@ -102,5 +102,6 @@ async def open_kernel(
                 nursery.cancel_scope.cancel()
     finally:
         tier.close()
+        workdirs.close()
         with trio.CancelScope(shield=True):
             await store.aclose()

@@ -7,8 +7,9 @@ default 1024; ``0`` turns it off), each **run** of a play gets a fresh ext4 file
 size in a sparse image file, loop-mounted at the workdir (``nosuid,nodev``) before the flow
 starts and taken apart when the run ends:
 
-1. ``mkfs.ext4`` a sparse image ``workdir-images/<sid>.img`` (about 3 ms; it takes disk space
-   only as it fills);
+1. take a fresh ext4 file system in a sparse image, ``workdir-images/<sid>.img`` (it takes
+   disk space only as it fills): the spare one :class:`~._loopfs.LoopFs` made and mounted in
+   the background since the last run (a bind mount, well under a millisecond), or a new one;
 2. if the workdir holds files from earlier runs (a paused play resumed), it is renamed
    ``work.old``, the image is mounted at ``work`` and they are copied in; otherwise the image is
    mounted straight away;
@@ -16,8 +17,8 @@ starts and taken apart when the run ends:
    past the cap fails with ENOSPC ("No space left on device");
 4. at the end of the run (shielded: also on cancel and on the service's shutdown) the image's
    contents are copied to ``work.new`` with :func:`~._copy_tree.copy_tree` (sparse files stay
-   sparse, hard links stay links, nothing is followed), the image is unmounted, ``work.new``
-   becomes ``work`` and the image is deleted.
+   sparse, hard links stay links, nothing is followed), the image is detached (its teardown
+   finishes in the background), ``work.new`` becomes ``work`` and the image is deleted.
 
 Between runs and after the play, the workdir is a plain directory, readable as before; the
 host's file system grows by at most what the flow wrote within its cap. A run that found its
@@ -26,8 +27,9 @@ file system full fails with a reason naming ``--workdir-mb``.
 Why this design: this machine's kernel has no ext4/XFS quota format (``CONFIG_QFMT_V2``), so
 project quotas on one shared file system are out; a tmpfs would hold the files in memory
 and lose a finished step's files with the sandbox; an image mounted for the play's whole life
-would hold a loop device per paused play (thousands). A mount per run costs about 5 ms and one
-copy each way of what the workdir holds (nothing, for most plays).
+would hold a loop device per paused play (thousands). A mount per run costs a few milliseconds
+on the play's path (the slow parts run beside it) and one copy each way of what the workdir
+holds (nothing, for most plays); ``bench/bench_workdir.py`` measures it.
 
 A service killed during a run leaves the image mounted (or, after a reboot, on disk): at the
 next start :meth:`WorkdirQuota.recover` finishes step 4 (or, if step 2 was interrupted, puts
@@ -36,13 +38,9 @@ next start :meth:`WorkdirQuota.recover` finishes step 4 (or, if step 2 was inter
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import logging
 import os
 import shutil
-import struct
-import subprocess
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -50,6 +48,7 @@ import attrs
 import trio
 
 from ._copy_tree import copy_tree
+from ._loopfs import MIB, LoopFs, mount_image, mounted_at, unmount
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -57,92 +56,9 @@ if TYPE_CHECKING:
 
     from ._config import Config
 
-__all__ = ["QuotaRun", "WorkdirQuota", "mounted_at"]
+__all__ = ["QuotaRun", "WorkdirQuota"]
 
 log = logging.getLogger("hero_logic.kernel")
-
-MIB = 1 << 20
-_LOOP_CTL_GET_FREE = 0x4C82
-_LOOP_CONFIGURE = 0x4C0A
-_LOOP_SET_FD = 0x4C00
-_LOOP_SET_STATUS64 = 0x4C04
-_LO_FLAGS_AUTOCLEAR = 4
-_MS_NOSUID = 2
-_MS_NODEV = 4
-_MNT_DETACH = 2
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _unescape(field: str) -> str:
-    """A path as /proc/self/mountinfo writes it (space, tab, newline, backslash in octal)."""
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mounted_at(path: Path) -> bool:
-    """True if a file system is mounted at ``path`` in the service's mount namespace."""
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return any(_unescape(line.split()[4]) == target for line in f if len(line.split()) > 4)
-    except OSError:
-        return False
-
-
-def _attach_loop(image: Path) -> tuple[str, int]:
-    """A free loop device backed by ``image`` and a descriptor holding it: the device clears
-    itself once its last user lets go (keep the descriptor until it is mounted)."""
-    for _ in range(20):
-        ctl = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            number = fcntl.ioctl(ctl, _LOOP_CTL_GET_FREE)
-        finally:
-            os.close(ctl)
-        device = f"/dev/loop{number}"
-        loop = os.open(device, os.O_RDWR | os.O_CLOEXEC)
-        backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            info = bytearray(232)  # struct loop_info64; lo_flags at offset 52
-            struct.pack_into("I", info, 52, _LO_FLAGS_AUTOCLEAR)
-            try:
-                fcntl.ioctl(loop, _LOOP_CONFIGURE, struct.pack("II", backing, 0) + bytes(info) + bytes(64))
-            except OSError as exc:
-                if exc.errno == 16:  # EBUSY: another thread took this device first
-                    os.close(loop)
-                    continue
-                try:
-                    if exc.errno != 22:  # EINVAL: a kernel before 5.8 has no LOOP_CONFIGURE
-                        raise
-                    fcntl.ioctl(loop, _LOOP_SET_FD, backing)
-                    fcntl.ioctl(loop, _LOOP_SET_STATUS64, bytes(info))
-                except BaseException:
-                    os.close(loop)
-                    raise
-            return device, loop
-        finally:
-            os.close(backing)
-    msg = "no free loop device after 20 tries"
-    raise OSError(msg)
-
-
-def _mount(image: Path, target: Path) -> None:
-    device, loop = _attach_loop(image)
-    try:
-        if _libc().mount(device.encode(), os.fsencode(target), b"ext4", _MS_NOSUID | _MS_NODEV, None) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"mount {image} at {target}: {os.strerror(err)}")
-    finally:
-        os.close(loop)
-
-
-def _unmount(target: Path) -> None:
-    if _libc().umount2(os.fsencode(target), _MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err != 22:  # EINVAL: not mounted any more
-            raise OSError(err, f"umount {target}: {os.strerror(err)}")
-
 
 def _has_entries(path: Path) -> bool:
     with os.scandir(path) as entries:
@@ -173,6 +89,14 @@ class WorkdirQuota:
     config: Config
     size_mb: int = 0
     """The cap; 0: workdirs are plain directories (no root, or ``--workdir-mb 0``)."""
+    _fs: LoopFs | None = None
+
+    @property
+    def fs(self) -> LoopFs:
+        """The file systems' maker (with its spare)."""
+        if self._fs is None:
+            self._fs = LoopFs(self.images_dir, self.size_mb)
+        return self._fs
 
     @property
     def images_dir(self) -> Path:
@@ -251,30 +175,25 @@ class WorkdirQuota:
         if image.exists() or old.exists() or mounted_at(work):
             self.recover_one(play_sid)  # an earlier run's end was interrupted
         self.images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        image.unlink(missing_ok=True)
-        fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.ftruncate(fd, self.size_mb * MIB)
-        finally:
-            os.close(fd)
-        subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", str(image)],
-            check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-        )  # fmt: skip
         st = os.stat(work, follow_symlinks=False)
         filled = _has_entries(work)
         if filled:
             work.rename(old)
             work.mkdir(mode=0o700)
-        _mount(image, work)
+        self.fs.take(image, work)
         os.chown(work, st.st_uid, st.st_gid)
         os.chmod(work, st.st_mode & 0o777)
-        lost = work / "lost+found"  # mkfs's; the flow should find its workdir as it left it
+        lost = work / "lost+found"  # mkfs's, where debugfs is missing: the flow finds its workdir as it left it
         if lost.is_dir() and not _has_entries(lost):
             lost.rmdir()
         if filled:
             copy_tree(str(old), str(work))
             shutil.rmtree(old)
+
+    def close(self) -> None:
+        """Finish pending teardowns and remove the spare file system (the kernel is closing)."""
+        if self._fs is not None:
+            self._fs.close()
 
     def _full_reason(self, work: Path) -> str:
         try:
@@ -305,7 +224,7 @@ class WorkdirQuota:
         copy_tree(str(work), str(new))
         os.chown(new, st.st_uid, st.st_gid)
         os.chmod(new, st.st_mode & 0o777)
-        _unmount(work)
+        self.fs.release(work)
         try:
             work.rmdir()  # the directory the image was mounted on
         except OSError:
@@ -321,11 +240,14 @@ class WorkdirQuota:
     async def recover(self) -> int:
         """Finish what a killed service left half done (see the module doc); how many plays."""
         try:
-            images = sorted(p.name for p in self.images_dir.glob("*.img"))
+            images = sorted(p.name for p in self.images_dir.glob("*.img") if not p.name.startswith("."))
         except OSError:
-            return 0
+            images = []
         for name in images:
             await trio.to_thread.run_sync(self.recover_one, name[: -len(".img")])
+        self.fs.sweep()
+        if self.size_mb:
+            self.fs.warm()
         if images:
             log.warning("put back the workdirs of %d play(s) a stopped service left mounted", len(images))
         return len(images)
@@ -340,7 +262,7 @@ class WorkdirQuota:
                 return
             if old.exists():  # the copy in was interrupted: what is in work.old is the truth
                 if mounted_at(work):
-                    _unmount(work)
+                    unmount(work)
                 _remove_dir(work)
                 old.rename(work)
                 return
@@ -348,7 +270,7 @@ class WorkdirQuota:
                 if not work.is_dir():
                     work.mkdir(mode=0o700)
                 if not mounted_at(work):
-                    _mount(image, work)
+                    mount_image(image, work)
                 self._detach(play_sid)
         except OSError as exc:
             log.error("could not put back the workdir of play %s from %s: %s", play_sid, image, exc)
