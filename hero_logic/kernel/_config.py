@@ -115,6 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("workdir_mb", "--workdir-mb", "HERO_LOGIC_WORKDIR_MB", "1024", "size quota of each play's workdir in MiB: a file system of that size is mounted at the workdir for each run (as root); 0 turns it off (see docs/sandbox.md)", _non_negative_int("HERO_LOGIC_WORKDIR_MB")),
+    Setting("retention_days", "--retention-days", "HERO_LOGIC_RETENTION_DAYS", "0", "delete ended plays (record, span events, workdir) whose whole tree ended more than this many days ago, hourly; 0 keeps every play", _non_negative_int("HERO_LOGIC_RETENTION_DAYS")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -144,6 +145,7 @@ class Config:
     allow_direct_deps: bool = False
     service_sockets: str = ""
     workdir_mb: int = 1024
+    retention_days: int = 0
 
     @classmethod
     def load(

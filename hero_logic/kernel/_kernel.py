@@ -33,9 +33,11 @@ from ._handle import (
 from ._intake import EventIntake
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._retire import PlayRetirer
 from ._runner import PlayRunner, RunState, map_outcome, request_from_pause
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -289,6 +291,12 @@ class Kernel(EventIntake):
             return
         async with self._capacity.lend(seat):
             yield
+
+    @property
+    def retirer(self) -> PlayRetirer:
+        """Deletes ended play trees (``play_delete``, retention): :mod:`._retire`."""
+        workdirs = self.runner.workdirs or WorkdirQuota(self.config)
+        return PlayRetirer(self.repo, self.tree, self.is_active, workdirs.remove_play_dir)
 
     def capacity_statistics(self) -> dict[str, int]:
         """Run slots: the total, those in use, and the plays waiting for one."""

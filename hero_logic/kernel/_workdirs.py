@@ -235,6 +235,20 @@ class WorkdirQuota:
         new.rename(work)
         self._image(play_sid).unlink(missing_ok=True)
 
+    def remove_play_dir(self, play_sid: str) -> None:
+        """Remove a deleted play's directory, its workdir included (blocking: run it in a thread)."""
+        work = self.config.play_workdir(play_sid)
+        if mounted_at(work):  # left by a run whose end could not copy it out
+            unmount(work)
+        self._image(play_sid).unlink(missing_ok=True)
+        path = self.config.play_dir(play_sid)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("play %s was deleted, but not its directory %s: %s", play_sid, path, exc)
+
     # -- after a crash ----------------------------------------------------------------------------
 
     async def recover(self) -> int:

@@ -18,6 +18,7 @@ from ._flow_requests import FlowRequests
 from ._library import LibraryService
 from ._plays import Plays
 from ._resumes import Resumes
+from ._retention import Retention
 from ._runs import RunPreparation
 from ._schema_check import SchemaChecker
 from ._secrets import Secrets
@@ -46,6 +47,7 @@ class Service:
     environments: Environments
     secrets: Secrets
     runs: RunPreparation
+    retention: Retention
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -68,16 +70,17 @@ class Service:
             environments=environments,
             secrets=secrets,
             runs=RunPreparation.build(kernel.config, environments, secrets),
+            retention=Retention(kernel),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library, self.secrets]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.retention]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService, Secrets)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets, Retention)
 
 
 @asynccontextmanager
@@ -93,6 +96,7 @@ async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Se
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()
+        kernel.start_system_task(service.retention.run, name="retention sweep")
         yield service
     finally:
         await service.schema_checker.aclose()
