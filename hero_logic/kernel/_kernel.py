@@ -83,6 +83,7 @@ class Kernel(EventIntake):
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
     _preparer: RunPreparer | None = None
+    _retirer: PlayRetirer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
@@ -295,8 +296,10 @@ class Kernel(EventIntake):
     @property
     def retirer(self) -> PlayRetirer:
         """Deletes ended play trees (``play_delete``, retention): :mod:`._retire`."""
-        workdirs = self.runner.workdirs or WorkdirQuota(self.config)
-        return PlayRetirer(self.repo, self.tree, self.is_active, workdirs.remove_play_dir)
+        if self._retirer is None:
+            workdirs = self.runner.workdirs or WorkdirQuota(self.config)
+            self._retirer = PlayRetirer(self.repo, self.tree, self.is_active, workdirs.remove_play_dir)
+        return self._retirer
 
     def capacity_statistics(self) -> dict[str, int]:
         """Run slots: the total, those in use, and the plays waiting for one."""

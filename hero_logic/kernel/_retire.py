@@ -38,6 +38,8 @@ __all__ = ["RETENTION_SCAN", "PlayRetirer"]
 
 RETENTION_SCAN = 256
 """Play records read at a time by the retention sweep."""
+RESCAN_MS = 5000
+"""How far back each look for new plays starts again (records committed out of order)."""
 
 
 @attrs.define(eq=False)
@@ -49,6 +51,10 @@ class PlayRetirer:
     is_active: Callable[[str], bool]
     remove_dir: Callable[[str], None]
     """Removes a play's directory (staged files and workdir); runs in a worker thread."""
+    _reusers: dict[str, set[str]] = attrs.Factory(dict)
+    """Play sid → the plays that replay its steps and had not ended when last seen."""
+    _scanned_ms: int = 0
+    """Creation time of the newest play :meth:`_refresh_reusers` has read."""
 
     async def tree_of(self, root: Play) -> list[Play]:
         """``root`` and every play below it, parents before their children."""
@@ -62,22 +68,33 @@ class PlayRetirer:
             i += 1
         return out
 
-    async def unfinished_reusers(self) -> dict[str, str]:
-        """For each play whose steps an unfinished play reuses: that unfinished play's sid."""
-        out: dict[str, str] = {}
-        after = ""
+    async def _refresh_reusers(self) -> None:
+        """Note the unfinished plays that replay another play's steps, reading only the plays
+        created since the last look (and a few seconds before: a record may be committed a
+        little after a newer one)."""
+        after = f"play_{max(0, self._scanned_ms - RESCAN_MS):012x}" if self._scanned_ms else ""
         while True:
             rows = await self.repo.store.scan("plays", start_after=after, limit=RETENTION_SCAN)
-            for _key, raw in rows:
+            for key, raw in rows:
                 play = decode_record(Play, raw)
                 if play.reuse_steps_of and not play.status.is_terminal:
-                    out[play.reuse_steps_of] = play.sid
+                    self._reusers.setdefault(play.reuse_steps_of, set()).add(play.sid)
+                self._scanned_ms = max(self._scanned_ms, play.created_at)
+                after = key
             if len(rows) < RETENTION_SCAN:
-                return out
-            after = rows[-1][0]
+                return
             await trio.lowlevel.checkpoint()
 
-    def why_not(self, plays: list[Play], reusers: dict[str, str]) -> str:
+    async def _unfinished_reuser(self, play_sid: str) -> str:
+        """An unfinished play that replays ``play_sid``'s steps, or ""."""
+        for sid in sorted(self._reusers.get(play_sid, ())):
+            reuser = await self.repo.find_play(sid)
+            if reuser is not None and not reuser.status.is_terminal:
+                return sid
+            self._reusers[play_sid].discard(sid)  # it ended (or went): it protects nothing now
+        return ""
+
+    async def why_not(self, plays: list[Play]) -> str:
         """Why this tree may not be deleted now, or ""."""
         root = plays[0]
         for play in plays:
@@ -87,9 +104,10 @@ class PlayRetirer:
                     f"play {play.sid}{where} has not ended ({play.status.value}): it could still "
                     "run, so it is kept; cancel it (play_cancel) or wait for it to end, then delete"
                 )
-            if play.sid in reusers:
+            reuser = await self._unfinished_reuser(play.sid)
+            if reuser:
                 return (
-                    f"play {reusers[play.sid]} has not ended and replays the steps of play "
+                    f"play {reuser} has not ended and replays the steps of play "
                     f"{play.sid}{where} (play_retry with reuse_steps): delete it once that play has ended"
                 )
         return ""
@@ -109,7 +127,8 @@ class PlayRetirer:
             raise WrongState(msg)
         async with self.tree.hold(play_sid):
             plays = await self.tree_of(play)
-            problem = self.why_not(plays, await self.unfinished_reusers())
+            await self._refresh_reusers()
+            problem = await self.why_not(plays)
             if problem:
                 msg = f"play_delete: {problem}"
                 raise WrongState(msg)
@@ -120,7 +139,7 @@ class PlayRetirer:
         """Delete up to ``max_trees`` trees whose every play ended before ``cutoff_ms``,
         oldest first, from the play after ``after``; returns the deleted sids and where to go
         on from ("" once every play created before the cutoff was looked at)."""
-        reusers = await self.unfinished_reusers()
+        await self._refresh_reusers()
         deleted: list[str] = []
         trees = 0
         while trees < max_trees:
@@ -134,7 +153,7 @@ class PlayRetirer:
                     continue
                 async with self.tree.hold(play.sid):
                     plays = await self.tree_of(play)
-                    if self.why_not(plays, reusers) or not all(_ended_before(p, cutoff_ms) for p in plays):
+                    if not all(_ended_before(p, cutoff_ms) for p in plays) or await self.why_not(plays):
                         continue
                     await self._delete(plays)
                 deleted += [p.sid for p in plays]
