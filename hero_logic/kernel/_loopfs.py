@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-__all__ = ["LoopFs", "bind", "mount_image", "mounted_at", "unmount"]
+__all__ = ["LoopFs", "bind", "make_image", "mount_image", "mounted_at", "tool", "unmount"]
 
 log = logging.getLogger("hero_logic.kernel")
 
@@ -131,6 +131,12 @@ def unmount(target: Path) -> None:
             raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
+def tool(name: str) -> str | None:
+    """The absolute path of ``name`` on PATH or in the system directories (a service started
+    without /usr/sbin on its PATH still finds mkfs.ext4)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+
+
 def make_image(image: Path, size_mb: int) -> None:
     """A sparse file of ``size_mb`` MiB at ``image`` holding an empty ext4 file system (no
     ``lost+found``, no blocks reserved for root)."""
@@ -140,9 +146,10 @@ def make_image(image: Path, size_mb: int) -> None:
         os.ftruncate(fd, size_mb * MIB)
     finally:
         os.close(fd)
-    steps = [["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", str(image)]]
-    if shutil.which("debugfs"):
-        steps.append(["debugfs", "-w", "-R", "rmdir lost+found", str(image)])
+    mkfs, debugfs = tool("mkfs.ext4") or "mkfs.ext4", tool("debugfs")
+    steps = [[mkfs, "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", str(image)]]
+    if debugfs:
+        steps.append([debugfs, "-w", "-R", "rmdir lost+found", str(image)])
     for argv in steps:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:

@@ -48,7 +48,7 @@ import attrs
 import trio
 
 from ._copy_tree import copy_tree
-from ._loopfs import MIB, LoopFs, mount_image, mounted_at, unmount
+from ._loopfs import MIB, LoopFs, mount_image, mounted_at, tool, unmount
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -115,7 +115,7 @@ class WorkdirQuota:
             why = "the service does not run as root (loop mounts need it)"
         elif not os.path.exists("/dev/loop-control"):
             why = "/dev/loop-control is missing (load the loop module: modprobe loop)"
-        elif shutil.which("mkfs.ext4") is None:
+        elif tool("mkfs.ext4") is None:
             why = "mkfs.ext4 is not installed (apt-get install e2fsprogs)"
         if why:
             log.warning(
