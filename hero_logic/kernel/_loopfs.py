@@ -169,6 +169,7 @@ class LoopFs:
     _worker: threading.Thread | None = None
     _spare_ready: bool = False
     _spare_wanted: bool = False
+    _closed: bool = False
 
     @property
     def _spare_image(self) -> Path:
@@ -183,10 +184,15 @@ class LoopFs:
         with self._lock:
             ready, self._spare_ready = self._spare_ready, False
         if ready:
-            self._spare_image.rename(image)
-            bind(self._spare_mount, target)
-            unmount(self._spare_mount)
-        else:
+            try:
+                self._spare_image.rename(image)
+                bind(self._spare_mount, target)
+            except OSError as exc:
+                log.warning("could not use the spare workdir file system (making one instead): %s", exc)
+                ready = False
+            with contextlib.suppress(OSError):
+                unmount(self._spare_mount)
+        if not ready:
             make_image(image, self.size_mb)
             mount_image(image, target)
         self._want_spare()
@@ -215,7 +221,7 @@ class LoopFs:
     def _make_spare(self) -> None:
         try:
             unmount(self._spare_mount)
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, exist_ok=True)  # never re-create a removed state dir
             self._spare_mount.mkdir(mode=0o700, exist_ok=True)
             make_image(self._spare_image, self.size_mb)
             mount_image(self._spare_image, self._spare_mount)
@@ -228,11 +234,16 @@ class LoopFs:
             self._spare_ready, self._spare_wanted = True, False
 
     def _submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in the worker (after :meth:`close`: a teardown runs at once, a spare never)."""
         with self._lock:
-            if self._worker is None:
+            closed = self._closed
+            if not closed and self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="hero_logic-loopfs", daemon=True)
                 self._worker.start()
-        self._jobs.put(job)
+        if not closed:
+            self._jobs.put(job)
+        elif job != self._make_spare:
+            job()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -245,6 +256,7 @@ class LoopFs:
         """Finish the pending teardowns, unmount and remove the spare file system."""
         with self._lock:
             worker, self._worker = self._worker, None
+            self._closed = True
         if worker is not None:
             self._jobs.put(None)
             worker.join()
