@@ -554,10 +554,11 @@ def main(canary: str, outside: str):
         except OSError:
             pass
     if {env_scrub!r} and not os.path.exists(os.path.join(play_dir, "work.old")):  # not on replay
-        try:  # as root's env_scrub flow (its own uid) it may not change the play directory
+        try:  # a root service's flow (its own uid) may not change the play directory, and a
+            # workdir with its quota is a mount point, which cannot be renamed (EBUSY)
             os.rename(os.path.join(play_dir, "work"), os.path.join(play_dir, "work.old"))
             os.symlink(outside, os.path.join(play_dir, "work"))
-        except PermissionError:
+        except OSError:
             pass
     answer = ask_user.confirm("go on?")
     with open("after-resume.txt", "w") as f:
