@@ -209,8 +209,9 @@ class WorkdirQuota:
             )
         if st.f_files and st.f_favail == 0:
             return (
-                f"the play used all {st.f_files} files its workdir quota of {self.size_mb} MiB "
-                "allows (about one per 16 KiB of --workdir-mb): keep fewer files, or raise --workdir-mb"
+                f"the play made all {st.f_files} files its workdir's file system of {self.size_mb} MiB "
+                "holds (--workdir-mb; about one per 16 KiB, per 4 KiB below 512 MiB): keep fewer "
+                "files in the workdir, or raise --workdir-mb"
             )
         return ""
 
