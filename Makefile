@@ -78,7 +78,7 @@ chromium:
 # Re-take the admin screenshots the README shows (docs/screenshots/), from the browser tests.
 screenshots: install chromium admin-assets
 	mkdir -p docs/screenshots
-	HERO_LOGIC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_admin_browser.py
+	HERO_LOGIC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_admin_browser.py tests/test_admin_fleet.py tests/test_admin_manage.py
 
 # Every benchmark prints its figures beside the floor or peer measured in the same run.
 bench: install sysdeps

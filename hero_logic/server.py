@@ -17,7 +17,7 @@ import trio
 from hero_logic import __version__
 from hero_logic._service_toml import load_service_toml, service_toml_text
 from hero_logic.kernel import Config, open_kernel
-from hero_logic.rpc import MethodTable, RpcApp, serve_rpc, stream_routes
+from hero_logic.rpc import MethodTable, RpcApp, ServingLimits, serve_rpc, stream_routes
 from hero_logic.service import open_service
 
 if TYPE_CHECKING:
@@ -52,11 +52,13 @@ async def serve(
     config: Config,
     *,
     admin: bool = False,
+    ingress: bool = False,
     freeze_gc: bool = False,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run kernel and RPC server (and, with ``admin``, the web admin) until cancelled;
-    ``started`` once rpc.sock (and the admin) accept. ``freeze_gc`` (for the service's own
+    ``started`` once rpc.sock (and the admin) accept. ``ingress`` also serves the outside
+    world's door (resume links, approval pages, webhooks) on ``--webhook-bind``. ``freeze_gc`` (for the service's own
     process) moves what start-up made out of the garbage collector's sight."""
     load_service_toml()
     async with open_kernel(config) as kernel, open_service(kernel, seed=config.seed_flows) as service:
@@ -79,13 +81,18 @@ async def serve(
             manifest=manifest(config),
             health=health,
             websocket_routes=stream_routes(kernel),
+            limits=ServingLimits.from_config(config),
         )
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_rpc, app, config.rpc_socket)
+            await nursery.start(serve_rpc, app, config.rpc_socket, app.limits)
             if admin:
                 from hero_logic.admin import serve_admin
 
                 await nursery.start(serve_admin, config)
+            if ingress:
+                from hero_logic.ingress import serve_ingress
+
+                await nursery.start(serve_ingress, config, service)
             log.info("%s", banner(config, kernel.runner.tier.name))
             # What start-up made (modules, classes, the method table) lives as long as the
             # service: out of the collector's sight, a full collection walks only what came

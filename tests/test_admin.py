@@ -68,7 +68,7 @@ async def admin(service: Service, nursery: trio.Nursery) -> AsyncIterator[Admin]
 async def test_pages_are_served_with_a_strict_content_security_policy(admin: Admin) -> None:
     wf = await admin.service.push(FLOW)
     play = await admin.service.run(wf)
-    for path, script in [("/", "dashboard"), (f"/workflows/{wf['sid']}", "workflow"), (f"/plays/{play['sid']}", "play")]:
+    for path, script in [("/", "dashboard"), ("/plays", "plays"), (f"/workflows/{wf['sid']}", "workflow"), (f"/plays/{play['sid']}", "play")]:
         response = await admin.http.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
@@ -162,7 +162,7 @@ async def test_the_play_stream_is_relayed_and_checks_host_and_origin(admin: Admi
     wf = await admin.service.push(FLOW)
     play = await admin.service.run(wf)
     host, port = admin.host.rsplit(":", 1)
-    target = f"/api/plays/{play['sid']}/spans"
+    target = f"/api/plays/{play['sid']}/spans?csrf={admin.csrf}"
     cases = [
         (admin.host, "http://evil.example", 403),
         ("evil.example", None, 403),
@@ -177,7 +177,7 @@ async def test_the_play_stream_is_relayed_and_checks_host_and_origin(admin: Admi
             status, _ = await raw_handshake(stream, target, host=host_header, origin=origin)
         assert status == expected, (host_header, origin)
     async with await trio.open_tcp_stream(host, int(port)) as stream:
-        status, body = await raw_handshake(stream, "/api/plays/play_nope/spans", host=admin.host, origin=admin.origin)
+        status, body = await raw_handshake(stream, f"/api/plays/play_nope/spans?csrf={admin.csrf}", host=admin.host, origin=admin.origin)
     assert status == 404
     assert "play_nope" in json.loads(body)["error"]["message"]
 
@@ -189,13 +189,13 @@ async def test_the_admin_socket_relays_the_stream_to_its_end(admin: Admin) -> No
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600
     assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
     messages = []
-    async with open_stream(sock, f"/api/plays/{play['sid']}/spans") as stream:
+    async with open_stream(sock, f"/api/plays/{play['sid']}/spans?csrf={admin.csrf}") as stream:
         while (message := await stream.receive()) is not None:
             messages.append(message)
     assert [m["type"] for m in messages] == ["snapshot", "status"]
     assert messages[1]["status"] == "success"
     assert stream.close_code == 1000
-    async with open_stream(sock, "/api/plays/events") as stream:
+    async with open_stream(sock, f"/api/plays/events?csrf={admin.csrf}") as stream:
         snapshot = await stream.receive()
     assert snapshot is not None
     assert [p["sid"] for p in snapshot["plays"]] == [play["sid"]]

@@ -1,44 +1,39 @@
-"""The admin in a real browser: Debian's chromium driven by Playwright.
+"""The admin in a real browser: Debian's chromium driven by Playwright (tests/_browser_kit.py).
 
-Playwright's sync API runs in one dedicated thread for the whole module (its objects belong to
-the thread that made them); each test drives it with ``await browser(fn)``, which waits in a
-trio worker thread so the service under test keeps running on the trio loop. Every wait is
-bounded by Playwright's own timeouts.
-
-Set ``HERO_LOGIC_SCREENSHOTS=docs`` to save the screenshots the README shows.
+Set ``HERO_LOGIC_SCREENSHOTS=docs/screenshots`` to save the screenshots the docs show.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import trio
-
-from hero_logic.admin._pages import EDITOR_BUNDLE
 
 from ._admin_kit import start_admin
+from ._browser_kit import BrowserThread, launch_browser, open_page, screenshot_folder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
+    from pathlib import Path
 
-    from playwright.sync_api import Browser, Page
+    import trio
+    from playwright.sync_api import Browser
 
     from .conftest import Service
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-WAIT_MS = 15_000
-LAUNCH_TIMEOUT_S = 45
-T = TypeVar("T")
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserThread]:
+    yield from launch_browser()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Iterator[Path]:
+    yield from screenshot_folder()
 
 GROWER = '''
 import time
@@ -96,74 +91,6 @@ def nap(seconds: float):
 def main():
     return nap(seconds=60)
 '''
-
-
-class BrowserThread:
-    """Chromium, owned by one thread; ``await browser(fn, *args)`` runs ``fn(browser, *args)`` there."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
-        self._browser: Browser | None = None
-        self._playwright: Any = None
-        self._pool.submit(self._start).result(timeout=LAUNCH_TIMEOUT_S)
-
-    def _start(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        self._playwright = sync_playwright().start()
-        self._browser = self._playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-        )
-
-    def _stop(self) -> None:
-        if self._browser is not None:
-            self._browser.close()
-        if self._playwright is not None:
-            self._playwright.stop()
-
-    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._browser is not None
-        future = self._pool.submit(fn, self._browser, *args)
-        return await trio.to_thread.run_sync(future.result)
-
-    def close(self) -> None:
-        self._pool.submit(self._stop).result()
-        self._pool.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserThread]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: `make chromium` (as root) installs Debian's chromium")
-    assert EDITOR_BUNDLE.is_file(), "the admin's editor bundle is missing: run `make admin-assets`"
-    thread = BrowserThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture(scope="module")
-def shots() -> Iterator[Path]:
-    """Where screenshots go: a temporary folder, copied to $HERO_LOGIC_SCREENSHOTS when set."""
-    folder = Path(tempfile.mkdtemp(prefix="hl-shots-"))
-    yield folder
-    target = os.environ.get("HERO_LOGIC_SCREENSHOTS")
-    if target:
-        for shot in folder.glob("*.png"):
-            shutil.copy(shot, Path(target) / shot.name)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    """A new tab at ``url``, and the list its script errors and console errors go to."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(url)
-    return page, errors
 
 
 async def test_search_edit_save_run_and_watch_the_graph_grow(

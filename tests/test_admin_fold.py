@@ -16,19 +16,23 @@ from hero_logic.kernel import fold_spans, to_json
 
 FOLD_JS = Path(__file__).parent.parent / "hero_logic" / "admin" / "static" / "fold.js"
 COMPARED = ("span_id", "parent_id", "name", "kind", "status", "start_ms", "end_ms", "tags", "logs", "error",
-            "step_key", "source_file", "source_line", "child_play_sid")
+            "step_key", "source_file", "source_line", "child_play_sid", "input", "output")
 
 EVENTS: list[dict[str, Any]] = [
     {"type": "span_start", "span_id": "r", "parent_id": "", "name": "main", "kind": "flow_root", "start_ms": 10},
     {"type": "span_start", "span_id": "a", "parent_id": "r", "name": "fetch", "kind": "step", "start_ms": 11,
-     "step_key": "k1", "source_file": "f.py", "source_line": 3, "tags": {"url": "x"}},
+     "step_key": "k1", "source_file": "f.py", "source_line": 3, "tags": {"url": "x"}, "input": {"url": "x", "n": [1, 2]}},
     {"type": "span_tag", "span_id": "a", "tags": {"rows": 3, "child_play_sid": "play_c"}},
     *[{"type": "span_log", "span_id": "a", "text": f"line {i}"} for i in range(1005)],  # past the cap
+    {"type": "step_output", "span_id": "a", "step_key": "k1", "shape_key": "s1", "output": {"rows": 3}},
     {"type": "span_end", "span_id": "a", "end_ms": 20, "status": "ok"},
     {"type": "span_start", "span_id": "b", "parent_id": "r", "name": "odd", "kind": "weird", "start_ms": 21},
     {"type": "span_end", "span_id": "b", "end_ms": 22, "status": "exploded", "error": "boom"},  # unknown -> failed
     {"type": "span_tag", "span_id": "nobody", "tags": {"x": 1}},  # names no span: ignored
-    {"type": "span_start", "span_id": "p", "parent_id": "r", "name": "ask", "kind": "step", "start_ms": 30},
+    {"type": "span_start", "span_id": "p", "parent_id": "r", "name": "ask", "kind": "step", "start_ms": 30,
+     "input": '{"text":"xxxx… [truncated 900 bytes]'},
+    {"type": "step_output", "span_id": "p", "step_key": "k2", "output": "y" * 5000, "output_preview": '"yyy… [truncated]'},
+    {"type": "step_output", "span_id": "nobody", "step_key": "k3", "output": 1},  # names no span: ignored
     {"type": "span_end", "span_id": "p", "end_ms": 31, "status": "pending"},
     # the next run: the root starts again later (keeps its first start), "a" is replayed
     {"type": "span_start", "span_id": "r", "parent_id": "", "name": "main", "kind": "flow_root", "start_ms": 50},
@@ -65,3 +69,6 @@ def test_the_admin_fold_and_the_service_fold_make_the_same_spans(tmp_path: Path)
     assert len(from_python[1]["logs"]) == 1000
     assert from_python[2]["status"] == "failed"
     assert from_python[2]["kind"] == "other"
+    assert from_python[1]["input"] == {"url": "x", "n": [1, 2]}  # data in the trace
+    assert from_python[1]["output"] == {"rows": 3}
+    assert from_python[3]["output"] == '"yyy… [truncated]'  # an output over 4 KiB: its cut preview

@@ -82,7 +82,8 @@ def test_every_subcommand_option_parses_into_its_own_value(
             f"{taken[action.dest]} does: give one of them another dest"
         )
         words, expected = _sample(action)
-        args = parser.parse_args([*path, *_positionals(sub), *words])
+        required = [w for other in sub._actions if other.required and other.option_strings and other is not action for w in _sample(other)[0]]
+        args = parser.parse_args([*path, *_positionals(sub), *required, *words])
         assert getattr(args, action.dest) == expected, f"hero_logic {' '.join(path)} {' '.join(words)}"
         for outer in ancestors:
             assert getattr(args, outer.dest, outer.default) == outer.default, (

@@ -159,3 +159,16 @@ async def test_a_deadline_bounds_the_whole_play_across_its_pauses(service: Servi
     play = await service.call("play_wait", play_sid=sid, timeout_ms=20000)
     assert play["status"] == "timed_out"
     assert "deadline" in play["error_message"]
+
+
+async def test_every_answer_records_who_gave_it_and_how(service: Service) -> None:
+    wf = await service.push(LOOP, name="loop")
+    play = await service.run(wf, n=1)
+    await service.call("play_resume", play_sid=play["sid"], resume_id="Approve?", payload=True, answered_by="ann@example.com")
+    play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
+    (answer,) = play["received_resumes"]
+    assert (answer["answered_by"], answer["via"], answer["payload"]) == ("ann@example.com", "rpc", True)
+    assert answer["resumed_at"] >= answer["asked_at"] > 0
+    with pytest.raises(RpcError) as info:
+        await service.call("play_resume", play_sid=play["sid"], resume_id="Approve?", payload=True, answered_by="a\nb")
+    assert info.value.code == -32602

@@ -104,6 +104,7 @@ async def test_benchmark_runs_every_preset_and_measures_success_accuracy_latency
     assert "negative numbers are not supported" in notes
     assert "'n=3'" in notes
     assert "differs from the expected output" in notes
+    assert "key 'square': expected 9, got 10" in notes  # which key, and how
 
 
 async def test_benchmark_of_a_subset_of_presets(service: Service) -> None:

@@ -196,7 +196,7 @@ async def test_the_library_methods_are_in_the_openrpc_document(service: Service)
     assert params["benchmark_run"] == ["version_sid", "example_sids", "repeats"]
     assert params["pick_version"] == ["workflow_sid", "cost_weight", "speed_weight", "accuracy_weight", "min_accuracy"]
     assert params["flow_library_search"] == ["query", "limit"]
-    assert params["play_start"][-1] == "pick"
+    assert params["play_start"][-3:] == ["pick", "idempotency_key", "deadline_ms"]
     for name in ("example_fetch", "example_list", "example_delete", "example_to_input_data", "benchmark_list_for_workflow",
                  "benchmark_list_for_version", "benchmark_latest_for_version"):
         assert name in params

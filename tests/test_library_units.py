@@ -10,6 +10,7 @@ from hero_logic.kernel import FieldType, FlowField, InvalidParams, pick_weights
 from hero_logic.service import (
     RunOutcome,
     check_expected_output,
+    output_differences,
     outputs_match,
     run_accuracy,
     summarise_runs,
@@ -33,6 +34,17 @@ def test_outputs_match_compares_only_the_expected_keys_as_json() -> None:
     assert outputs_match("hello", "hello")
     assert outputs_match({}, {})
     assert not outputs_match({}, {"a": 1})
+
+
+def test_output_differences_name_each_expected_key_that_differs() -> None:
+    assert output_differences({"total": 3}, {"total": 3.0, "lines": 2}) == []
+    assert output_differences({"total": 3, "ok": True}, {"total": 4, "ok": True}) == ["key 'total': expected 3, got 4"]
+    assert output_differences({"ok": True, "n": 1}, {"ok": 1}) == ["key 'ok': expected True, got 1", "key 'n' is missing"]
+    assert output_differences({"total": 3}, [3]) == ["expected an object with key 'total', got [3] (array)"]
+    assert output_differences("hello", "hullo") == ["expected 'hello', got 'hullo'"]
+    long = output_differences({"text": "a" * 500}, {"text": "b" * 500})[0]
+    assert len(long) < 200
+    assert long.startswith("key 'text': expected 'aaa")
 
 
 def test_run_accuracy_prefers_the_expected_output_then_the_score() -> None:

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 
 from hero_logic.rpc import AsyncClient
@@ -44,6 +45,7 @@ async def _pings(socket: Path, worst: list[float], stop: trio.Event) -> None:
             await trio.sleep(0.02)
 
 
+@pytest.mark.timeout(150)
 async def test_a_big_play_read_by_three_clients_and_deleted_never_stalls_a_ping(root: Path) -> None:
     """The service runs in its own process: the clients' own decoding must not count."""
     proc, config = await start_service_process(root, sandbox="env_scrub", env={"HERO_LOGIC_SEED_FLOWS": "off"})
@@ -95,3 +97,49 @@ async def _big_play_scenario(socket: Path) -> None:
     ordered = sorted(latencies)
     assert ordered[int(len(ordered) * 0.95)] < PING_BOUND_S, ordered[-10:]
     assert ordered[-1] < PING_WORST_S, ordered[-10:]
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.timeout(150)
+async def test_fifty_subscribers_that_never_read_a_big_play_hold_the_service_bounded(root: Path) -> None:
+    """Each would have built and queued its own snapshot of the whole play."""
+    from ._ws import raw_handshake
+
+    proc, config = await start_service_process(root, sandbox="env_scrub", env={"HERO_LOGIC_SEED_FLOWS": "off"})
+    socket = config.rpc_socket
+    stuck: list[trio.SocketStream] = []
+    try:
+        async with AsyncClient(socket, timeout=120) as client:
+            wf = await client.call("workflow_create", {"name": "big", "python_source": BIG})
+            sid = await client.call("play_start", {"workflow_sid": wf["sid"], "input_data": {"steps": 30000}})
+            play = await client.call("play_wait", {"play_sid": sid, "timeout_ms": 120_000})
+            assert play["status"] == "success", play["error_message"]
+            before = _rss_mib(proc.pid)
+            for _ in range(50):
+                stream = await trio.open_unix_socket(str(socket))
+                stuck.append(stream)
+                assert (await raw_handshake(stream, f"/api/plays/{sid}/spans"))[0] == 101
+            await trio.sleep(2)
+            started = trio.current_time()
+            assert await client.call("system.ping") == "pong"
+            assert trio.current_time() - started < PING_WORST_S
+            grown = _rss_mib(proc.pid) - before
+            assert grown < 400, f"the service grew {grown:.0f} MiB for 50 stuck subscribers"
+            # and the per-play cap refuses the 65th watcher of one play with "try again later"
+            for _ in range(20):
+                stream = await trio.open_unix_socket(str(socket))
+                stuck.append(stream)
+                await raw_handshake(stream, f"/api/plays/{sid}/spans")
+            assert await client.call("system.ping") == "pong"
+    finally:
+        for stream in stuck:
+            await stream.aclose()
+        proc.kill()
+        await proc.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ async def _latency(service: Service, wf: dict[str, str]) -> float:
     return trio.current_time() - start
 
 
+@pytest.mark.timeout(150)
 async def test_a_play_bomb_stays_in_its_budget_and_another_users_play_starts_at_once(service: Service) -> None:
     quick = await service.push(QUICK, name="quick")
     normal = min([await _latency(service, quick) for _ in range(3)])

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from .conftest import Service
 
 CHILD = """
-import time
+import os, time
 from hero_tracing import flow
 
 @flow(name="child")
-def child(i: int, hold_s: float = 0.0) -> int:
+def child(i: int, hold_s: float = 0.0, hold_while: str = "") -> int:
     time.sleep(hold_s)
+    while hold_while and os.path.exists(hold_while):
+        time.sleep(0.05)
     return i
 """
 
@@ -34,9 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from hero_tracing import flow
 
 @flow(name="spawner")
-def spawner(n: int = 16, hold_s: float = 0.0) -> int:
+def spawner(n: int = 16, hold_s: float = 0.0, hold_while: str = "") -> int:
     with ThreadPoolExecutor(n) as pool:
-        futures = [pool.submit(flow.invoke, "child", spawn=True, i=i, hold_s=hold_s) for i in range(n)]
+        futures = [pool.submit(flow.invoke, "child", spawn=True, i=i, hold_s=hold_s, hold_while=hold_while) for i in range(n)]
         return sum(f.result() for f in futures)
 """
 
@@ -70,19 +72,25 @@ async def test_sixteen_children_spawned_from_threads_are_all_linked_and_all_canc
 
 
 async def test_children_created_before_a_kill_9_are_found_again_by_the_re_run_parent(root: Path) -> None:
-    # One run slot: the parent holds it, so its children are created and linked but never
-    # start (no event of theirs exists) when the service is killed.
+    # One run slot: the parent lends it to the first child, which holds it (while the flag
+    # file exists), so the 15 others are created and linked but have not started (no event of
+    # theirs exists) when the service is killed.
+    flag = root / "hold"
+    flag.write_text("")
     service, config = await start_service_process(root, sandbox="env_scrub", env={"HERO_LOGIC_MAX_RUNNING": "1"})
     try:
         async with AsyncClient(config.rpc_socket) as client:
             child_wf = await client.call("workflow_create", {"name": "child", "python_source": textwrap.dedent(CHILD)})
             parent_wf = await client.call("workflow_create", {"name": "spawner", "python_source": textwrap.dedent(SPAWNER)})
-            sid = await client.call("play_start", {"workflow_sid": parent_wf["sid"]})
+            sid = await client.call("play_start", {"workflow_sid": parent_wf["sid"], "input_data": {"hold_while": str(flag)}})
             with trio.fail_after(30):
                 while len((await client.call("play_status", {"play_sid": sid}))["child_play_sids"]) < 16:
                     await trio.sleep(0.02)
+            children = await client.call("play_list", {"workflow_sid": child_wf["sid"], "limit": 100})
+            assert sum(c["status"] == "pending" for c in children) >= 14
         service.send_signal(signal.SIGKILL)
         await service.wait()
+        flag.unlink()
         service, config = await start_service_process(root, sandbox="env_scrub", env={"HERO_LOGIC_MAX_RUNNING": "20"})
         async with AsyncClient(config.rpc_socket) as client:
             play = await client.call("play_wait", {"play_sid": sid, "timeout_ms": 60000})

@@ -16,7 +16,15 @@ import trio
 import trio_websocket
 
 from hero_logic.cli._live import LiveTree
-from hero_logic.kernel import EventBus, FoldedSpans, Play, PlayStatus, SpanFold, to_json
+from hero_logic.kernel import (
+    EventBus,
+    FoldedSpans,
+    Play,
+    PlayStatus,
+    SpanFold,
+    encode_message,
+    to_json,
+)
 from hero_logic.kernel._folded import encode_fold, fold_rows
 from hero_logic.kernel._seats import WatchSeats
 from hero_logic.rpc import AsyncClient, SendGuard, stream_play
@@ -279,7 +287,7 @@ async def test_what_lands_while_the_snapshot_is_read_is_sent_once() -> None:
             kernel.land({"type": "span_end", "span_id": "a", "end_ms": 5, "status": "ok"})
             kernel.set_status(PlayStatus.SUCCESS)
 
-    final = await stream_play(kernel, "play_1", emit)  # type: ignore[arg-type]
+    final = await stream_play(kernel, "play_1", lambda m: emit(json.loads(encode_message(m))))  # type: ignore[arg-type]
     assert final is PlayStatus.SUCCESS
     assert [m["type"] for m in sent] == ["snapshot", "span_end", "status"]
     assert sent[0]["seq"] == 1

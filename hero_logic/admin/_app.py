@@ -3,6 +3,7 @@
 Routes::
 
     GET  /                               dashboard
+    GET  /plays                          every play: filters, search, pages
     GET  /workflows/{sid}                a workflow: source, versions, run form, presets, ...
     GET  /plays/{sid}                    a play: live span graph, inspector, resume forms
     GET  /static/{path}                  the admin's CSS/JS (and the bundled editor)
@@ -10,10 +11,12 @@ Routes::
     POST /api/rpc                        {"method", "params"} → {"result"} | {"error"}
     websocket /api/plays/{sid}/spans     the play's live stream, relayed from rpc.sock
     websocket /api/plays/events          every play's status changes, relayed from rpc.sock
+                                         (both with ?csrf=<the page's token>)
 
 The admin holds no state and opens no store: every read and write goes through
 :class:`~hero_logic.rpc.AsyncClient` and every live update through the stream on the
-service's RPC socket. Each request passes the checks of :mod:`._security` first.
+service's RPC socket. Each request passes the checks of :mod:`._security` first. A request
+body must arrive within ``limits.body_timeout_s`` of its headers (else 408).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hero_logic.rpc import (
     RpcError,
     SendGuard,
     ServiceUnavailable,
+    ServingLimits,
     admin_method_names,
     open_stream,
 )
@@ -65,6 +69,7 @@ live stream instead of holding a request open) or ``play_run_async`` (a flow's o
 _SID = r"[A-Za-z0-9_.\-]{1,200}"
 _PAGES = [
     (re.compile(r"^/$"), "dashboard"),
+    (re.compile(r"^/plays$"), "plays"),
     (re.compile(rf"^/workflows/(?P<sid>{_SID})$"), "workflow"),
     (re.compile(rf"^/plays/(?P<sid>{_SID})$"), "play"),
 ]
@@ -72,7 +77,9 @@ _STREAMS = [
     re.compile(r"^/api/plays/events$"),
     re.compile(rf"^/api/plays/(?P<sid>{_SID})/spans$"),
 ]
-_TITLES = {"dashboard": "Dashboard", "workflow": "Workflow", "play": "Play"}
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}){0,3}$")
+"""What a static file's name may look like (no NUL, no "..", no hidden files, not too long)."""
+_TITLES = {"dashboard": "Dashboard", "plays": "Plays", "workflow": "Workflow", "play": "Play"}
 _CONTENT_TYPES = {
     ".js": b"text/javascript; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
@@ -108,17 +115,34 @@ async def _respond(
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _problem(send: Send, refusal: Refusal) -> None:
+async def _problem(send: Send, refusal: Refusal, *extra: tuple[bytes, bytes]) -> None:
     body = dumps({"error": {"status": refusal.status, "message": refusal.message}})
-    await _respond(send, refusal.status, body, b"application/json", (b"cache-control", b"no-store"))
+    await _respond(send, refusal.status, body, b"application/json", (b"cache-control", b"no-store"), *extra)
+
+
+def _static_file(relative: str) -> Path | None:
+    """The file of the admin's static folder that ``relative`` names, or None."""
+    if not _STATIC_NAME.match(relative):
+        return None
+    root = STATIC_DIR.resolve()
+    try:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except (OSError, ValueError):  # a name the file system refuses: not one of ours
+        return None
+    return target
 
 
 class AdminApp:
     """The ASGI app of the admin. See the module docstring for its routes."""
 
-    def __init__(self, rpc_socket: str | Path, *, csrf: CsrfToken | None = None) -> None:
+    def __init__(
+        self, rpc_socket: str | Path, *, csrf: CsrfToken | None = None, limits: ServingLimits | None = None
+    ) -> None:
         self.rpc_socket = rpc_socket
         self.csrf = csrf or CsrfToken()
+        self.limits = limits or ServingLimits()
         self._client: AsyncClient | None = None
 
     @property
@@ -191,7 +215,7 @@ class AdminApp:
                     (b"content-security-policy", _CSP), (b"cache-control", b"no-store"), head=head,
                 )
                 return
-        message = f"no page at {path}: the admin has /, /workflows/{{sid}} and /plays/{{sid}}"
+        message = f"no page at {path}: the admin has /, /plays, /workflows/{{sid}} and /plays/{{sid}}"
         if "text/html" in (header(scope, b"accept") or ""):
             await self._not_found(send, message, head=head)
             return
@@ -222,11 +246,11 @@ class AdminApp:
         )
 
     async def _static(self, scope: Scope, send: Send, relative: str, *, head: bool) -> None:
-        root = STATIC_DIR.resolve()
-        target = (root / relative).resolve()
-        content_type = _CONTENT_TYPES.get(target.suffix)
-        if not target.is_relative_to(root) or not target.is_file() or content_type is None:
-            await _problem(send, Refusal(404, f"no static file {relative!r}"))
+        target = _static_file(relative)
+        content_type = _CONTENT_TYPES.get(target.suffix) if target is not None else None
+        if target is None or content_type is None:
+            shown = relative if len(relative) <= 80 else f"{relative[:80]}… ({len(relative)} characters)"
+            await _problem(send, Refusal(404, f"no static file {shown!r}: the admin serves /static/<name> of its own files only"))
             return
         body = await trio.Path(target).read_bytes()
         etag = b'"%s"' % hashlib.sha1(body, usedforsecurity=False).hexdigest()[:20].encode()
@@ -252,7 +276,19 @@ class AdminApp:
         if refusal is not None:
             await _problem(send, refusal)
             return
-        body = await _read_body(receive, MAX_API_BODY_BYTES)
+        received = bytearray()
+        with trio.move_on_after(self.limits.body_timeout_s) as deadline:
+            body = await _read_body(receive, MAX_API_BODY_BYTES, received)
+        if deadline.cancelled_caught:
+            declared = header(scope, b"content-length")
+            of = f" of {declared}" if declared is not None else ""
+            message = (
+                f"the body did not arrive within {round(self.limits.body_timeout_s * 1000)} ms of "
+                f"the headers (got {len(received)}{of} bytes): send the whole body at once, or "
+                "raise the limit (HERO_LOGIC_BODY_TIMEOUT_MS / --body-timeout)"
+            )
+            await _problem(send, Refusal(408, message), (b"connection", b"close"))
+            return
         if body is None:
             await _problem(send, Refusal(413, f"the body is larger than {MAX_API_BODY_BYTES} bytes"))
             return
@@ -284,7 +320,7 @@ class AdminApp:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # websocket.connect
-        refusal = check_host(scope) or check_origin(scope)
+        refusal = check_host(scope) or check_origin(scope) or self.csrf.check_websocket(scope)
         path: str = scope["path"]
         if refusal is None and not any(p.match(path) for p in _STREAMS):
             refusal = Refusal(404, f"no websocket at {path}")
@@ -337,9 +373,8 @@ async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None once it passes ``limit`` bytes."""
-    chunks = bytearray()
+async def _read_body(receive: Receive, limit: int, chunks: bytearray) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes; ``chunks`` holds what came."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -29,7 +29,7 @@ _TEMPLATE = """<!doctype html>
 <body>
 <header class="topbar">
   <a class="brand" href="/"><span class="brand-mark" aria-hidden="true"></span>hero_logic</a>
-  <nav class="topnav"><a href="/"{dashboard_current}>Dashboard</a></nav>
+  <nav class="topnav"><a href="/"{dashboard_current}>Dashboard</a><a href="/plays"{plays_current}>Plays</a></nav>
   <span id="service-health" class="health" aria-live="polite"></span>
 </header>
 <main id="app" data-page="{script}" data-sid="{sid}">
@@ -41,7 +41,7 @@ _TEMPLATE = """<!doctype html>
 
 
 def page(script: str, *, title: str, csrf: str, sid: str = "") -> bytes:
-    """The shell of page ``script`` (``dashboard``, ``workflow`` or ``play``)."""
+    """The shell of page ``script`` (``dashboard``, ``plays``, ``workflow`` or ``play``)."""
     editor = '<script src="/static/vendor/editor.js"></script>\n' if script == "workflow" and EDITOR_BUNDLE.is_file() else ""
     return _TEMPLATE.format(
         csrf=escape(csrf),
@@ -50,6 +50,7 @@ def page(script: str, *, title: str, csrf: str, sid: str = "") -> bytes:
         script=escape(script),
         sid=escape(sid),
         dashboard_current=' aria-current="page"' if script == "dashboard" else "",
+        plays_current=' aria-current="page"' if script in ("plays", "play") else "",
     ).encode()
 
 

@@ -9,7 +9,9 @@
   cross-site`` is refused outright.
 - **CSRF.** Every state-changing request (every POST) must carry the per-process token of
   :class:`CsrfToken` in the ``X-CSRF-Token`` header; pages embed it in a ``<meta>`` tag, which a
-  foreign origin cannot read. POST bodies must be ``application/json``, which a cross-site
+  foreign origin cannot read. Every websocket must carry it too, as the query parameter
+  ``?csrf=`` (a browser cannot set headers on a websocket): a page of another origin, or a
+  client that never loaded a page, cannot open the live streams. POST bodies must be ``application/json``, which a cross-site
   form cannot send without a CORS preflight — and the admin answers no preflight.
 - **No CORS.** No response ever carries ``Access-Control-Allow-*`` headers.
 """
@@ -19,16 +21,18 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
-__all__ = ["CSRF_HEADER", "CsrfToken", "Refusal", "check_host", "check_origin", "header"]
+__all__ = ["CSRF_HEADER", "CSRF_QUERY", "CsrfToken", "Refusal", "check_host", "check_origin", "header"]
 
 CSRF_HEADER = b"x-csrf-token"
+CSRF_QUERY = "csrf"
+"""The query parameter that carries the token on a websocket handshake."""
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -109,4 +113,18 @@ class CsrfToken:
             return Refusal(403, "missing X-CSRF-Token header: reload the page and try again")
         if not hmac.compare_digest(sent.encode(), self.value.encode()):
             return Refusal(403, "wrong X-CSRF-Token (the admin restarted?): reload the page and try again")
+        return None
+
+    def check_websocket(self, scope: MutableMapping[str, Any]) -> Refusal | None:
+        """A refusal unless the websocket's query carries the token as ``?csrf=``."""
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        sent = parse_qs(query, keep_blank_values=True).get(CSRF_QUERY)
+        if not sent:
+            return Refusal(
+                403,
+                "missing csrf token: a websocket of the admin must carry ?csrf=<the token in the "
+                'page\'s <meta name="csrf-token">>; reload the page and try again',
+            )
+        if not hmac.compare_digest(sent[0].encode(), self.value.encode()):
+            return Refusal(403, "wrong csrf token in ?csrf= (the admin restarted?): reload the page and try again")
         return None

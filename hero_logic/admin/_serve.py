@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from hero_logic.kernel import ConfigError
-from hero_logic.rpc import serve_rpc
+from hero_logic.rpc import ServingLimits, parse_tcp_bind, serve_door
 
 from ._app import AdminApp
 from ._pages import EDITOR_BUNDLE
@@ -30,17 +29,7 @@ log = logging.getLogger("hero_logic.admin")
 
 def parse_admin_bind(value: str) -> str | None:
     """``"host:port"`` checked, or None for ``none``/empty (no TCP listener)."""
-    value = value.strip()
-    if value.lower() in ("", "none", "off"):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        msg = (
-            f"admin bind {value!r} is not HOST:PORT: use e.g. 127.0.0.1:9820, or 'none' to "
-            "serve the admin on its Unix socket only (HERO_LOGIC_ADMIN_BIND / --admin-bind)"
-        )
-        raise ConfigError(msg)
-    return value
+    return parse_tcp_bind(value, door="admin", setting="HERO_LOGIC_ADMIN_BIND / --admin-bind", example="127.0.0.1:9820")
 
 
 async def serve_admin(
@@ -56,29 +45,18 @@ async def serve_admin(
     tcp_bind = parse_admin_bind(config.admin_bind)
     if not EDITOR_BUNDLE.is_file():
         log.warning("the admin's code editor is not built (run `make admin-assets`): pages use a plain text area")
-    app = AdminApp(config.rpc_socket)
+    limits = ServingLimits.from_config(config)
+    app = AdminApp(config.rpc_socket, limits=limits)
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                functools.partial(serve_rpc, app, config.admin_socket, tcp_bind=tcp_bind, label="admin")
+                functools.partial(
+                    serve_door, app, config.admin_socket, tcp_bind=tcp_bind, door="admin",
+                    setting="--admin-bind / HERO_LOGIC_ADMIN_BIND", limits=limits,
+                )
             )
             log.info("admin listening on %s", ", ".join(binds))
             task_status.started(binds)
-    except BaseExceptionGroup as group:
-        bind_errors, rest = group.split(OSError)
-        if bind_errors is None or rest is not None:
-            raise
-        exc = _first_leaf(bind_errors)
-        msg = (
-            f"the admin cannot listen on {tcp_bind}: {getattr(exc, 'strerror', None) or exc}; choose "
-            "another address with --admin-bind / HERO_LOGIC_ADMIN_BIND, or 'none' for the socket only"
-        )
-        raise ConfigError(msg) from None
     finally:
         with trio.CancelScope(shield=True):
             await app.aclose()
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

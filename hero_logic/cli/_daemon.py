@@ -70,7 +70,7 @@ def run_foreground(config: Config, *, admin: bool = False) -> int:
     from hero_logic.server import serve
 
     return serve_until_signal(
-        functools.partial(serve, config, admin=admin, freeze_gc=True), stopping=" (running plays resume at next start)"
+        functools.partial(serve, config, admin=admin, ingress=True, freeze_gc=True), stopping=" (running plays resume at next start)"
     )
 
 

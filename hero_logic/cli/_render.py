@@ -83,6 +83,11 @@ def span_tree(play: dict[str, Any], spans: Iterable[dict[str, Any]], *, focus: s
     title.append_text(_status(play["status"]))
     title.append(f"  {format_duration(play.get('duration_ms'))}", style="dim")
     tree = Tree(title)
+    if play.get("status") == "awaiting_resume":
+        from ._waiting import describe_waits
+
+        for line in describe_waits(play):
+            tree.add(Text(line, style="yellow"))
     nodes: dict[str, Tree] = {}
     for span in spans:
         parent = nodes.get(span.get("parent_id") or "", tree)
@@ -109,7 +114,7 @@ def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
     """A table of plays: sid, workflow, name, status, created, duration, error."""
     table = Table(show_edge=False, header_style="bold")
     widths = {"play": SID_WIDTH, "status": 15, "created": 19}
-    for column in ("play", "workflow", "name", "status", "created", "duration", "error"):
+    for column in ("play", "workflow", "name", "status", "created", "duration", "error / waiting for"):
         table.add_column(column, no_wrap=column in widths, min_width=widths.get(column))
     for play in plays:
         error = (play.get("error_message") or "").strip()
@@ -120,9 +125,19 @@ def play_table(plays: Iterable[dict[str, Any]], names: dict[str, str]) -> Table:
             _status(play["status"]),
             format_time(play.get("created_at")),
             format_duration(play.get("duration_ms")),
-            error.splitlines()[0][:60] if error else "",
+            error.splitlines()[0][:60] if error else _waiting(play),
         )
     return table
+
+
+def _waiting(play: dict[str, Any]) -> str:
+    """What an awaiting play waits for (its first wait), for the play table."""
+    if play.get("status") != "awaiting_resume":
+        return ""
+    from ._waiting import describe_waits
+
+    waits = describe_waits(play)
+    return waits[0] + (f" (+{len(waits) - 1} more)" if len(waits) > 1 else "") if waits else ""
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -40,6 +40,7 @@ from ._interfaces import RunPreparer as RunPreparer
 from ._interfaces import SandboxTier as SandboxTier
 from ._interfaces import SpanListenerSlot as SpanListenerSlot
 from ._interfaces import VersionPicker as VersionPicker
+from ._interfaces import WaitHandler as WaitHandler
 from ._kernel import MAX_RECOVERY_ATTEMPTS as MAX_RECOVERY_ATTEMPTS
 from ._kernel import Kernel as Kernel
 from ._keyed_lock import KeyedLock as KeyedLock
@@ -57,6 +58,7 @@ from ._model import FieldType as FieldType
 from ._model import FlowField as FlowField
 from ._model import Play as Play
 from ._model import PlayStatus as PlayStatus
+from ._model import ResumeKind as ResumeKind
 from ._model import ResumeRequest as ResumeRequest
 from ._model import Span as Span
 from ._model import SpanKind as SpanKind
@@ -83,11 +85,19 @@ from ._store_api import Put as Put
 from ._store_api import Store as Store
 from ._store_api import StoreStatistics as StoreStatistics
 from ._store_api import Write as Write
+from ._timers import TimerWheel as TimerWheel
+from ._timers import TimerWheelStatistics as TimerWheelStatistics
 from ._tree import MAX_CHILD_DEPTH as MAX_CHILD_DEPTH
 from ._tree import MAX_CHILDREN as MAX_CHILDREN
 from ._tree import PlayTree as PlayTree
+from ._waits import event_key_problem as event_key_problem
+from ._waits import event_wait_prefix as event_wait_prefix
+from ._waits import parse_event_wait_key as parse_event_wait_key
+from ._waits import wait_summary as wait_summary
+from ._waits import why_not_open as why_not_open
 from ._watch import RECENT_PLAYS as RECENT_PLAYS
 from ._watch import WATCH_QUEUE_SIZE as WATCH_QUEUE_SIZE
 from ._watch import Dropped as Dropped
+from ._watch import encode_message as encode_message
 from ._watch import watch_all_plays as watch_all_plays
 from ._watch import watch_play as watch_play

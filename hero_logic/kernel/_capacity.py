@@ -45,11 +45,12 @@ class FairCapacity:
     _held: dict[str, int] = attrs.Factory(dict)
     _waiting: list[Seat] = attrs.Factory(list)
     _counter: itertools.count[int] = attrs.Factory(itertools.count)
+    _in_use: int = 0
 
     @property
     def in_use(self) -> int:
         """Slots held right now."""
-        return sum(self._held.values())
+        return self._in_use
 
     @property
     def waiting(self) -> int:
@@ -83,6 +84,7 @@ class FairCapacity:
         if not seat.holding:
             return
         seat.holding = False
+        self._in_use -= 1
         self._held[seat.tree] -= 1
         if not self._held[seat.tree]:
             del self._held[seat.tree]
@@ -107,14 +109,22 @@ class FairCapacity:
 
     def _take(self, seat: Seat) -> None:
         seat.holding = True
+        self._in_use += 1
         self._held[seat.tree] = self._held.get(seat.tree, 0) + 1
 
     def _grant(self) -> None:
         while self._waiting and self.in_use < self.total:
-            eligible = [s for s in self._waiting if self._held.get(s.tree, 0) < self._tree_cap()]
-            if not eligible:
+            cap = self._tree_cap()  # once per grant: the waiters are many, the trees few
+            best: Seat | None = None
+            best_held = 0
+            for seat in self._waiting:  # in arrival order: the first of the least served tree
+                held = self._held.get(seat.tree, 0)
+                if held < cap and (best is None or held < best_held):
+                    best, best_held = seat, held
+                    if held == 0:
+                        break
+            if best is None:
                 return
-            best = min(eligible, key=lambda s: (self._held.get(s.tree, 0), s._order))
             self._waiting.remove(best)
             self._take(best)
             assert best._granted is not None

@@ -103,6 +103,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("play_timeout_ms", "--play-timeout", "HERO_LOGIC_PLAY_TIMEOUT_MS", "300000", "default wall-clock limit of a play, in ms", _positive_int("HERO_LOGIC_PLAY_TIMEOUT_MS")),
     Setting("max_running", "--max-running", "HERO_LOGIC_MAX_RUNNING", "8", "plays running at once; the rest wait as pending", _positive_int("HERO_LOGIC_MAX_RUNNING")),
     Setting("max_body_bytes", "--max-body", "HERO_LOGIC_MAX_BODY_BYTES", str(8 * 1024 * 1024), "largest accepted RPC body, in bytes", _positive_int("HERO_LOGIC_MAX_BODY_BYTES")),
+    Setting("max_batch_length", "--max-batch", "HERO_LOGIC_MAX_BATCH", "100", "most requests in one JSON-RPC batch; a longer batch is refused whole (-32600)", _positive_int("HERO_LOGIC_MAX_BATCH")),
+    Setting("max_response_bytes", "--max-response", "HERO_LOGIC_MAX_RESPONSE_BYTES", str(16 * 1024 * 1024), "bound of a batch's answers, in bytes: once passed, the rest of the batch is not run (-32600)", _positive_int("HERO_LOGIC_MAX_RESPONSE_BYTES")),
+    Setting("header_timeout_ms", "--header-timeout", "HERO_LOGIC_HEADER_TIMEOUT_MS", "10000", "ms a connection has to send a request's headers, from its opening or its previous answer (an idle keep-alive connection is closed after as long)", _positive_int("HERO_LOGIC_HEADER_TIMEOUT_MS")),
+    Setting("body_timeout_ms", "--body-timeout", "HERO_LOGIC_BODY_TIMEOUT_MS", "15000", "ms a request has to send its whole body once its headers are in; later, it is answered 408", _positive_int("HERO_LOGIC_BODY_TIMEOUT_MS")),
+    Setting("max_connections", "--max-connections", "HERO_LOGIC_MAX_CONNECTIONS", "256", "connections each listener (rpc.sock, admin.sock, the admin's TCP port) serves at once; a newcomer displaces the one that has owed its request longest, or gets 503 when all are busy", _positive_int("HERO_LOGIC_MAX_CONNECTIONS")),
     Setting("kill_grace_ms", "--kill-grace", "HERO_LOGIC_KILL_GRACE_MS", "2000", "ms between TERM and KILL of a flow process", _positive_int("HERO_LOGIC_KILL_GRACE_MS")),
     Setting("lmdb_map_size", "--lmdb-map-size", "HERO_LOGIC_LMDB_MAP_SIZE", str(64 * 1024 * 1024), "initial LMDB map size in bytes (it grows when full)", _positive_int("HERO_LOGIC_LMDB_MAP_SIZE")),
     Setting("python", "--python", "HERO_LOGIC_PYTHON", "", "interpreter for flows (default: the service's own, resolved)"),
@@ -116,6 +121,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
     Setting("workdir_mb", "--workdir-mb", "HERO_LOGIC_WORKDIR_MB", "1024", "size quota of each play's workdir in MiB: a file system of that size is mounted at the workdir for each run (as root); 0 turns it off (see docs/sandbox.md)", _non_negative_int("HERO_LOGIC_WORKDIR_MB")),
     Setting("retention_days", "--retention-days", "HERO_LOGIC_RETENTION_DAYS", "0", "delete ended plays (record, span events, workdir) whose whole tree ended more than this many days ago, hourly; 0 keeps every play", _non_negative_int("HERO_LOGIC_RETENTION_DAYS")),
+    Setting("webhook_bind", "--webhook-bind", "HERO_LOGIC_WEBHOOK_BIND", "127.0.0.1:9821", "HTTP address of the ingress (resume links, approval pages, inbound webhooks), or 'none'"),
+    Setting("public_url", "--public-url", "HERO_LOGIC_PUBLIC_URL", "", "base URL people and webhook senders reach the ingress at (default http://<webhook-bind>)"),
+    Setting("resume_url_ttl_s", "--resume-url-ttl", "HERO_LOGIC_RESUME_URL_TTL_S", "604800", "seconds a resume link stays valid", _positive_int("HERO_LOGIC_RESUME_URL_TTL_S")),
+    Setting("webhook_max_body", "--webhook-max-body", "HERO_LOGIC_WEBHOOK_MAX_BODY", str(1024 * 1024), "largest webhook delivery body, in bytes (larger ones get 413)", _positive_int("HERO_LOGIC_WEBHOOK_MAX_BODY")),
+    Setting("sleep_exit_ms", "--sleep-exit", "HERO_LOGIC_SLEEP_EXIT_MS", "2000", "a flow's wait longer than this (ms) exits its process and is woken by the service's timer; a shorter sleep stays in the process", _positive_int("HERO_LOGIC_SLEEP_EXIT_MS")),
+    Setting("max_wait_ms", "--max-wait", "HERO_LOGIC_MAX_WAIT_MS", str(366 * 24 * 3600 * 1000), "longest wait a flow may ask for (flow.sleep, a wait's timeout), in ms", _positive_int("HERO_LOGIC_MAX_WAIT_MS")),
+    Setting("event_retention_ms", "--event-retention", "HERO_LOGIC_EVENT_RETENTION_MS", "86400000", "how long a sent event is kept as a mailbox for plays that wait for it later, in ms", _positive_int("HERO_LOGIC_EVENT_RETENTION_MS")),
     Setting("seed_flows", "--seed-flows", "HERO_LOGIC_SEED_FLOWS", "on", "seed the bundled example flows at start-up (once each, by name): on or off", _on_off("HERO_LOGIC_SEED_FLOWS")),
 )
 
@@ -132,6 +144,11 @@ class Config:
     play_timeout_ms: int = 300_000
     max_running: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_length: int = 100
+    max_response_bytes: int = 16 * 1024 * 1024
+    header_timeout_ms: int = 10_000
+    body_timeout_ms: int = 15_000
+    max_connections: int = 256
     kill_grace_ms: int = 2000
     lmdb_map_size: int = 64 * 1024 * 1024
     python: str = attrs.field(factory=real_python)
@@ -139,6 +156,10 @@ class Config:
     version_picker: str = "weighted"
     max_descendants: int = 1000
     max_pending: int = 10_000
+    webhook_bind: str = "127.0.0.1:9821"
+    public_url: str = ""
+    resume_url_ttl_s: int = 604_800
+    webhook_max_body: int = 1024 * 1024
     span_push_outputs: bool = False
     index_url: str = ""
     find_links: str = ""
@@ -146,6 +167,9 @@ class Config:
     service_sockets: str = ""
     workdir_mb: int = 1024
     retention_days: int = 0
+    sleep_exit_ms: int = 2000
+    max_wait_ms: int = 366 * 24 * 3600 * 1000
+    event_retention_ms: int = 86_400_000
 
     @classmethod
     def load(
@@ -189,6 +213,24 @@ class Config:
     def rpc_socket(self) -> Path:
         """The JSON-RPC socket."""
         return self.socket_dir / "rpc.sock"
+
+    @property
+    def ingress_socket(self) -> Path:
+        """The ingress's Unix socket (beside its TCP address; for local tools and tests)."""
+        return self.socket_dir / "ingress.sock"
+
+    @property
+    def resume_links_key_file(self) -> Path:
+        """The 0600 key that signs resume links (outside the database)."""
+        return self.state_dir / "resume_links.key"
+
+    @property
+    def ingress_public_url(self) -> str:
+        """The base URL of resume links and webhooks."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        bind = self.webhook_bind.strip()
+        return f"http://{bind}" if bind and bind.lower() not in ("none", "off") else "http://127.0.0.1:9821"
 
     @property
     def admin_socket(self) -> Path:

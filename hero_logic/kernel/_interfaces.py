@@ -33,6 +33,7 @@ __all__ = [
     "SandboxTier",
     "SpanListenerSlot",
     "VersionPicker",
+    "WaitHandler",
 ]
 
 
@@ -252,6 +253,17 @@ class RunPreparer(Protocol):
         """Wait until the run can start (its version's environment is built: the play stays
         ``pending`` meanwhile) and return what it adds. A HeroLogicError fails the play with
         its message (an environment that failed to build, an unknown service socket)."""
+        ...
+
+
+class WaitHandler(Protocol):
+    """What delivers events to plays that wait for them (the service's events room,
+    ``hero_logic.service.Events``): the kernel calls it when a play starts waiting for an event,
+    and before an event wait times out, so an event already sent (the mailbox) is received."""
+
+    async def waiting(self, play: Play) -> None:
+        """``play`` awaits resume with event waits: resolve those its mailbox can answer
+        (through :meth:`Kernel.resolve`)."""
         ...
 
 

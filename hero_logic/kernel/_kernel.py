@@ -21,6 +21,7 @@ import trio
 
 from ._capacity import Seat
 from ._convert import to_json
+from ._deadlines import run_until_done
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._handle import (
     PlayHandle,
@@ -34,9 +35,10 @@ from ._intake import EventIntake
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._retire import PlayRetirer
-from ._runner import PlayRunner, RunState, map_outcome, request_from_pause
+from ._runner import PlayRunner, RunState, map_outcome
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
+from ._waits import index_writes, request_from_pause, resolve_waits, wait_summary, why_not_open
 from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
@@ -45,9 +47,17 @@ if TYPE_CHECKING:
     from ._bus import EventBus
     from ._capacity import FairCapacity
     from ._config import Config
-    from ._interfaces import ExitOutcome, FlowRequestHandler, RunExtras, RunPreparer, VersionPicker
+    from ._interfaces import (
+        ExitOutcome,
+        FlowRequestHandler,
+        RunExtras,
+        RunPreparer,
+        VersionPicker,
+        WaitHandler,
+    )
     from ._repo import Repo
     from ._store_api import Store, Write
+    from ._timers import TimerWheel
     from ._tree import PlayTree
 
 __all__ = ["MAX_RECOVERY_ATTEMPTS", "Kernel", "status_topic"]
@@ -83,6 +93,10 @@ class Kernel(EventIntake):
     _requests: FlowRequestHandler | None = None
     _tier_strengths: dict[str, int] | None = None
     _preparer: RunPreparer | None = None
+    timers: TimerWheel | None = None
+    """The one deadline of every sleeping play's timers (:mod:`._timers`)."""
+    wait_handler: WaitHandler | None = None
+    """Who delivers events to plays waiting for them (the service's events room)."""
     _retirer: PlayRetirer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
@@ -141,34 +155,36 @@ class Kernel(EventIntake):
         self._nursery.start_soon(self._supervise, play_sid, name=f"play {play_sid}")
 
     async def resume(self, play_sid: str, answer: ResumeRequest) -> Play:
-        """Record ``answer`` to one of the play's open pauses and run the play again.
+        """Record ``answer`` to one of the play's open waits and run the play again (see
+        :meth:`resolve`)."""
+        return await self.resolve(play_sid, [answer])
+
+    async def resolve(self, play_sid: str, answers: Sequence[ResumeRequest]) -> Play:
+        """Record ``answers`` to open waits of the play (an answer, a timer, an event) and run
+        the play again; a branch of a ``wait_any`` withdraws its group's other branches in the
+        same commit.
 
         Taken under the play's transition lock, like :meth:`cancel`: a play that was cancelled
-        (or is running, or no longer asks this) is refused with WrongState (-32002) and nothing
-        changes. The answer is durable before this returns. Ancestors that waited only for this
-        play become ``running`` again.
+        (or is running, or no longer waits for the first answer) is refused with WrongState
+        (-32002) and nothing changes. The answers are durable before this returns. Ancestors
+        that waited only for this play become ``running`` again.
         """
         async with self._transitions.hold(play_sid):
             play = await self.repo.get_play(play_sid)
             handle = self._handles.get(play_sid)
             if handle is not None and not handle.done.is_set() and not handle.cancel_requested:
                 if not handle.settled_status:
-                    return await self._answer_while_running(play, handle, answer)
+                    return await self._answer_while_running(play, handle, answers)
                 await handle.done.wait()  # the run has just settled: a plain resume from here
                 play = await self.repo.get_play(play_sid)
             if play.status is not PlayStatus.AWAITING_RESUME:
                 msg = f"play {play_sid} is {play.status.value}; answers are taken while it runs or awaits resume"
                 raise WrongState(msg)
-            if not any(r.id == answer.id for r in play.pending_resumes):
-                msg = f"play {play_sid} no longer asks {answer.name!r} ({answer.id}): it was answered or withdrawn"
+            if not answers or not any(r.id == answers[0].id for r in play.pending_resumes):
+                msg = f"play {play_sid}: {why_not_open(play, answers[0].id if answers else '')}"
                 raise WrongState(msg)
-            resumed = attrs.evolve(
-                play,
-                status=PlayStatus.RUNNING,
-                pending_resumes=[r for r in play.pending_resumes if r.id != answer.id],
-                received_resumes=[*play.received_resumes, answer],
-            )
-            await self._save_status(resumed)
+            resumed = resolve_waits(play, answers)
+            await self._save_status(resumed, note={"woken": [{"resume_id": a.id, "kind": a.kind.value, "via": a.via or "rpc"} for a in answers]})
             for ancestor in await self.tree.awaiting_ancestors(resumed):
                 await self._save_status(attrs.evolve(ancestor, status=PlayStatus.RUNNING))
             self._schedule(play_sid)
@@ -207,19 +223,19 @@ class Kernel(EventIntake):
             await handle.done.wait()
         return await self.repo.get_play(play_sid)
 
-    async def _answer_while_running(self, play: Play, handle: PlayHandle, answer: ResumeRequest) -> Play:
-        """Take an answer to an open pause of a play whose run is still going (parallel pauses,
-        a pause asked again after an answer): it is stored at once, and when the run settles
+    async def _answer_while_running(self, play: Play, handle: PlayHandle, answers: Sequence[ResumeRequest]) -> Play:
+        """Take answers to open waits of a play whose run is still going (parallel pauses, a
+        pause asked again after an answer): they are stored at once, and when the run settles
         the play runs again with every answer received meanwhile."""
-        asked = {r.id for r in play.pending_resumes} | {r.id for r in self.live_pauses(play.sid)}
-        if answer.id not in asked:
-            msg = f"play {play.sid} does not ask {answer.name!r} ({answer.id}): it was answered or withdrawn"
+        live = self.live_pauses(play.sid)
+        asked = {r.id for r in play.pending_resumes} | {r.id for r in live}
+        if not answers or any(a.id not in asked for a in answers):
+            msg = f"play {play.sid}: {why_not_open(play, answers[0].id if answers else '')}"
             raise WrongState(msg)
-        taken = attrs.evolve(
-            play,
-            pending_resumes=[r for r in play.pending_resumes if r.id != answer.id],
-            received_resumes=[*play.received_resumes, answer],
-        )
+        known = {r.id for r in play.pending_resumes}
+        with_live = attrs.evolve(play, pending_resumes=[*play.pending_resumes, *(r for r in live if r.id not in known)])
+        taken = attrs.evolve(resolve_waits(with_live, answers), status=play.status)
+        taken = attrs.evolve(taken, pending_resumes=[r for r in taken.pending_resumes if r.id in known])
         await self._save_status(taken)
         handle.answered_meanwhile = True
         return taken
@@ -229,7 +245,9 @@ class Kernel(EventIntake):
         handle = self._handles.get(play_sid)
         if handle is None or handle.state is None or handle.done.is_set():
             return []
-        return [request_from_pause(p, play_sid) for p in handle.state.pauses]
+        now = now_ms()
+        asked = (request_from_pause(p, play_sid, now) for p in handle.state.pauses)
+        return [r for r in asked if isinstance(r, ResumeRequest)]
 
     async def _cancel_children(self, play: Play) -> None:
         """Cancel every unfinished child play of ``play`` (read under its tree's lock, so a
@@ -314,6 +332,11 @@ class Kernel(EventIntake):
         handle = self._handles.get(play_sid)
         return handle is not None and not handle.done.is_set()
 
+    async def idle(self, play_sid: str) -> None:
+        """Return once the kernel neither queues nor runs the play."""
+        while (handle := self._handles.get(play_sid)) is not None and not handle.done.is_set():
+            await handle.done.wait()
+
     # -- running ---------------------------------------------------------------------------------
 
     async def _supervise(self, play_sid: str) -> None:
@@ -367,7 +390,9 @@ class Kernel(EventIntake):
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
-        problem = self._sandbox_problem(version)
+        if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
+            self._tier_strengths = tier_strengths(self.config)
+        problem = sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
         if problem:
             await self._save_status(ended(play, PlayStatus.FAILED, problem))
             return
@@ -416,80 +441,43 @@ class Kernel(EventIntake):
                 return
             timeout_ms = min(timeout_ms, left)
         await self._save_status(play)
-        replay = await self._replay_for(play)
-        handle.state = RunState(seq=await self.repo.last_event_seq(play_sid), bytes_before=play.event_bytes)
-        launch = self.runner.stage(play, version, replay, extras)
-        outcome, skipped = await self.runner.execute(launch, self, timeout_ms=timeout_ms)
+        outcome, skipped, spent, state = await run_until_done(self, play, version, handle, timeout_ms=timeout_ms, extras=extras)
         async with self._transitions.hold(play_sid):  # no answer slips in between read and write
-            await self._settle(play_sid, handle, outcome, skipped, timeout_ms)
+            await self._settle(play_sid, handle, outcome, skipped, timeout_ms, spent, state)
         if handle.settled is not None and handle.settled.status.is_terminal:
             remove_quietly(self.config.play_dir(play_sid) / "span.sock")
 
-    async def _settle(self, play_sid: str, handle: PlayHandle, outcome: ExitOutcome, skipped: int, timeout_ms: int) -> None:
+    async def _settle(
+        self, play_sid: str, handle: PlayHandle, outcome: ExitOutcome, skipped: int, timeout_ms: int, spent: int, state: RunState
+    ) -> None:
         """Store how the run ended (the caller holds the play's transition lock)."""
-        assert handle.state is not None
         play = await self.repo.get_play(play_sid)  # requests may have linked child plays
+        play = attrs.evolve(play, event_bytes=play.event_bytes + spent)
         if skipped:
             log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
             play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
         children_waiting = await self.tree.any_child_awaiting(play)
         final = map_outcome(
-            play, outcome, handle.state, timeout_ms=timeout_ms, children_waiting=children_waiting
+            play, outcome, state, timeout_ms=timeout_ms, children_waiting=children_waiting
         )
-        final = attrs.evolve(final, event_bytes=play.event_bytes + handle.state.stored_bytes)
-        if handle.state.too_many_pauses and not final.status.is_terminal:
-            final = ended(final, PlayStatus.FAILED, handle.state.too_many_pauses)
+        final = attrs.evolve(final, event_bytes=play.event_bytes + state.stored_bytes)
+        if state.too_many_pauses and not final.status.is_terminal:
+            final = ended(final, PlayStatus.FAILED, state.too_many_pauses)
         if handle.redactor is not None:  # the stderr tail is the flow's own text
             final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
         if handle.answered_meanwhile and final.status is PlayStatus.AWAITING_RESUME:
             final = attrs.evolve(final, status=PlayStatus.RUNNING)  # again, with the new answers
             handle.run_again = True
-        await self._close_open_spans(play_sid, handle.state, final.status)
+        await self._close_open_spans(play_sid, state, final.status)
         await self._save_status(final)
         handle.settled_status = True
         handle.settled = final
 
     def _sandbox_problem(self, version: WorkflowVersion) -> str:
         """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
-        need = version.min_sandbox
-        if not need or need == self.runner.tier.name:
-            return ""
-        if self._tier_strengths is None:
+        if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
             self._tier_strengths = tier_strengths(self.config)
-        return sandbox_problem(version.sid, need, self.runner.tier, self._tier_strengths)
-
-    async def _replay_for(self, play: Play) -> dict[str, Any] | None:
-        """The replay caches of a play's next run: finished steps, failed steps, answers,
-        prefills. A retry that reuses another play's steps takes its outputs, not its
-        failures: the steps that failed there run again."""
-        from hero_logic.sdk import failure_entry
-
-        steps: dict[str, Any] = {}
-        failures: dict[str, Any] = {}
-        for sid in (play.reuse_steps_of, play.sid):
-            if not sid:
-                continue
-            for event in await self.repo.read_events(sid):
-                kind = event.get("type")
-                if kind == "step_output":
-                    steps[event["step_key"]] = event.get("output")
-                    failures.pop(event["step_key"], None)
-                elif kind == "step_failed" and sid == play.sid:
-                    failures[event["step_key"]] = failure_entry(event)
-                    steps.pop(event["step_key"], None)
-        resumes = {r.id: r.payload for r in play.received_resumes}
-        reused = await self.repo.find_play(play.reuse_steps_of) if play.reuse_steps_of else None
-        if reused is not None:  # a retry that reuses steps reuses the answers too
-            resumes = {**{r.id: r.payload for r in reused.received_resumes}, **resumes}
-        if not (steps or failures or resumes or play.prefill_resumes):
-            return None
-        replay: dict[str, Any] = {"steps": steps, "resumes": resumes}
-        if failures:
-            replay["failures"] = failures
-        if play.prefill_resumes:
-            replay["prefill"] = play.prefill_resumes
-            replay["prefill_only"] = True
-        return replay
+        return sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
 
     async def _after_settle(self, play: Play) -> None:
         """What a play reaching ``play.status`` sets in motion: a re-run if an answer arrived
@@ -497,6 +485,11 @@ class Kernel(EventIntake):
         unfinished children of a play that failed, timed out or was cancelled."""
         if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
             await self._cancel_children(play)  # nobody is left to wait for them
+        if self.wait_handler is not None and play.status is PlayStatus.AWAITING_RESUME and any(r.event_key for r in play.pending_resumes):
+            try:  # an event sent before it waited: its mailbox
+                await self.wait_handler.waiting(play)
+            except Exception:  # the play waits on; the next send or its timeout still reaches it
+                log.exception("play %s: delivering from its event mailbox failed", play.sid)
         if not play.parent_play_sid:
             return
         try:
@@ -512,9 +505,10 @@ class Kernel(EventIntake):
             await self._save_status(waiting)
             await self._after_settle(waiting)
 
-    async def _save_status(self, play: Play) -> None:
-        """Persist ``play`` and publish its status. The kernel is the only writer of a play's
-        status: an ended play stays ended (a late write of another status is dropped)."""
+    async def _save_status(self, play: Play, note: dict[str, Any] | None = None) -> None:
+        """Persist ``play`` (with the index rows of its waits) and publish its status, with
+        ``note`` in the message. The kernel is the only writer of a play's status: an ended
+        play stays ended (a late write of another status is dropped)."""
         stored = await self.repo.find_play(play.sid)
         if stored is not None and stored.status.is_terminal and play.status is not stored.status:
             log.warning(
@@ -528,8 +522,14 @@ class Kernel(EventIntake):
             play = attrs.evolve(play, attempts=0)
         elif play.status.is_terminal and play.pending_resumes:
             play = attrs.evolve(play, pending_resumes=[])  # an ended play asks nothing any more
-        await self.repo.commit(self.repo.put_play(play))
-        message = {"type": "status", "status": play.status.value, "play": to_json(play)}
+        await self.repo.commit([*self.repo.put_play(play), *index_writes(stored, play)])
+        if self.timers is not None and play.status is PlayStatus.AWAITING_RESUME:
+            for wait in play.pending_resumes:
+                if wait.wake_at is not None:
+                    self.timers.poke(wait.wake_at)
+        message = {"type": "status", "status": play.status.value, "play": to_json(play), **(note or {})}
+        if play.status is PlayStatus.AWAITING_RESUME:
+            message["waiting"] = wait_summary(play)
         self.bus.publish(play.sid, message)
         self.bus.publish(status_topic(play.sid), message, broadcast=False)
 

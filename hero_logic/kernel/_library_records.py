@@ -1,19 +1,8 @@
 """The library's records: presets (Example), benchmarks, and what the version picker sees.
 
 They are frozen attrs values like the rest of the model, here because a version picker plugin
-reads them; the service keeps them in the store (``hero_logic.service._catalog``):
-
-==================  ==================================  =======================================
-table               key                                 value
-==================  ==================================  =======================================
-``examples``        example sid                         Example
-``wf_examples``     ``{workflow_sid}/{name}``           example sid (one preset per name)
-``benchmarks``      benchmark sid                       Benchmark
-``wf_benchmarks``   ``{workflow_sid}/{benchmark_sid}``  empty (benchmarks of a workflow)
-``ver_benchmarks``  ``{version_sid}/{benchmark_sid}``   empty (benchmarks of a version)
-``seeded``          workflow name                       the seed file it came from
-==================  ==================================  =======================================
-
+reads them; the service keeps them in the store (``hero_logic.service._catalog`` has the
+tables).
 """
 
 from __future__ import annotations

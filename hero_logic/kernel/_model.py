@@ -23,6 +23,7 @@ __all__ = [
     "FlowField",
     "Play",
     "PlayStatus",
+    "ResumeKind",
     "ResumeRequest",
     "Span",
     "SpanKind",
@@ -186,9 +187,18 @@ class WorkflowVersion:
     """Service socket names its entry flow declares (``@flow(services=[...])``)."""
 
 
+class ResumeKind(enum.StrEnum):
+    """What an open wait of a play waits for: an answer (a pause, ``ask_user``, an
+    ``on_answer`` branch), a time (``flow.sleep``, a wait's timeout) or an event."""
+
+    INPUT = "input"
+    TIMER = "timer"
+    EVENT = "event"
+
+
 @attrs.frozen
 class ResumeRequest:
-    """An open (or answered) pause of a play: what it asks and, once answered, the answer."""
+    """An open (or answered) wait of a play: what it waits for and, once resolved, how."""
 
     id: str
     name: str
@@ -200,6 +210,26 @@ class ResumeRequest:
     resumed_at: int | None = None
     play_sid: str = ""
     """The play that asked (for a parent listing the open pauses of its child plays)."""
+    answered_by: str = ""
+    """Who answered, as the caller said (an email, a service name): free text, for the audit."""
+    url: str = ""
+    """The signed link a person opens to answer (filled when read, never stored)."""
+    kind: ResumeKind = ResumeKind.INPUT
+    wake_at: int | None = None
+    """A timer's wake time; an event wait's timeout (None: none), in ms since the epoch."""
+    event_key: str = ""
+    """The key of the event an ``event`` wait waits for."""
+    group: str = ""
+    """The ``flow.wait_any`` this wait is a branch of ("" for none): its branches share it."""
+    branch: str = ""
+    """The branch's name in its group (``timeout`` for the group's timer)."""
+    via: str = ""
+    """How it was resolved: ``rpc`` (play_resume), ``url`` (an approval page), ``webhook``,
+    ``timer``, ``timeout``, ``event``, ``prefill``."""
+    event_id: str = ""
+    """The event that resolved an ``event`` wait."""
+    withdrawn_by: str = ""
+    """For a withdrawn branch of a group: the branch that won."""
 
 
 @attrs.frozen
@@ -222,9 +252,16 @@ class Play:
     """Filled on read from the kernel's link rows (:mod:`._tree`); never stored in the record."""
     pending_resumes: list[ResumeRequest] = attrs.Factory(list)
     received_resumes: list[ResumeRequest] = attrs.Factory(list)
+    withdrawn_resumes: list[ResumeRequest] = attrs.Factory(list)
+    """Branches of a ``flow.wait_any`` another branch won (never answered)."""
     prefill_resumes: dict[str, JSON] = attrs.Factory(dict)
     reuse_steps_of: str = ""
     """A play whose finished steps this play replays (``play_retry(reuse_steps=True)``)."""
+    fork_of: str = ""
+    """The play this one was forked from (``play_fork``): it replays what that play finished,
+    and the answers it received, before ``fork_from_span_id``, matched by shape key."""
+    fork_from_span_id: str = ""
+    """The span of ``fork_of`` this play runs afresh from (with everything after it)."""
     total_cost_usd: float = 0.0
     timeout_ms: int = 0
     """Wall-clock budget of each run of the play (0: the service's default); every resume and
@@ -266,3 +303,7 @@ class Span:
     child_play_sid: str = ""
     rpc_service: str = ""
     rpc_method: str = ""
+    input: JSON = None
+    """A step's arguments by parameter name (JSON; a string of cut JSON when over 4 KiB)."""
+    output: JSON = None
+    """A step's output (JSON; a string of cut JSON when over 4 KiB); None until it returns."""

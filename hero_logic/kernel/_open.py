@@ -14,14 +14,16 @@ import trio
 from ._bus import EventBus
 from ._capacity import FairCapacity
 from ._kernel import Kernel
+from ._model import now_ms
 from ._repo import Repo
 from ._runner import PlayRunner
 from ._slots import load_slots, select_sandbox_tier
+from ._timers import TimerWheel, wake_timer
 from ._tree import PlayTree
 from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from ._config import Config
     from ._interfaces import SandboxTier
@@ -44,11 +46,18 @@ def _compile_sdk(sdk_dir: Path) -> None:
 
 @asynccontextmanager
 async def open_kernel(
-    config: Config, *, recover: bool = True, slots: Slots | None = None, tier: SandboxTier | None = None
+    config: Config,
+    *,
+    recover: bool = True,
+    slots: Slots | None = None,
+    tier: SandboxTier | None = None,
+    clock_ms: Callable[[], int] | None = None,
 ) -> AsyncIterator[Kernel]:
-    """Load the plugins, open the store, start supervising plays; close it all on exit.
+    """Load the plugins, open the store, start supervising plays and the timer wheel; close it
+    all on exit.
 
-    ``slots`` and ``tier`` replace what ``config`` names (tests run plays with fakes)."""
+    ``slots`` and ``tier`` replace what ``config`` names (tests run plays with fakes);
+    ``clock_ms`` replaces the wall clock the timer wheel reads (tests drive it with Trio's)."""
     from hero_logic.sdk import BOOT_SCRIPT, SDK_DIR
 
     # Every plugin is loaded and checked before the tier is prepared, so a bad setting fails
@@ -95,6 +104,12 @@ async def open_kernel(
             )
             if recover:
                 await kernel._recover()
+
+            async def fire(play_sid: str, resume_id: str) -> None:
+                await wake_timer(kernel, play_sid, resume_id)
+
+            kernel.timers = TimerWheel(store, fire, clock_ms or now_ms)
+            await nursery.start(kernel.timers.run)  # due timers (also of the downtime) fire now
             try:
                 yield kernel
             finally:

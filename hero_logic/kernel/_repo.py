@@ -41,7 +41,7 @@ from ._spans import SpanFold
 from ._store_api import Delete, Put, Store, Write
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterable, Sequence
+    from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
 __all__ = ["Repo", "decode_record", "encode_record", "event_key"]
 
@@ -234,31 +234,36 @@ class Repo:
         return attrs.evolve(play, child_play_sids=[*[s for s in play.child_play_sids if s not in known], *linked])
 
     async def list_plays(
-        self, *, workflow_sid: str = "", statuses: Iterable[PlayStatus] = (), limit: int = 50
+        self,
+        *,
+        workflow_sid: str = "",
+        statuses: Iterable[PlayStatus] = (),
+        limit: int = 50,
+        before: str = "",
+        accept: Callable[[Play], bool] | None = None,
     ) -> list[Play]:
-        """Plays, newest first, optionally of one workflow and in some statuses."""
+        """Plays, newest first, optionally of one workflow, in some statuses, older than the
+        play ``before`` (a page's cursor) and for which ``accept`` holds."""
         wanted = set(statuses)
         out: list[Play] = []
-        if workflow_sid:
-            keys = await self.store.scan("wf_plays", f"{workflow_sid}/", reverse=True)
-            for key, _ in keys:
-                play = await self.get_play(key.split("/", 1)[1])
-                if not wanted or play.status in wanted:
-                    out.append(play)
-                    if len(out) >= limit:
-                        break
-            return out
-        after = ""
+        table, prefix = ("wf_plays", f"{workflow_sid}/") if workflow_sid else ("plays", "")
+        after = f"{prefix}{before}" if before else ""
         while len(out) < limit:
-            rows = await self.store.scan("plays", reverse=True, start_after=after, limit=256)
-            if not rows:
-                break
-            for _key, raw in rows:
-                play = decode_record(Play, raw)
-                if not wanted or play.status in wanted:
-                    out.append(await self._with_children(play))
+            rows = await self.store.scan(table, prefix, reverse=True, start_after=after, limit=256)
+            for key, raw in rows:
+                if workflow_sid:
+                    found = await self.find_play(key.split("/", 1)[1])
+                    if found is None:
+                        continue
+                    play = found
+                else:
+                    play = decode_record(Play, raw)
+                if (not wanted or play.status in wanted) and (accept is None or accept(play)):
+                    out.append(play if workflow_sid else await self._with_children(play))
                     if len(out) >= limit:
                         break
+            if len(rows) < 256:
+                break
             after = rows[-1][0]
         return out
 

@@ -38,6 +38,8 @@ __all__ = ["RETENTION_SCAN", "PlayRetirer"]
 
 RETENTION_SCAN = 256
 """Play records read at a time by the retention sweep."""
+MAX_REPLAY_CHAIN = 200
+"""Most plays followed up a chain of retries and forks (a fork of a fork reads the first too)."""
 RESCAN_MS = 5000
 """How far back each look for new plays starts again (records committed out of order)."""
 
@@ -77,13 +79,29 @@ class PlayRetirer:
             rows = await self.repo.store.scan("plays", start_after=after, limit=RETENTION_SCAN)
             for key, raw in rows:
                 play = decode_record(Play, raw)
-                if play.reuse_steps_of and not play.status.is_terminal:
-                    self._reusers.setdefault(play.reuse_steps_of, set()).add(play.sid)
+                if not play.status.is_terminal and (play.reuse_steps_of or play.fork_of):
+                    for used in await self._replayed_by(play):
+                        self._reusers.setdefault(used, set()).add(play.sid)
                 self._scanned_ms = max(self._scanned_ms, play.created_at)
                 after = key
             if len(rows) < RETENTION_SCAN:
                 return
             await trio.lowlevel.checkpoint()
+
+    async def _replayed_by(self, play: Play) -> set[str]:
+        """The plays whose events a run of ``play`` reads: the one it retries with its steps
+        (``reuse_steps_of``), the one it was forked from (``fork_of``), and theirs, up the chain."""
+        found: set[str] = set()
+        todo = [play.reuse_steps_of, play.fork_of]
+        while todo and len(found) < MAX_REPLAY_CHAIN:
+            sid = todo.pop()
+            if not sid or sid in found:
+                continue
+            found.add(sid)
+            source = await self.repo.find_play(sid)
+            if source is not None:
+                todo += [source.reuse_steps_of, source.fork_of]
+        return found
 
     async def _unfinished_reuser(self, play_sid: str) -> str:
         """An unfinished play that replays ``play_sid``'s steps, or ""."""
@@ -108,7 +126,8 @@ class PlayRetirer:
             if reuser:
                 return (
                     f"play {reuser} has not ended and replays the steps of play "
-                    f"{play.sid}{where} (play_retry with reuse_steps): delete it once that play has ended"
+                    f"{play.sid}{where} (play_retry with reuse_steps, or play_fork): delete it once "
+                    "that play has ended"
                 )
         return ""
 

@@ -29,6 +29,7 @@ import trio
 from hero_logic.sdk import (
     ENV_ENTRY,
     ENV_INPUT_FILE,
+    ENV_MAX_WAIT_MS,
     ENV_NETWORK,
     ENV_PACKAGES,
     ENV_PARENT_SPAN,
@@ -36,6 +37,7 @@ from hero_logic.sdk import (
     ENV_REPLAY_FILE,
     ENV_SANDBOX,
     ENV_SERVICES,
+    ENV_SLEEP_EXIT_MS,
     ENV_SOURCE_FILE,
     ENV_SPAN_SOCK,
     ENV_VERSION_SID,
@@ -55,9 +57,11 @@ from ._interfaces import (
     SpanListenerSlot,
 )
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._waits import request_from_pause
 from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from ._config import Config
@@ -100,6 +104,10 @@ class RunState:
     """Bytes of event lines this run has had stored (bounded by MAX_EVENT_BYTES_PER_RUN)."""
     bytes_before: int = 0
     """Bytes the play's earlier runs stored (the play is bounded by MAX_EVENT_BYTES_PER_PLAY)."""
+    deadlines: dict[str, tuple[int, str, int, Any]] = attrs.Factory(dict)
+    """Open attempts with a ``deadline_ms``: span id → (deadline, attempt key, start, attempt)."""
+    on_deadline: Callable[[], None] | None = None
+    """Called when an attempt with a deadline starts (the kernel's watchdog re-arms)."""
 
     def observe(self, event: dict[str, Any]) -> None:
         """Update the run's state from one applied event (called for each, in order)."""
@@ -109,11 +117,19 @@ class RunState:
                 self.root_span_ids.add(event["span_id"])
             if event.get("status", "running") == "running":
                 self.open_spans[event["span_id"]] = None
+                deadline = event.get("deadline_ms")
+                if isinstance(deadline, int) and isinstance(event.get("step_key"), str):
+                    tags = event.get("tags")
+                    attempt = tags.get("attempt") if isinstance(tags, dict) else None
+                    self.deadlines[event["span_id"]] = (deadline, event["step_key"], _start(event), attempt)
+                    if self.on_deadline is not None:
+                        self.on_deadline()
             self._cost(event)
         elif kind == "span_tag":
             self._cost(event)
         elif kind == "span_end":
             self.open_spans.pop(event["span_id"], None)
+            self.deadlines.pop(event["span_id"], None)
             if event["span_id"] in self.root_span_ids and event.get("error"):
                 self.root_error = str(event["error"])
         elif kind == "output":
@@ -149,24 +165,16 @@ class RunState:
         return sum(self.costs.values())
 
 
+def _start(event: dict[str, Any]) -> int:
+    start = event.get("start_ms")
+    return start if isinstance(start, int) else 0
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
     except ValueError:
         return f"signal {-code}"
-
-
-def request_from_pause(pause: dict[str, Any], play_sid: str, *, asked_at: int = 0) -> ResumeRequest:
-    """The open question a ``pause`` event asks (``asked_at`` when the event gives none)."""
-    return ResumeRequest(
-        id=str(pause.get("resume_id", "")),
-        name=str(pause.get("name", "")),
-        schema=pause.get("schema"),
-        ui=pause.get("ui"),
-        asked_at_span_id=str(pause.get("span_id", "")),
-        asked_at=int(pause.get("asked_at") or asked_at),
-        play_sid=play_sid,
-    )
 
 
 def map_outcome(
@@ -199,19 +207,24 @@ def map_outcome(
     elif outcome.exit_code == 0:
         changes.update(status=PlayStatus.SUCCESS, output_data=state.output, error_message="")
     elif outcome.exit_code == EXIT_AWAITING_RESUME and (state.pauses or children_waiting):
-        answered = {r.id for r in play.received_resumes}
+        answered = {r.id for r in (*play.received_resumes, *play.withdrawn_resumes)}
         pending: dict[str, ResumeRequest] = {}
         for p in state.pauses:
             rid = str(p.get("resume_id", ""))
             if rid in answered or rid in pending:
                 continue
-            pending[rid] = request_from_pause(p, play.sid, asked_at=now)
-        return attrs.evolve(
-            play,
-            status=PlayStatus.AWAITING_RESUME,
-            pending_resumes=list(pending.values()),
-            **changes,
-        )
+            request = request_from_pause(p, play.sid, now)
+            if isinstance(request, str):
+                changes.update(status=PlayStatus.FAILED, error_message=f"the flow process reported {request}")
+                break
+            pending[rid] = request
+        else:
+            return attrs.evolve(
+                play,
+                status=PlayStatus.AWAITING_RESUME,
+                pending_resumes=list(pending.values()),
+                **changes,
+            )
     elif outcome.exit_code == EXIT_NO_ENTRY:
         changes.update(
             status=PlayStatus.FAILED,
@@ -304,6 +317,8 @@ class PlayRunner:
             ENV_INPUT_FILE: str(inputs),
             ENV_SANDBOX: self.tier.name,
             ENV_NETWORK: "on" if version.allow_network else "off",
+            ENV_SLEEP_EXIT_MS: str(self.config.sleep_exit_ms),
+            ENV_MAX_WAIT_MS: str(self.config.max_wait_ms),
         }
         if extras.packages_dir is not None:
             env[ENV_PACKAGES] = str(extras.packages_dir)

@@ -20,6 +20,7 @@ from ._plugins import installed_plugins, load_plugin
 if TYPE_CHECKING:
     from ._config import Config
     from ._interfaces import ProcessExecutorSlot, SandboxTier, SpanListenerSlot
+    from ._model import WorkflowVersion
 
 __all__ = ["Slots", "load_picker", "load_slots", "sandbox_problem", "select_sandbox_tier", "tier_strengths"]
 
@@ -109,17 +110,21 @@ def tier_strengths(config: Config) -> dict[str, int]:
     }
 
 
-def sandbox_problem(version_sid: str, need: str, tier: SandboxTier, strengths: dict[str, int]) -> str:
-    """Why a service running ``tier`` may not run a version that needs the tier ``need``, or ""."""
+def sandbox_problem(version: WorkflowVersion, tier: SandboxTier, strengths: dict[str, int]) -> str:
+    """Why a service running ``tier`` may not run ``version`` (its minimum sandbox tier), or
+    ""; ``strengths`` is :func:`tier_strengths` (needed only when the version names a tier)."""
+    need = version.min_sandbox
+    if not need or need == tier.name:
+        return ""
     if need not in strengths:
         installed = ", ".join(sorted(strengths))
         return (
-            f"workflow version {version_sid} requires the sandbox tier {need!r}, which is not "
+            f"workflow version {version.sid} requires the sandbox tier {need!r}, which is not "
             f"installed (installed: {installed}): fix @flow(sandbox=...) in its source"
         )
     if tier.strength < strengths[need]:
         return (
-            f"workflow version {version_sid} requires the sandbox tier {need!r} or stronger, "
+            f"workflow version {version.sid} requires the sandbox tier {need!r} or stronger, "
             f"but this service runs {tier.name!r}: start the service with --sandbox {need}"
         )
     return ""

@@ -4,7 +4,9 @@ The store keeps the events a flow streamed, as they arrived; a span record is wh
 events add up to. ``span_start`` opens a span (a repeat with the same id updates it but keeps the earliest
 ``start_ms``, so a span a pause left open spans its whole life; a
 ``replayed`` repeat of a finished span only marks it replayed, keeping its first run's record),
-``span_tag`` merges tags, ``span_log`` appends a line, ``span_end`` closes it. An unknown span
+``span_tag`` merges tags, ``span_log`` appends a line, ``span_end`` closes it. A step's
+``input`` comes with its ``span_start``, its ``output`` with its ``step_output`` (the event's
+``output_preview`` when it has one: an output over 4 KiB is shown cut). An unknown span
 status is recorded as ``failed``, never silently ``ok``.
 """
 
@@ -79,6 +81,8 @@ class SpanFold:
                 "error": _str(span.get("error")),
                 **{name: _str(span.get(name)) for name in _TEXT_FIELDS},
                 "source_line": _int(span.get("source_line")),
+                "input": span.get("input"),
+                "output": span.get("output"),
             }
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -95,7 +99,7 @@ class SpanFold:
                 fields["status"] = SpanStatus.REPLAYED
                 return
             if fields is None:
-                fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": ""}
+                fields = spans[span_id] = {"tags": {}, "logs": [], "end_ms": None, "error": "", "input": None, "output": None}
             first_start = fields.get("start_ms") or 0
             fields["end_ms"] = None  # (re)started: open until its end arrives
             fields.update(
@@ -117,6 +121,8 @@ class SpanFold:
             tags = event.get("tags")
             if isinstance(tags, dict):
                 fields["tags"].update(tags)
+            if "input" in event:
+                fields["input"] = event["input"]
             if "end_ms" in event:  # a span that starts finished (a replayed step: one line)
                 fields["end_ms"] = _int(event.get("end_ms")) or None
             return
@@ -130,6 +136,8 @@ class SpanFold:
                 child = tags.get("child_play_sid")
                 if isinstance(child, str):
                     fields["child_play_sid"] = child
+        elif kind == "step_output":
+            fields["output"] = event["output_preview"] if "output_preview" in event else event.get("output")
         elif kind == "span_log":
             if len(fields["logs"]) < MAX_LOGS_PER_SPAN:
                 fields["logs"].append(_str(event.get("text")))

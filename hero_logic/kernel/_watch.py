@@ -3,13 +3,17 @@
 :func:`watch_play` is what the live span stream (CONTRACT.md §7) sends for one play:
 
 1. ``{"type": "snapshot", "play": Play, "spans": [Span], "seq": N}`` — the play and its span
-   tree as stored when the watch began; ``seq`` is the position of the last event the
+   tree as stored when the watch began (``spans`` arrives encoded, as a
+   :class:`~hero_logic.kernel.RawJson`: :func:`encode_message` writes it); ``seq`` is the position of the last event the
    snapshot includes (-1 for none).
 2. Every event applied after it, as the flow sent it, plus its position ``seq`` (consecutive,
    starting at the snapshot's ``seq + 1``).
 3. ``{"type": "status", "status": "<play status>", "play": Play}`` each time the play's status
    changes, interleaved with the events in the order they happened (a re-save that leaves the
-   status as it was sends none).
+   status as it was sends none). Going to sleep (``awaiting_resume``) it also lists the open
+   waits (``waiting``: ``[{resume_id, kind, name, wake_at?, event_key?, group?, branch?}]``);
+   waking (``running`` after a timer, an event or an answer) it says what woke it
+   (``woken``: ``[{resume_id, kind, via}]``).
 4. It returns after a terminal status; a play that had already ended gets its snapshot and one
    status message.
 
@@ -27,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._convert import to_json
+from ._convert import dumps, to_json
+from ._folded import RawJson
 from ._model import Play, PlayStatus
 
 if TYPE_CHECKING:
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
     from ._folded import FoldedSpans
     from ._kernel import Kernel
 
-__all__ = ["MAX_SNAPSHOT_SPANS", "RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "watch_all_plays", "watch_play"]
+__all__ = ["MAX_SNAPSHOT_SPANS", "RECENT_PLAYS", "WATCH_QUEUE_SIZE", "Dropped", "encode_message", "watch_all_plays", "watch_play"]
 
 WATCH_QUEUE_SIZE = 10_000
 """Bus messages a watcher may fall behind before it is dropped. A flow's events arrive in
@@ -46,7 +51,7 @@ thousand messages a second) still lags a whole burst behind."""
 RECENT_PLAYS = 50
 """Plays in the all-plays watch's snapshot, newest first."""
 
-MAX_SNAPSHOT_SPANS = 10_000
+MAX_SNAPSHOT_SPANS = 2_000
 """Spans a snapshot carries at most (the first, in start order); a bigger play's snapshot says
 ``spans_total`` and ``spans_truncated``, and ``play_spans`` pages through the rest."""
 
@@ -99,7 +104,8 @@ async def _watch_play(
         snapshot: dict[str, Any] = {
             "type": "snapshot",
             "play": sent_play,
-            "spans": await trio.to_thread.run_sync(spans.dicts, 0, MAX_SNAPSHOT_SPANS),
+            # Already encoded, from the play's one shared fold: every watcher sends the same bytes.
+            "spans": spans.json_array(0, MAX_SNAPSHOT_SPANS),
             "seq": last_seq,
         }
         if spans.count > MAX_SNAPSHOT_SPANS:
@@ -117,7 +123,7 @@ async def _watch_play(
                 if (early_index is not None and early_index <= stale) or message["status"] == status.value:
                     return False  # in the snapshot already, or a re-save that changed no status
                 status = PlayStatus(message["status"])
-                await emit({"type": "status", "status": status.value, "play": message["play"]})
+                await emit(message)  # with what it says of waits: "waiting" (sleeps), "woken"
                 return status.is_terminal
             seq = message.get("seq")
             if not isinstance(seq, int) or seq <= last_seq:
@@ -173,3 +179,13 @@ def _is_status(message: dict[str, Any]) -> bool:
     return message.get("type") == "status" and isinstance(message.get("play"), dict)
 
 
+
+
+def encode_message(message: dict[str, Any]) -> bytes:
+    """``message`` as compact JSON, its :class:`RawJson` values spliced in as they are."""
+    raw = {k: v for k, v in message.items() if isinstance(v, RawJson)}
+    if not raw:
+        return dumps(message)
+    head = dumps({k: v for k, v in message.items() if k not in raw})
+    tail = b"".join(b"," + dumps(k) + b":" + bytes(v) for k, v in raw.items())
+    return head[:-1] + (tail if head != b"{}" else tail[1:]) + b"}"

@@ -8,6 +8,12 @@ The pieces: :func:`rpc_method` marks the coroutines of a service class and
 :func:`open_stream` reads them.
 """
 
+from hero_logic.serving import SendGuard as SendGuard
+from hero_logic.serving import ServingLimits as ServingLimits
+from hero_logic.serving import parse_tcp_bind as parse_tcp_bind
+from hero_logic.serving import serve_door as serve_door
+from hero_logic.serving import serve_rpc as serve_rpc
+
 from ._asgi import RpcApp as RpcApp
 from ._asgi import WebsocketHandler as WebsocketHandler
 from ._client import AsyncClient as AsyncClient
@@ -28,7 +34,6 @@ from ._client import RemoteWrongState as RemoteWrongState
 from ._client import RpcError as RpcError
 from ._client import ServiceUnavailable as ServiceUnavailable
 from ._client import error_from_json as error_from_json
-from ._guard import SendGuard as SendGuard
 from ._jsonrpc import MAX_DEPTH as MAX_DEPTH
 from ._jsonrpc import InvalidRequest as InvalidRequest
 from ._jsonrpc import MethodNotFound as MethodNotFound
@@ -44,7 +49,6 @@ from ._methods import Param as Param
 from ._methods import admin_method_names as admin_method_names
 from ._methods import rpc_method as rpc_method
 from ._openrpc import openrpc_document as openrpc_document
-from ._server import serve_rpc as serve_rpc
 from ._stream import CLOSE_DROPPED as CLOSE_DROPPED
 from ._stream import STREAM_QUEUE_SIZE as STREAM_QUEUE_SIZE
 from ._stream import stream_all_plays as stream_all_plays

@@ -10,7 +10,10 @@ Routes::
 
 A wrong HTTP method on a known path is 405, an unknown path 404, both with a JSON body. A body
 larger than ``max_body_bytes`` is refused with 413 as soon as that is known: from its
-Content-Length before any of it is read, or while counting the chunks of a chunked body.
+Content-Length before any of it is read, or while counting the chunks of a chunked body. A
+body still incomplete ``limits.body_timeout_s`` after the headers is answered 408, and batches
+are bounded by ``limits.max_batch_length`` and ``limits.max_response_bytes`` (see
+:func:`~._jsonrpc.handle_body`).
 Methods are awaited in the request's own task, so a long ``play_wait`` blocks only its caller.
 """
 
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hero_logic.kernel import RawJson, ServiceClosed, dumps
+from hero_logic.serving import ServingLimits
 
 from ._jsonrpc import answer_body
 
@@ -87,12 +91,14 @@ class RpcApp:
         manifest: Mapping[str, Any],
         health: Callable[[], Mapping[str, Any]] | None = None,
         websocket_routes: Sequence[tuple[str, WebsocketHandler]] | None = None,
+        limits: ServingLimits | None = None,
     ) -> None:
         if max_body_bytes <= 0:
             msg = f"max_body_bytes must be positive, got {max_body_bytes}"
             raise ValueError(msg)
         self.table = table
         self.max_body_bytes = max_body_bytes
+        self.limits = limits or ServingLimits()
         self._dispatch = table.dispatch
         self._health = health
         self._openrpc = dumps(table.document())
@@ -128,28 +134,37 @@ class RpcApp:
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_body_bytes
+        declared: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if int(value) > limit:
-                    await self._too_large(receive, send, int(value), body_done=False)
+                declared = int(value)
+                if declared > limit:
+                    await self._too_large(receive, send, declared, body_done=False)
                     return
                 break
-        message = await receive()
-        body = message.get("body", b"")
-        if message.get("more_body", False):
-            chunks = bytearray(body)
-            while message.get("more_body", False):
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks += message.get("body", b"")
-                if len(chunks) > limit:
-                    done = not message.get("more_body", False)
-                    await self._too_large(receive, send, None, body_done=done)
-                    return
-            body = bytes(chunks)
-        elif len(body) > limit:
-            await self._too_large(receive, send, None, body_done=True)
+        received = 0
+        with trio.move_on_after(self.limits.body_timeout_s) as deadline:
+            message = await receive()
+            body = message.get("body", b"")
+            received = len(body)
+            if message.get("more_body", False):
+                chunks = bytearray(body)
+                while message.get("more_body", False):
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunks += message.get("body", b"")
+                    received = len(chunks)
+                    if len(chunks) > limit:
+                        done = not message.get("more_body", False)
+                        await self._too_large(receive, send, None, body_done=done)
+                        return
+                body = bytes(chunks)
+            elif len(body) > limit:
+                await self._too_large(receive, send, None, body_done=True)
+                return
+        if deadline.cancelled_caught:
+            await self._too_slow(send, received, declared)
             return
         waits: set[trio.CancelScope] = set()
         gone = False
@@ -179,7 +194,12 @@ class RpcApp:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_disconnect)
-            answer = await answer_body(body, dispatch)
+            answer = await answer_body(
+                body,
+                dispatch,
+                max_batch_length=self.limits.max_batch_length,
+                max_response_bytes=self.limits.max_response_bytes,
+            )
             nursery.cancel_scope.cancel()
         if gone:
             return  # nobody is left to read the answer
@@ -202,6 +222,24 @@ class RpcApp:
                 await send({"type": "http.response.body", "body": piece, "more_body": index + 1 < len(pieces)})
             if not pieces:
                 await send({"type": "http.response.body", "body": b""})
+
+    async def _too_slow(self, send: Send, received: int, declared: int | None) -> None:
+        """Answer 408 to a body that did not arrive in time; the connection is closed after."""
+        of = f" of {declared}" if declared is not None else ""
+        body = dumps({
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32600,
+                "message": (
+                    f"invalid request: the body did not arrive within "
+                    f"{round(self.limits.body_timeout_s * 1000)} ms of the headers (got {received}"
+                    f"{of} bytes): send the whole body at once, or raise the limit "
+                    "(HERO_LOGIC_BODY_TIMEOUT_MS / --body-timeout)"
+                ),
+            },
+        })
+        await _respond(send, 408, body, (b"connection", b"close"))
 
     async def _too_large(
         self, receive: Receive, send: Send, declared: int | None, *, body_done: bool

@@ -220,33 +220,95 @@ async def _answer(message: Any, dispatch: Dispatch) -> bytes | RawJson | None:
         return None if is_notification else _error_bytes(id_json, error)
 
 
-async def handle_body(body: bytes, dispatch: Dispatch) -> bytes | None:
-    """Answer one HTTP body (a request or a batch); None means "no content" (HTTP 204)."""
-    answer = await answer_body(body, dispatch)
+async def handle_body(
+    body: bytes,
+    dispatch: Dispatch,
+    *,
+    max_batch_length: int | None = None,
+    max_response_bytes: int | None = None,
+) -> bytes | None:
+    """Answer one HTTP body (a request or a batch); None means "no content" (HTTP 204). See
+    :func:`answer_body`."""
+    answer = await answer_body(body, dispatch, max_batch_length=max_batch_length, max_response_bytes=max_response_bytes)
     return bytes(answer) if isinstance(answer, RawJson) else answer
 
 
-async def answer_body(body: bytes, dispatch: Dispatch) -> bytes | RawJson | None:
-    """:func:`handle_body`, with a large answer left in its pieces (see RawJson).
+async def answer_body(
+    body: bytes,
+    dispatch: Dispatch,
+    *,
+    max_batch_length: int | None = None,
+    max_response_bytes: int | None = None,
+) -> bytes | RawJson | None:
+    """Answer one HTTP body (a request or a batch), a large answer left in its pieces (see
+    RawJson); None means "no content" (HTTP 204).
 
     Batch elements are answered one after the other, in order. ``dispatch`` must raise
     :class:`MethodNotFound` for an unknown method and InvalidParams for bad params; any other
     exception is logged with its traceback and answered as a bare -32603.
+
+    Two bounds keep a small batch from building a huge answer (see :func:`_answer_batch`):
+    a batch longer than ``max_batch_length`` is refused whole, before any call runs; once the
+    answers of a batch pass ``max_response_bytes``, its remaining requests are not run.
     """
     try:
         message = loads_strict(body)
     except ParseError as exc:
         return _error_bytes(_NULL_ID, exc.to_json())
     if isinstance(message, list):
-        if not message:
-            return _invalid(_NULL_ID, "empty batch: send at least one request")
-        parts: list[bytes] = []
-        for item in message:
-            part = await _answer(item, dispatch)
-            if part is not None:
-                parts.append(bytes(part))
-        return b"[" + b",".join(parts) + b"]" if parts else None
+        return await _answer_batch(message, dispatch, max_batch_length, max_response_bytes)
     return await _answer(message, dispatch)
+
+
+async def _answer_batch(
+    batch: list[Any], dispatch: Dispatch, max_length: int | None, max_bytes: int | None
+) -> bytes | None:
+    """The answers of a batch (see :func:`handle_body`).
+
+    The size bound is checked before each request: the answers may pass it by the last one
+    that ran (whose result is never dropped: it has run), so the response stays under
+    ``max_bytes`` + that answer + one short error per request not run.
+    """
+    if not batch:
+        return _invalid(_NULL_ID, "empty batch: send at least one request")
+    if max_length is not None and len(batch) > max_length:
+        return _error_bytes(_NULL_ID, {
+            "code": InvalidRequest.code,
+            "message": (
+                f"invalid request: a batch of {len(batch)} requests is over the limit of "
+                f"{max_length}: send at most {max_length} per batch, or raise the limit "
+                f"(HERO_LOGIC_MAX_BATCH / --max-batch)"
+            ),
+            "data": {"length": len(batch), "limit": max_length, "setting": "HERO_LOGIC_MAX_BATCH"},
+        })
+    parts: list[bytes] = []
+    size = 2
+    for item in batch:
+        if max_bytes is not None and size > max_bytes:
+            part = _not_run(item, size, max_bytes)
+        else:
+            answered = await _answer(item, dispatch)
+            part = bytes(answered) if isinstance(answered, RawJson) else answered
+        if part is not None:
+            parts.append(part)
+            size += len(part) + 1
+    return b"[" + b",".join(parts) + b"]" if parts else None
+
+
+def _not_run(item: Any, size: int, limit: int) -> bytes | None:
+    """The answer of a batch request left unrun because the answers passed ``limit``."""
+    if not isinstance(item, dict) or "id" not in item:
+        return None  # a notification (or a malformed one) gets no answer either way
+    id_json = _id_json(item) or _NULL_ID
+    return _error_bytes(id_json, {
+        "code": InvalidRequest.code,
+        "message": (
+            f"invalid request: not run: this batch's earlier answers already take {size} "
+            f"bytes, over the limit of {limit} bytes (HERO_LOGIC_MAX_RESPONSE_BYTES / "
+            "--max-response): send this request again alone or in a smaller batch"
+        ),
+        "data": {"size": size, "limit": limit, "setting": "HERO_LOGIC_MAX_RESPONSE_BYTES"},
+    })
 
 
 # -- the client side -----------------------------------------------------------------------------

@@ -45,11 +45,11 @@ from hero_logic.kernel import (
     NotFound,
     ServiceBusy,
     dumps,
+    encode_message,
     watch_all_plays,
     watch_play,
 )
-
-from ._guard import SendGuard
+from hero_logic.serving import SendGuard
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -114,10 +114,7 @@ async def _serve_socket(
     guard = SendGuard(send)
 
     async def emit(message: dict[str, Any]) -> None:
-        if message.get("type") == "snapshot":  # up to 10,000 spans: encoded off the event loop
-            text = (await trio.to_thread.run_sync(dumps, message)).decode()
-        else:
-            text = dumps(message).decode()
+        text = encode_message(message).decode()  # a snapshot's spans come encoded already
         await guard.send({"type": "websocket.send", "text": text})
 
     async with trio.open_nursery() as nursery:

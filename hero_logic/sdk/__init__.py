@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
     from .hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
+        ENV_MAX_WAIT_MS,
         ENV_NETWORK,
         ENV_PACKAGES,
         ENV_PARENT_SPAN,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         ENV_REPLAY_FILE,
         ENV_SANDBOX,
         ENV_SERVICES,
+        ENV_SLEEP_EXIT_MS,
         ENV_SOURCE_FILE,
         ENV_SPAN_SOCK,
         ENV_VERSION_SID,
@@ -46,18 +48,22 @@ if TYPE_CHECKING:  # type checkers see the package through its place in this tre
         MAX_LINE_BYTES,
         REQUEST_METHODS,
         SPAN_KINDS,
+        STEP_TIMEOUT_TYPE,
+        WAIT_KINDS,
         decode_event,
         encode_event,
         encode_response,
         failure_entry,
         resume_id,
         step_key,
+        wait_id,
     )
 else:  # at run time it is the top-level package, the one flow processes import
     from hero_tracing._fields import type_name
     from hero_tracing._wire import (
         ENV_ENTRY,
         ENV_INPUT_FILE,
+        ENV_MAX_WAIT_MS,
         ENV_NETWORK,
         ENV_PACKAGES,
         ENV_PARENT_SPAN,
@@ -65,6 +71,7 @@ else:  # at run time it is the top-level package, the one flow processes import
         ENV_REPLAY_FILE,
         ENV_SANDBOX,
         ENV_SERVICES,
+        ENV_SLEEP_EXIT_MS,
         ENV_SOURCE_FILE,
         ENV_SPAN_SOCK,
         ENV_VERSION_SID,
@@ -76,12 +83,15 @@ else:  # at run time it is the top-level package, the one flow processes import
         MAX_LINE_BYTES,
         REQUEST_METHODS,
         SPAN_KINDS,
+        STEP_TIMEOUT_TYPE,
+        WAIT_KINDS,
         decode_event,
         encode_event,
         encode_response,
         failure_entry,
         resume_id,
         step_key,
+        wait_id,
     )
 
 from ._signature import FlowSignature, FlowSourceError, read_flow_signature  # noqa: E402  (after the path fallback)
@@ -90,6 +100,7 @@ __all__ = [
     "BOOT_SCRIPT",
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_MAX_WAIT_MS",
     "ENV_NETWORK",
     "ENV_PACKAGES",
     "ENV_PARENT_SPAN",
@@ -97,6 +108,7 @@ __all__ = [
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
     "ENV_SERVICES",
+    "ENV_SLEEP_EXIT_MS",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -109,6 +121,8 @@ __all__ = [
     "REQUEST_METHODS",
     "SDK_DIR",
     "SPAN_KINDS",
+    "STEP_TIMEOUT_TYPE",
+    "WAIT_KINDS",
     "FlowSignature",
     "FlowSourceError",
     "decode_event",
@@ -119,4 +133,5 @@ __all__ = [
     "resume_id",
     "step_key",
     "type_name",
+    "wait_id",
 ]

@@ -38,8 +38,13 @@ _CONTAINER_TYPES = {
 }
 _DECORATOR_KEYWORDS = (
     "name", "description", "inputs", "outputs", "sandbox", "network", "checkpoint", "secrets", "services",
+    "strict_replay", "retries", "retry_delay", "retry_backoff", "retry_max_delay", "retry_on", "retry_jitter", "timeout",
 )
 _RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+_RUN_TIME_KEYWORDS = ("retry_on",)
+"""Arguments that name classes (``retry_on=(ValueError,)``): not literals, not read here."""
+MAX_RETRIES = 1000
+MAX_DELAY_S = 366 * 24 * 3600
 
 
 class FlowSourceError(ValueError):
@@ -210,7 +215,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
     flow_name = func.name
     if isinstance(decorator, ast.Call):
         if decorator.args:
-            reason = f"@flow on {func.name!r} takes keyword arguments only: name=, description=, inputs=, outputs=, sandbox=, network=, checkpoint=, secrets=, services="
+            reason = f"@flow on {func.name!r} takes keyword arguments only: {'=, '.join(_DECORATOR_KEYWORDS)}="
             raise FlowSourceError(decorator.lineno, reason)
         for keyword in decorator.keywords:
             if keyword.arg not in _DECORATOR_KEYWORDS:
@@ -219,6 +224,8 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
                     f"it takes {', '.join(_DECORATOR_KEYWORDS)}"
                 )
                 raise FlowSourceError(keyword.value.lineno, reason)
+            if keyword.arg in _RUN_TIME_KEYWORDS:
+                continue
             values[keyword.arg] = (
                 _literal(keyword.value, keyword.arg, func.name),
                 keyword.value.lineno,
@@ -248,6 +255,7 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
         raise FlowSourceError(
             line, f"@flow {flow_name!r}: sandbox must be a tier name such as 'bwrap', got {sandbox!r}"
         )
+    _check_policy(values, flow_name)
     network, line = values.get("network", (False, decorator.lineno))
     if not isinstance(network, bool):
         raise FlowSourceError(
@@ -265,6 +273,11 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
                 f'starting with a letter or _), e.g. {what}=["OPENAI_API_KEY"]; got {value!r}',
             )
         names[what] = tuple(dict.fromkeys(value))
+    strict, line = values.get("strict_replay", (True, decorator.lineno))
+    if not isinstance(strict, bool):
+        raise FlowSourceError(
+            line, f"@flow {flow_name!r}: strict_replay must be True or False, got {strict!r}"
+        )
     return _Found(
         name=flow_name,
         function=func.name,
@@ -276,6 +289,29 @@ def _read_flow(func: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr
         secrets=names["secrets"],
         services=names["services"],
     )
+
+
+def _check_policy(values: dict[str, tuple[Any, int]], flow_name: str) -> None:
+    """Refuse retry and timeout settings the SDK would refuse, naming the argument and the fix."""
+    retries, line = values.get("retries", (0, 0))
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise FlowSourceError(line, f"@flow {flow_name!r}: retries must be an integer from 0 to {MAX_RETRIES}, got {retries!r}")
+    for what in ("retry_delay", "retry_backoff", "retry_max_delay", "timeout"):
+        if what not in values or (what == "timeout" and values[what][0] is None):
+            continue
+        value, line = values[what]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value or not 0 <= value <= MAX_DELAY_S:
+            raise FlowSourceError(
+                line,
+                f"@flow {flow_name!r}: {what} must be a number of seconds from 0 to {MAX_DELAY_S}, got {value!r}",
+            )
+        if what == "timeout" and value <= 0:
+            raise FlowSourceError(line, f"@flow {flow_name!r}: timeout must be more than 0 seconds (or None: no limit), got {value!r}")
+        if what == "retry_backoff" and value < 1:
+            raise FlowSourceError(line, f"@flow {flow_name!r}: retry_backoff must be 1 or more (1: the same delay every time), got {value!r}")
+    jitter, line = values.get("retry_jitter", (True, 0))
+    if not isinstance(jitter, bool):
+        raise FlowSourceError(line, f"@flow {flow_name!r}: retry_jitter must be True or False, got {jitter!r}")
 
 
 def read_flow_signature(source: str, entry: str | None = None) -> FlowSignature:

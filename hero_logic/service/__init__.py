@@ -16,6 +16,8 @@ from ._checks import canonical_json as canonical_json
 from ._checks import check_limit as check_limit
 from ._checks import check_name as check_name
 from ._checks import invalid_field as invalid_field
+from ._events import Event as Event
+from ._events import Events as Events
 from ._flow_requests import FlowRequests as FlowRequests
 from ._inputs import check_inputs as check_inputs
 from ._inputs import json_type_name as json_type_name
@@ -31,6 +33,7 @@ from ._schema_check import SchemaChecker as SchemaChecker
 from ._scoring import RunOutcome as RunOutcome
 from ._scoring import check_expected_output as check_expected_output
 from ._scoring import merge_under as merge_under
+from ._scoring import output_differences as output_differences
 from ._scoring import outputs_match as outputs_match
 from ._scoring import run_accuracy as run_accuracy
 from ._scoring import summarise_runs as summarise_runs

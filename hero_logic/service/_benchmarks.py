@@ -30,7 +30,7 @@ from hero_logic.kernel import (
 )
 
 from ._catalog import Library
-from ._scoring import RunOutcome, run_accuracy, summarise_runs
+from ._scoring import RunOutcome, output_differences, run_accuracy, summarise_runs
 
 if TYPE_CHECKING:
     from hero_logic.kernel import Benchmark, Example, Kernel, WorkflowVersion
@@ -160,7 +160,8 @@ class BenchmarkDriver:
             success=success, output=play.output_data, expected=example.expected_output, score=score
         )
         if success and basis == "expected_output" and accuracy == 0.0:
-            note = f"{label}: the output differs from the expected output: {str(play.output_data)[:200]}"
+            differences = "; ".join(output_differences(example.expected_output, play.output_data)[:5])
+            note = f"{label}: the output differs from the expected output: {differences}"
         outcome = RunOutcome(
             success=success,
             duration_ms=play.duration_ms,

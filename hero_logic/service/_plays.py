@@ -28,12 +28,14 @@ from hero_logic.kernel import (
 from hero_logic.sdk import decode_event
 
 from ._checks import check_limit, check_name, check_offset, invalid_field
+from ._forks import fork_point
 from ._inputs import check_inputs
 from ._marker import rpc_method
 
 if TYPE_CHECKING:
     from hero_logic.kernel import FoldedSpans
 
+    from ._resume_links import ResumeLinks
     from ._workflows import Workflows
 
 
@@ -80,6 +82,8 @@ class Plays:
     workflows: Workflows
     library: StartPlanner | None = None
     """Presets and version picking for ``play_start`` (set when the service is assembled)."""
+    links: ResumeLinks | None = None
+    """Signs the ``url`` of each open question (set when the service is assembled)."""
     _key_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     async def create(
@@ -99,6 +103,8 @@ class Plays:
         sid: str = "",
         idempotency_key: str = "",
         deadline_ms: int = 0,
+        fork_of: str = "",
+        fork_from_span_id: str = "",
     ) -> Play:
         """Create a ``pending`` play of a version (the workflow's current one unless named),
         its inputs checked against the version's fields, and hand it to the kernel to run.
@@ -123,12 +129,14 @@ class Plays:
                     name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
                     prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
                     step_key=step_key, sid=sid, idempotency_key=key, deadline_ms=deadline_ms,
+                    fork_of=fork_of, fork_from_span_id=fork_from_span_id,
                 )
         return await self._create(
             context=context, workflow_sid=workflow_sid, input_data=input_data, version_sid=version_sid,
             name=name, parent_span_id=parent_span_id, parent_play_sid=parent_play_sid,
             prefill_resumes=prefill_resumes, timeout_ms=timeout_ms, reuse_steps_of=reuse_steps_of,
             step_key=step_key, sid=sid, deadline_ms=deadline_ms,
+            fork_of=fork_of, fork_from_span_id=fork_from_span_id,
         )
 
     async def _create(
@@ -148,6 +156,8 @@ class Plays:
         sid: str,
         idempotency_key: str = "",
         deadline_ms: int = 0,
+        fork_of: str = "",
+        fork_from_span_id: str = "",
     ) -> Play:
         async with self.workflows.creating_play(workflow_sid):
             wf = await self.kernel.repo.get_workflow(workflow_sid)
@@ -164,6 +174,8 @@ class Plays:
                 parent_play_sid=parent_play_sid,
                 prefill_resumes=dict(prefill_resumes or {}),
                 reuse_steps_of=reuse_steps_of,
+                fork_of=fork_of,
+                fork_from_span_id=fork_from_span_id,
                 timeout_ms=timeout_ms,
                 created_at=now,
                 deadline_at=now + deadline_ms if deadline_ms else None,
@@ -237,8 +249,8 @@ class Plays:
 
     @rpc_method(admin=True)
     async def play_status(self, play_sid: str) -> Play:
-        """The play as it stands."""
-        return await self.kernel.repo.get_play(play_sid)
+        """The play as it stands (each open question a person answers has its ``url``)."""
+        return self._with_urls(await self.kernel.repo.get_play(play_sid))
 
     @rpc_method(cancel_on_disconnect=True)
     async def play_wait(self, play_sid: str, timeout_ms: int = 0) -> Play:
@@ -247,7 +259,10 @@ class Plays:
         if timeout_ms < 0:
             msg = "timeout_ms"
             raise invalid_field(msg, f"must be 0 (forever) or positive, got {timeout_ms}", context="play_wait")
-        return await self.kernel.wait(play_sid, timeout_ms)
+        return self._with_urls(await self.kernel.wait(play_sid, timeout_ms))
+
+    def _with_urls(self, play: Play) -> Play:
+        return self.links.with_urls(play) if self.links is not None else play
 
     @rpc_method(admin=True)
     async def play_cancel(self, play_sid: str) -> Play:
@@ -278,20 +293,82 @@ class Plays:
         return play.sid
 
     @rpc_method(admin=True)
-    async def play_list(self, workflow_sid: str = "", status: str = "", limit: int = 50) -> list[Play]:
-        """Plays, newest first, optionally of one workflow and/or in one status."""
-        check_limit(limit, context="play_list")
-        statuses: tuple[PlayStatus, ...] = ()
-        if status:
+    async def play_fork(
+        self, play_sid: str, from_span_id: str, input_data: dict[str, Any] | None = None, version_sid: str = ""
+    ) -> str:
+        """Start a new play that reuses what an ended play did before one of its steps; returns
+        its sid.
+
+        Every step the old play finished before the step span from_span_id started, and every
+        answer it received before then, is replayed (marked replayed, tagged reused_from); that
+        step and everything after it run afresh. input_data (null: the old play's) and
+        version_sid ("" : the old play's version) may differ: steps match by flow name,
+        arguments and position, not by version, so a fork onto a fixed version reuses every
+        finished step before the one that failed."""
+        old = await self.kernel.repo.get_play(play_sid)
+        await fork_point(self.kernel, old, from_span_id)
+        play = await self.create(
+            context="play_fork",
+            workflow_sid=old.workflow_sid,
+            input_data=old.input_data if input_data is None else input_data,
+            version_sid=version_sid or old.workflow_version_sid,
+            name=old.name,
+            prefill_resumes=old.prefill_resumes,
+            timeout_ms=old.timeout_ms,
+            fork_of=old.sid,
+            fork_from_span_id=from_span_id,
+        )
+        return play.sid
+
+    @rpc_method(admin=True)
+    async def play_list(
+        self,
+        workflow_sid: str = "",
+        status: str = "",
+        limit: int = 50,
+        name: str = "",
+        query: str = "",
+        since_ms: int = 0,
+        until_ms: int = 0,
+        before: str = "",
+        hide_benchmarks: bool = False,
+        hide_schedules: bool = False,
+    ) -> list[Play]:
+        """Plays, newest first, optionally of one workflow and/or in some statuses (one, or
+        several comma-separated), whose name contains ``name``, whose sid starts with or name
+        contains ``query``, created in [since_ms, until_ms), older than the play ``before``
+        (the last sid of the previous page), without benchmark or schedule runs."""
+        context = "play_list"
+        check_limit(limit, context=context)
+        statuses: list[PlayStatus] = []
+        for part in filter(None, (p.strip() for p in status.split(","))):
             try:
-                statuses = (PlayStatus(status),)
+                statuses.append(PlayStatus(part))
             except ValueError:
                 allowed = ", ".join(s.value for s in PlayStatus)
                 msg = "status"
-                raise invalid_field(msg, f"unknown play status {status!r}; one of: {allowed}", context="play_list") from None
+                raise invalid_field(msg, f"unknown play status {part!r}; one of: {allowed}", context=context) from None
+        if since_ms < 0 or until_ms < 0:
+            msg = "since_ms" if since_ms < 0 else "until_ms"
+            raise invalid_field(msg, "must be 0 (no bound) or a time in ms since the epoch", context=context)
         if workflow_sid:
             await self.kernel.repo.get_workflow(workflow_sid)
-        plays = await self.kernel.repo.list_plays(workflow_sid=workflow_sid, statuses=statuses, limit=limit)
+        needle, search = name.casefold(), query.strip().casefold()
+
+        def accept(play: Play) -> bool:
+            label = play.name.casefold()
+            return (
+                (not needle or needle in label)
+                and (not search or play.sid.casefold().startswith(search) or search in label)
+                and (not since_ms or play.created_at >= since_ms)
+                and (not until_ms or play.created_at < until_ms)
+                and not (hide_benchmarks and play.name.startswith("benchmark:"))
+                and not (hide_schedules and play.name.startswith("schedule:"))
+            )
+
+        plays = await self.kernel.repo.list_plays(
+            workflow_sid=workflow_sid, statuses=statuses, limit=limit, before=before, accept=accept
+        )
         # A list shows which questions are open, not their schemas: play_pending_resumes has those.
         return [_without_schemas(p) if p.pending_resumes else p for p in plays]
 
@@ -333,13 +410,17 @@ class Plays:
         if event["type"] == "request":
             msg = "event_json"
             raise invalid_field(msg, "requests are only answered on a play's own span socket", context="span_push")
-        if event["type"] in REPLAYED_EVENT_TYPES and not self.kernel.config.span_push_outputs:
+        # A call's span_start (step_key) or an answered pause's (shape_key) is part of the record
+        # a re-run is held to and a fork reuses: the flow's own, like what a resume replays.
+        recorded = event["type"] == "span_start" and ("step_key" in event or "shape_key" in event)
+        if (event["type"] in REPLAYED_EVENT_TYPES or recorded) and not self.kernel.config.span_push_outputs:
             msg_0 = "event_json"
+            what = "a span_start with a step_key or shape_key is part of the record a re-run is held to" if recorded else f"a {event['type']!r} event is what a resume replays"
             raise invalid_field(
                 msg_0,
-                f"a {event['type']!r} event is what a resume replays, so only the flow itself may send "
-                "it; span_push takes span_start, span_tag, span_log and span_end (a test service may "
-                "allow more with --span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
+                f"{what}, so only the flow itself may send it; span_push takes span_start (of no "
+                "@flow call), span_tag, span_log and span_end (a test service may allow more with "
+                "--span-push-outputs on / HERO_LOGIC_SPAN_PUSH_OUTPUTS=on)",
                 context="span_push",
             )
         await self.kernel.apply(play_sid, [(raw, event)])

@@ -7,7 +7,7 @@ checked in the schema checker's worker process, never here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,21 +19,30 @@ from hero_logic.kernel import (
     NotFound,
     Play,
     PlayStatus,
+    ResumeKind,
     ResumeRequest,
     WrongState,
     now_ms,
+    why_not_open,
 )
 
 from ._checks import canonical_json, invalid_field
 from ._marker import rpc_method
 from ._schema_check import SchemaChecker, SchemaCheckFailed
 
-__all__ = ["Resumes", "check_payload"]
+if TYPE_CHECKING:
+    from ._resume_links import ResumeLinks
+
+__all__ = ["MAX_ANSWERED_BY", "Resumes", "check_payload"]
+
+MAX_ANSWERED_BY = 200
+"""Longest ``answered_by`` label, in characters."""
 
 
 def _receipt_or_conflict(play: Play, answered: ResumeRequest, payload: Any, *, context: str) -> dict[str, Any]:
-    """The first receipt when ``payload`` is the answer already taken; else a Conflict."""
-    if canonical_json(answered.payload) == canonical_json(payload):
+    """The first receipt when ``payload`` is the answer already taken (or the wait was a timer
+    or an event, which take no answer); else a Conflict."""
+    if canonical_json(answered.payload) == canonical_json(payload) or answered.kind is not ResumeKind.INPUT:
         return {"ok": True, "resumed_at": answered.resumed_at, "play_sid": play.sid, "resume_id": answered.id}
     msg = (
         f"{context}: pause {answered.name!r} ({answered.id}) of play {play.sid} was already "
@@ -69,11 +78,13 @@ class Resumes:
 
     kernel: Kernel
     schema_checker: SchemaChecker
+    links: ResumeLinks | None = None
+    """Signs the ``url`` of each open question (set when the service is assembled)."""
     _resume_locks: KeyedLock = attrs.Factory(KeyedLock)
 
     # -- pauses and resumes ----------------------------------------------------------------------
 
-    async def _open_pauses(self, play: Play) -> list[ResumeRequest]:
+    async def open_pauses(self, play: Play) -> list[ResumeRequest]:
         """The unanswered pauses of ``play`` (those its running run has reached so far too) and
         of the child plays it waits for, recursively."""
         out = [attrs.evolve(r, play_sid=r.play_sid or play.sid) for r in play.pending_resumes]
@@ -86,35 +97,53 @@ class Resumes:
                 except NotFound:
                     continue
                 if child.status is PlayStatus.AWAITING_RESUME:
-                    out += await self._open_pauses(child)
+                    out += await self.open_pauses(child)
         return out
 
     @rpc_method(admin=True)
     async def play_pending_resumes(self, play_sid: str) -> list[ResumeRequest]:
         """The open pauses of a play, including those of child plays it waits for (each
-        names its play in play_sid)."""
-        return await self._open_pauses(await self.kernel.repo.get_play(play_sid))
+        names its play in play_sid, and each question a person answers has its ``url``)."""
+        opened = await self.open_pauses(await self.kernel.repo.get_play(play_sid))
+        return [self.links.with_url(r, play_sid) for r in opened] if self.links else opened
 
     @rpc_method(admin=True)
-    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None) -> dict[str, Any]:
+    async def play_resume(self, play_sid: str, resume_id: str, payload: Any = None, answered_by: str = "") -> dict[str, Any]:
         """Answer a pause (by resume id, or by pause name when that is unambiguous) and
-        continue the play from where it paused.
+        continue the play from where it paused; on a timer (a sleep, a wait's timeout) with a
+        null payload, wake it now.
 
         The payload is checked against the pause's JSON schema. Idempotent: the same payload
         again returns the first answer and runs nothing; a different payload for an answered
         pause is a conflict. A pause of a child play can be answered through its parent.
         Answers to one play are taken one at a time, so concurrent identical answers all get
         the first one's receipt and concurrent different answers conflict."""
-        async with self._resume_locks.hold(play_sid):
-            return await self._resume(play_sid, resume_id, payload)
+        return await self.answer(play_sid, resume_id, payload, answered_by=answered_by, via="rpc")
 
-    async def _resume(self, play_sid: str, resume_id: str, payload: Any) -> dict[str, Any]:
+    async def answer(
+        self, play_sid: str, resume_id: str, payload: Any, *, answered_by: str = "", via: str = "rpc"
+    ) -> dict[str, Any]:
+        """``play_resume`` for every door: ``via`` says which (``rpc``, ``url``, ``webhook``)."""
+        if len(answered_by) > MAX_ANSWERED_BY or not answered_by.isprintable():
+            msg = "answered_by"
+            raise invalid_field(
+                msg, f"must be one line of at most {MAX_ANSWERED_BY} printable characters, got {answered_by[:80]!r}",
+                context="play_resume",
+            )
+        async with self._resume_locks.hold(play_sid):
+            return await self._resume(play_sid, resume_id, payload, answered_by=answered_by, via=via)
+
+    async def _resume(self, play_sid: str, resume_id: str, payload: Any, *, answered_by: str, via: str) -> dict[str, Any]:
         context = "play_resume"
         play = await self.kernel.repo.get_play(play_sid)
+        opened = await self.open_pauses(play)
+        is_open = any(resume_id in (r.id, r.name) for r in opened)
         for answered in play.received_resumes:
             if answered.id == resume_id:
                 return _receipt_or_conflict(play, answered, payload, context=context)
-        opened = await self._open_pauses(play)
+        if any(resume_id in (w.id, w.name) for w in play.withdrawn_resumes) and not is_open:
+            msg = f"{context}: play {play.sid}: {why_not_open(play, resume_id)}"
+            raise WrongState(msg)
         # A name means the one *open* pause of that name (a question asked in a loop has one
         # name and many ids): only when none is open does it mean the one answered last.
         matches = [r for r in opened if r.id == resume_id] or [r for r in opened if r.name == resume_id]
@@ -122,9 +151,9 @@ class Resumes:
             by_name = [a for a in play.received_resumes if a.name == resume_id]
             if by_name:
                 return _receipt_or_conflict(play, by_name[-1], payload, context=context)
-            answered_by = await self._child_that_answered(play, resume_id)
-            if answered_by:  # the same answer again through the parent: idempotent there too
-                return await self.play_resume(answered_by, resume_id, payload)
+            child_sid = await self._child_that_answered(play, resume_id)
+            if child_sid:  # the same answer again through the parent: idempotent there too
+                return await self.answer(child_sid, resume_id, payload, answered_by=answered_by, via=via)
             if play.status is not PlayStatus.AWAITING_RESUME and not self.kernel.is_active(play.sid):
                 msg = f"{context}: play {play.sid} is {play.status.value}, not awaiting resume {resume_id!r}"
                 raise WrongState(msg)
@@ -139,9 +168,20 @@ class Resumes:
             raise invalid_field(msg_0, why, context=context)
         request = matches[0]
         if request.play_sid != play.sid:
-            return await self.play_resume(request.play_sid, request.id, payload)
+            return await self.answer(request.play_sid, request.id, payload, answered_by=answered_by, via=via)
+        if request.kind is ResumeKind.EVENT:
+            why = (
+                f"{request.id} ({request.name!r}) waits for the event {request.event_key!r}: send it with "
+                f"event_send(key={request.event_key!r}, payload=...)"
+            )
+            field = "resume_id"
+            raise invalid_field(field, why, context=context)
+        if request.kind is ResumeKind.TIMER and payload is not None:
+            why = f"a timer ({request.name!r}) is woken early with a null payload, got {canonical_json(payload)[:80]}: pass payload=null"
+            field = "payload"
+            raise invalid_field(field, why, context=context)
         await check_payload(self.schema_checker, request, payload, context=context)
-        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms())
+        answered = attrs.evolve(request, payload=payload, resumed_at=now_ms(), answered_by=answered_by, via=via)
         try:
             # Durable before we answer; a play still running takes it when its run settles.
             await self.kernel.resume(play.sid, answered)

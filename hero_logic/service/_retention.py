@@ -61,11 +61,10 @@ class Retention:
         return await self.kernel.retirer.delete_tree(play_sid)
 
     async def run(self) -> None:
-        """Sweep now and then every :data:`SWEEP_INTERVAL_S` (a kernel system task)."""
+        """Sweep now and then every :data:`SWEEP_INTERVAL_S` (a kernel system task, started
+        when ``--retention-days`` is set)."""
         days = self.kernel.config.retention_days
-        if not days:
-            return
-        while True:
+        while days:
             await self.sweep(now_ms() - days * DAY_MS)
             await trio.sleep(SWEEP_INTERVAL_S)
 

@@ -17,7 +17,15 @@ if TYPE_CHECKING:
 
     from hero_logic.kernel import FlowField
 
-__all__ = ["RunOutcome", "check_expected_output", "merge_under", "outputs_match", "run_accuracy", "summarise_runs"]
+__all__ = [
+    "RunOutcome",
+    "check_expected_output",
+    "merge_under",
+    "output_differences",
+    "outputs_match",
+    "run_accuracy",
+    "summarise_runs",
+]
 
 
 @attrs.frozen
@@ -102,6 +110,23 @@ def outputs_match(expected: Any, output: Any) -> bool:
     if isinstance(expected, dict) and expected:
         return isinstance(output, dict) and all(k in output and _same(output[k], v) for k, v in expected.items())
     return _same(expected, output)
+
+
+def output_differences(expected: Any, output: Any) -> list[str]:
+    """How ``output`` departs from ``expected``, one line per expected key that differs (in
+    the order of ``expected``), as :func:`outputs_match` compares them; [] when they match."""
+    if isinstance(expected, dict) and expected:
+        if not isinstance(output, dict):
+            keys = ", ".join(repr(k) for k in list(expected)[:5])
+            return [f"expected an object with key {keys}, got {_show(output)} ({json_type_name(output)})"]
+        lines = []
+        for key, value in expected.items():
+            if key not in output:
+                lines.append(f"key {key!r} is missing")
+            elif not _same(output[key], value):
+                lines.append(f"key {key!r}: expected {_show(value)}, got {_show(output[key])}")
+        return lines
+    return [] if _same(expected, output) else [f"expected {_show(expected)}, got {_show(output)}"]
 
 
 def run_accuracy(*, success: bool, output: Any, expected: Any, score: Any) -> tuple[float | None, str]:

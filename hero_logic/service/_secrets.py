@@ -177,7 +177,7 @@ class Secrets:
             )
         now = now_ms()
         old = await self._record(name)
-        token = self._cipher().encrypt(f"{name}\0{value}".encode("utf-8", "surrogatepass")).decode()
+        token = self.seal(name, value)
         record = {"token": token, "created_at": old["created_at"] if old else now, "updated_at": now}
         await self.kernel.repo.commit([Put("secrets", name, json.dumps(record).encode())])
         return {"name": name, "created_at": record["created_at"], "updated_at": now}
@@ -213,18 +213,30 @@ class Secrets:
         record = await self._record(name)
         if record is None:
             return None
+        try:
+            return self.unseal(name, record["token"])
+        except WrongState:
+            msg = f"secret {name!r} cannot be read with the key in {self.key_file} (the key changed, or the value was sealed for another name): set the secret again"
+            raise WrongState(msg) from None
+
+    def seal(self, purpose: str, clear: str) -> str:
+        """``clear`` encrypted with the secrets key, bound to ``purpose`` (e.g. a webhook's sid)."""
+        return self._cipher().encrypt(f"{purpose}\0{clear}".encode("utf-8", "surrogatepass")).decode()
+
+    def unseal(self, purpose: str, sealed: str) -> str:
+        """What :meth:`seal` sealed for ``purpose``; WrongState if the key changed or it is not."""
         from cryptography.fernet import InvalidToken
 
         try:
-            clear = self._cipher().decrypt(record["token"].encode()).decode("utf-8", "surrogatepass")
+            clear = self._cipher().decrypt(sealed.encode()).decode("utf-8", "surrogatepass")
         except InvalidToken:
-            msg = f"secret {name!r} cannot be decrypted with the key in {self.key_file}: the key changed; set the secret again"
+            msg = f"a value sealed for {purpose!r} cannot be decrypted with the key in {self.key_file}: the key changed"
             raise WrongState(msg) from None
-        stored_name, _, secret = clear.partition("\0")
-        if stored_name != name:
-            msg = f"secret {name!r} holds a value encrypted for {stored_name!r}: set it again"
+        stored, _, value = clear.partition("\0")
+        if stored != purpose:
+            msg = f"a value sealed for {stored!r} was presented as {purpose!r}"
             raise WrongState(msg)
-        return secret
+        return value
 
     async def redactor_for(self, play_sid: str, names: Iterable[str]) -> SecretRedactor:
         """A redactor for one run of ``play_sid`` that knows the values of ``names``."""

@@ -151,14 +151,20 @@ class FakeTier:
 
 
 @asynccontextmanager
-async def open_fake_kernel(config: Config, script: Callable[[FakeRun], Awaitable[int]]) -> AsyncIterator[Kernel]:
-    """A running kernel over ``config``'s store whose plays are run by ``script``."""
+async def open_fake_kernel(
+    config: Config, script: Callable[[FakeRun], Awaitable[int]], *, clock_ms: Callable[[], int] | None = None
+) -> AsyncIterator[Kernel]:
+    """A running kernel over ``config``'s store whose plays are run by ``script``
+    (``clock_ms``: the wall clock its timer wheel reads, e.g. one driven by Trio's mock clock)."""
     sinks: dict[str, EventSink] = {}
+    # A script writes no file: plain workdirs (no file system mounted per run, whose worker
+    # threads would let a mock clock jump).
+    config = attrs.evolve(config, workdir_mb=0)
     slots = Slots(
         store_factory=load_plugin("hero_logic.store", config.store, required_attrs=("from_config",)),
         executor=_FakeExecutor(script, sinks),
         listener=_FakeListener(sinks),
         picker=load_picker(config, config.version_picker),
     )
-    async with open_kernel(config, slots=slots, tier=FakeTier()) as kernel:
+    async with open_kernel(config, slots=slots, tier=FakeTier(), clock_ms=clock_ms) as kernel:
         yield kernel

@@ -11,8 +11,32 @@ export class RpcError extends Error {
   }
 }
 
+const ANSWERER_KEY = "hero_logic.answered_by";
+
+/** The label this browser signs its answers with (set once by its user, kept in localStorage). */
+export function answerer() {
+  try {
+    return localStorage.getItem(ANSWERER_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setAnswerer(label) {
+  try {
+    if (label) localStorage.setItem(ANSWERER_KEY, label);
+    else localStorage.removeItem(ANSWERER_KEY);
+  } catch {
+    // storage refused (a private window): the label lasts as long as the page
+  }
+}
+
 /** Call a service method through the admin (POST /api/rpc); resolves to its result. */
 export async function rpc(method, params = {}) {
+  if (method === "play_resume" && !Array.isArray(params) && !("answered_by" in params)) {
+    // Every answer sent from a page says who sent it (the audit trail of the play page).
+    params = { ...params, answered_by: answerer() || "admin" };
+  }
   const response = await fetch("/api/rpc", {
     method: "POST",
     headers: { "content-type": "application/json", "x-csrf-token": CSRF },
@@ -46,14 +70,16 @@ export async function has(method) {
   return (await methods()).has(method);
 }
 
-/** Open a live stream websocket; reconnects (fresh snapshot) unless it closed after the end. */
+/** Open a live stream websocket (with the CSRF token); reconnects (fresh snapshot) unless it closed after the end. */
 export function openStream(path, { onMessage, onState }) {
   let socket = null;
   let stopped = false;
   let delay = 500;
   const connect = () => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}${path}`);
+    // The admin refuses a websocket without the page's CSRF token (a browser cannot set headers here).
+    const token = `${path.includes("?") ? "&" : "?"}csrf=${encodeURIComponent(CSRF)}`;
+    socket = new WebSocket(`${scheme}://${location.host}${path}${token}`);
     socket.onopen = () => { delay = 500; onState?.("live"); };
     socket.onmessage = (event) => onMessage(JSON.parse(event.data));
     socket.onclose = (event) => {

@@ -33,7 +33,7 @@ async function load() {
     els.stats,
     h("div", { class: "grid cols-2" },
       h("section", { class: "card", id: "recent-plays" },
-        h("div", { class: "card-head" }, h("h2", {}, "Recent plays"), h("span", { class: "spacer" }), els.live),
+        h("div", { class: "card-head" }, h("h2", {}, "Recent plays"), h("span", { class: "spacer" }), els.live, h("a", { class: "btn small", href: "/plays", id: "all-plays" }, "All plays →")),
         els.plays),
       h("section", { class: "card", id: "workflows" },
         h("div", { class: "card-head" }, h("h2", {}, "Workflows"), h("span", { class: "spacer" }),
@@ -94,8 +94,9 @@ async function refreshCounts() {
   const counts = await Promise.all(kinds.map(([status]) => rpc("play_list", { status, limit }).then((p) => p.length, () => null)));
   clear(els.stats,
     ...kinds.map(([status, label], i) => h("div", { class: `stat ${status}`, dataset: { count: status } },
-      h("div", { class: "label" }, label),
-      h("div", { class: "value" }, counts[i] === null ? "–" : counts[i] >= limit ? `${limit}+` : String(counts[i])))),
+      h("a", { class: "stat-link", href: `/plays?status=${status}`, title: `the ${label.toLowerCase()} plays` },
+        h("div", { class: "label" }, label),
+        h("div", { class: "value" }, counts[i] === null ? "–" : counts[i] >= limit ? `${limit}+` : String(counts[i]))))),
     h("div", { class: "stat" }, h("div", { class: "label" }, "Workflows"), h("div", { class: "value" }, String(state.workflows.length))));
 }
 

@@ -21,7 +21,7 @@ export function foldEvent(spans, event) {
       return;
     }
     if (!span) {
-      span = { span_id: id, tags: {}, logs: [], end_ms: null, error: "" };
+      span = { span_id: id, tags: {}, logs: [], end_ms: null, error: "", input: null, output: null };
       spans.set(id, span);
     }
     const firstStart = span.start_ms || 0;  // a span a pause left open began in its first run
@@ -39,6 +39,7 @@ export function foldEvent(spans, event) {
       child_play_sid: text(event.child_play_sid),
     });
     if (event.tags && typeof event.tags === "object" && !Array.isArray(event.tags)) Object.assign(span.tags, event.tags);
+    if ("input" in event) span.input = event.input;  // a step's arguments (cut JSON past 4 KiB)
     if ("end_ms" in event) span.end_ms = int(event.end_ms) || null;  // a replayed step: one line
   } else if (!span) {
     return;
@@ -47,6 +48,8 @@ export function foldEvent(spans, event) {
       Object.assign(span.tags, event.tags);
       if (typeof event.tags.child_play_sid === "string") span.child_play_sid = event.tags.child_play_sid;
     }
+  } else if (event.type === "step_output") {
+    span.output = "output_preview" in event ? event.output_preview : event.output ?? null;  // cut past 4 KiB
   } else if (event.type === "span_log") {
     if (span.logs.length < MAX_LOGS_PER_SPAN) span.logs.push(text(event.text));
   } else if (event.type === "span_end") {

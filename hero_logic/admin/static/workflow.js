@@ -1,6 +1,7 @@
 // Workflow page: source in CodeMirror, versions (diff, make current), save as a new version,
 // a run form generated from the typed inputs (fill from a preset), benchmarks, version picking.
 import { clear, duration, explain, h, has, inputsForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
+import { benchNotes, presetList, workflowActions } from "./manage.js";
 
 const app = document.getElementById("app");
 const sid = app.dataset.sid;
@@ -16,6 +17,7 @@ const els = {
   diff: h("div"),
   runForm: h("div"),
   presets: h("div"),
+  presetList: h("div"),
   benchmarks: h("div"),
   picker: h("div"),
   plays: h("div"),
@@ -36,8 +38,9 @@ async function load() {
   const saveButton = h("button", { class: "btn primary", id: "save-version", type: "button", onclick: () => save(label, notes, makeCurrent, saveButton) }, "Save as new version");
   clear(app,
     h("div", { class: "page-head" }, els.title,
-      h("div", { class: "actions" }, h("a", { class: "btn", href: "/" }, "← Dashboard"), h("a", { class: "btn primary", href: "#run" }, "Run…"))),
-    h("div", { class: "grid cols-2" },
+      h("div", { class: "actions" }, workflowActions(state.wf, (wf) => { state.wf = wf; document.title = `${wf.name} · hero_logic`; renderTitle(); }),
+        h("a", { class: "btn", href: "/" }, "← Dashboard"), h("a", { class: "btn primary", href: "#run" }, "Run…"))),
+    h("div", { class: "grid cols-2 wf-grid" },
       h("div", { class: "stack" },
         h("section", { class: "card", id: "source" },
           h("div", { class: "card-head" }, h("h2", {}, "Source"), h("span", { class: "spacer" }), h("label", { class: "muted small", for: "version-select" }, "Version"), els.versionSelect),
@@ -54,6 +57,7 @@ async function load() {
         h("section", { class: "card", id: "workflow-plays" }, h("div", { class: "card-head" }, h("h2", {}, "Recent plays")), els.plays)),
       h("div", { class: "stack" },
         h("section", { class: "card", id: "run" }, h("div", { class: "card-head" }, h("h2", {}, "Run")), els.presets, els.runForm),
+        h("section", { class: "card", id: "presets" }, h("div", { class: "card-head" }, h("h2", {}, "Presets")), els.presetList),
         h("section", { class: "card", id: "benchmarks" }, h("div", { class: "card-head" }, h("h2", {}, "Benchmarks")), els.benchmarks),
         h("section", { class: "card", id: "pick-version" }, h("div", { class: "card-head" }, h("h2", {}, "Pick a version")), els.picker))));
   renderTitle();
@@ -261,6 +265,7 @@ function presetSaver() {
 
 async function loadPresets() {
   if (!(await has("example_list"))) {
+    clear(els.presetList, h("div", { class: "unavailable" }, "Presets are not available in this service version."));
     clear(els.presets, h("div", { class: "field" }, h("span", { class: "label" }, "Preset"), h("span", { class: "muted small" }, "Presets are not available in this service version.")));
     return;
   }
@@ -270,6 +275,7 @@ async function loadPresets() {
     clear(els.presets, h("div", { class: "error-box" }, explain(error)));
     return;
   }
+  clear(els.presetList, presetList(sid, state.presets, loadPresets));
   if (!state.presets.length) {
     clear(els.presets, h("p", { class: "muted small" }, "No presets yet: fill the form and save it as one."));
     return;
@@ -330,18 +336,19 @@ async function loadBenchmarks() {
   const percent = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
   clear(els.benchmarks,
     rows.length
-      ? h("table", { class: "table" },
+      ? h("table", { class: "table compact" },
         h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Status"), h("th", { class: "num" }, "Runs"), h("th", { class: "num" }, "Success"), h("th", { class: "num" }, "Accuracy"), h("th", { class: "num" }, "p50"), h("th", { class: "num" }, "Cost"))),
-        h("tbody", {}, rows.map((b) => h("tr", {},
+        h("tbody", {}, rows.map((b) => [h("tr", { class: "bench", dataset: { sid: b.sid } },
           h("td", {}, labels.get(b.version_sid) || shortSid(b.version_sid)),
           h("td", {}, h("span", { class: `pill ${b.status === "done" ? "success" : b.status}`, dataset: { status: b.status } }, b.status)),
           h("td", { class: "num" }, String(b.num_runs ?? "–")),
           h("td", { class: "num" }, percent(b.success_rate)),
           h("td", { class: "num" }, percent(b.accuracy)),
           h("td", { class: "num" }, duration(b.p50_duration_ms)),
-          h("td", { class: "num" }, b.avg_cost_usd ? `$${Number(b.avg_cost_usd).toFixed(4)}` : "–")))))
+          h("td", { class: "num" }, b.avg_cost_usd ? `$${Number(b.avg_cost_usd).toFixed(4)}` : "–")),
+        (b.run_notes || []).length ? h("tr", { class: "bench-notes-row" }, h("td", { colspan: "7" }, benchNotes(b.run_notes))) : null])))
       : h("p", { class: "muted small" }, "No benchmarks yet."),
-    h("div", { class: "actions", style: { marginTop: "10px" } }, h("button", { class: "btn", onclick: start }, "Benchmark the shown version")));
+    h("div", { class: "actions", style: { marginTop: "10px" } }, h("button", { class: "btn", id: "benchmark-run", onclick: start }, "Benchmark the shown version")));
   clearTimeout(benchTimer);
   if (rows.some((b) => b.status === "running")) benchTimer = setTimeout(loadBenchmarks, 2000);
 }
@@ -374,7 +381,7 @@ async function renderPicker() {
       const version = state.versions.find((v) => v.sid === answer.version_sid);
       clear(result,
         h("div", {}, h("strong", {}, version ? versionName(version) : shortSid(answer.version_sid)), ` · confidence ${Math.round((answer.confidence || 0) * 100)}%`),
-        h("p", { class: "muted small" }, answer.reasoning || ""),
+        h("p", { class: "muted small reasoning", id: "pick-reasoning" }, answer.reasoning || ""),
         version && version.sid !== state.wf.current_version_sid ? h("button", { class: "btn small", onclick: () => makeCurrent(version) }, "Make it current") : null);
     } catch (error) {
       clear(result, h("div", { class: "error-box" }, explain(error)));
@@ -382,7 +389,7 @@ async function renderPicker() {
   };
   clear(els.picker, costField, speedField, accuracyField,
     h("div", { class: "field" }, h("label", { for: "min-accuracy" }, "Minimum accuracy"), minAccuracy),
-    h("button", { class: "btn", onclick: pick }, "Pick"), result);
+    h("button", { class: "btn", id: "pick-button", onclick: pick }, "Pick"), result);
 }
 
 async function loadPlays() {

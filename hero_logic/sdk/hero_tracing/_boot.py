@@ -15,7 +15,7 @@ import sys
 
 from . import _state
 from ._load import flows_in, load_module, pick_entry
-from ._spans import Failed, outcome
+from ._spans import AwaitingResume, Failed, Nondeterministic, outcome
 from ._wire import EXIT_AWAITING_RESUME, EXIT_FAILED, EXIT_NO_ENTRY, EXIT_OK
 
 TYPE_CHECKING = False
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from ._flow import FlowInfo
+    from ._play import Runtime
 
 __all__ = ["EXIT_AWAITING_RESUME", "EXIT_FAILED", "EXIT_NO_ENTRY", "EXIT_OK", "main", "run"]
 
@@ -128,6 +129,20 @@ async def _let_branches_settle(asyncio: Any) -> None:
                 task.exception()  # retrieved: no "never retrieved" noise on stderr
 
 
+def _departed(runtime: Runtime | None, instead: str) -> str:
+    """How a run that ended as ``instead`` says departed from the play's recorded run, or "".
+
+    A departure fails the play: the root span is ended again, ``failed`` with the difference,
+    which becomes the play's error (see :mod:`._strict`).
+    """
+    if runtime is None or runtime.strict is None:
+        return ""
+    departure = runtime.strict.finish(instead[:300])
+    if departure and runtime.root is not None:
+        runtime.end_span(runtime.root.span_id, "failed", departure)
+    return departure
+
+
 def run(environ: Mapping[str, str], *, capture_output: bool = False) -> int:
     """Run the flow the environment describes; return the exit status.
 
@@ -188,18 +203,35 @@ def run(environ: Mapping[str, str], *, capture_output: bool = False) -> int:
                 )
             return EXIT_NO_ENTRY
         fn, info = picked
+        if runtime is not None and runtime.strict is not None:
+            runtime.strict.enabled = info.strict_replay  # the entry flow decides for the play
         result = fn(**_arguments(info, inputs))
         if info.is_async:
             result = _run_async(result)
     except Failed as exc:
-        _say(f"flow failed: {exc.reason}")
+        _say(f"flow failed: {_departed(runtime, f'failed ({exc.reason})') or exc.reason}")
         return EXIT_FAILED
     except SystemExit as exc:
         _say(f"flow failed: the flow called sys.exit({exc.code!r})")
         return EXIT_FAILED
+    except Nondeterministic as exc:
+        _say(f"flow failed: {exc}")
+        return EXIT_FAILED
     except BaseException as exc:
         if outcome(exc) is None:
+            asked = "a pause"
+            if isinstance(exc, AwaitingResume):
+                child = exc.resume_id.startswith("child:")
+                asked = f"child play {exc.resume_id[6:]}" if child else f"pause {exc.name!r}"
+            departure = _departed(runtime, f"paused at {asked}")
+            if departure:
+                _say(f"flow failed: {departure}")
+                return EXIT_FAILED
             return EXIT_AWAITING_RESUME
+        departure = _departed(runtime, f"failed ({type(exc).__name__}: {exc})")
+        if departure:
+            _say(f"flow failed: {departure}")
+            return EXIT_FAILED
         if runtime is None:  # in a play the root span carries the traceback already
             import traceback
 

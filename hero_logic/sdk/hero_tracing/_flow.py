@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from . import _state
+from . import _state, _waits
 from ._fields import doc_summary, normalise_fields
-from ._spans import Failed, NullSpan, Span, SpanBlock, StepFailed, current_span
+from ._retry import NonRetryable, RetryAfter, RetryPolicy
+from ._spans import Failed, NullSpan, Span, SpanBlock, StepFailed, StepTimeout, current_span
+from ._waits import OnAnswer, OnEvent, WaitTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,10 +45,12 @@ class FlowInfo:
         "module",
         "name",
         "outputs",
+        "policy",
         "positional",
         "skip_first",
         "source_file",
         "source_line",
+        "strict_replay",
         "varargs",
         "wire",
     )
@@ -76,6 +80,8 @@ class FlowInfo:
         self.skip_first = 1 if self.positional[:1] in (("self",), ("cls",)) else 0
         self.wire: tuple[str, str] | None = None  # the span_start fragments, made on first call
         self.checkpoint = False  # return only once the step's output is durable
+        self.strict_replay = True  # as the entry flow: a re-run that departs fails the play
+        self.policy: RetryPolicy | None = None  # retries and timeout, when declared
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name (extra positionals under ``"*args"``)."""
@@ -131,6 +137,17 @@ class FlowApi:
 
     Failed = Failed
     StepFailed = StepFailed
+    StepTimeout = StepTimeout
+    NonRetryable = NonRetryable
+    RetryAfter = RetryAfter
+    WaitTimeout = WaitTimeout
+
+    sleep = staticmethod(_waits.sleep)
+    sleep_until = staticmethod(_waits.sleep_until)
+    wait_event = staticmethod(_waits.wait_event)
+    wait_any = staticmethod(_waits.wait_any)
+    on_event = OnEvent
+    on_answer = OnAnswer
 
     if TYPE_CHECKING:
 
@@ -152,6 +169,14 @@ class FlowApi:
             checkpoint: bool = False,
             secrets: list[str] | None = None,
             services: list[str] | None = None,
+            strict_replay: bool = True,
+            retries: int = 0,
+            retry_delay: float = 1.0,
+            retry_backoff: float = 2.0,
+            retry_max_delay: float = 300.0,
+            retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+            retry_jitter: bool = True,
+            timeout: float | None = None,
         ) -> Callable[[_F], _F]: ...
 
     def __call__(
@@ -168,6 +193,14 @@ class FlowApi:
         checkpoint: bool = False,
         secrets: Any = None,
         services: Any = None,
+        strict_replay: bool = True,
+        retries: Any = 0,
+        retry_delay: Any = 1.0,
+        retry_backoff: Any = 2.0,
+        retry_max_delay: Any = 300.0,
+        retry_on: Any = (Exception,),
+        retry_jitter: Any = True,
+        timeout: Any = None,
     ) -> Any:
         """Mark a function as a flow: ``@flow`` or ``@flow(name=..., description=..., inputs=..., outputs=...)``.
 
@@ -183,7 +216,19 @@ class FlowApi:
         crash within milliseconds of a step's end may run that step once more, with the same
         ``step_key``. ``secrets`` and ``services`` name the secrets (``flow.secret``) and
         local service sockets (``flow.service_socket``) the entry flow's plays may use; the
-        service reads them from the source.
+        service reads them from the source. ``strict_replay`` (read on the play's entry flow)
+        decides what a re-run that departs from the recorded run does: by default it fails the
+        play as ``nondeterministic``, naming the first difference; ``strict_replay=False`` lets
+        it go on (a step whose key changed runs again, a pause whose id changed asks again).
+
+        ``retries=N`` runs a call that raised (an exception of ``retry_on``) up to N more
+        times, ``retry_delay * retry_backoff ** (n - 1)`` seconds apart (at most
+        ``retry_max_delay``, jittered by up to 20% unless ``retry_jitter=False``); each attempt
+        is a span tagged ``attempt``, a long delay holds no process, ``flow.NonRetryable``
+        stops at once and ``flow.RetryAfter(seconds)`` sets the next delay. ``timeout=seconds``
+        stops an attempt still running after that long (CPU-bound code too: the service stops
+        the process and runs the play again, replaying what finished); it fails with
+        ``flow.StepTimeout`` and counts as a failed attempt. Both apply inside a play only.
         """
         for what, names in (("secrets", secrets), ("services", services)):
             if names is not None and (
@@ -191,9 +236,15 @@ class FlowApi:
             ):
                 msg = f"@flow {what} must be a list of names, got {names!r}"
                 raise TypeError(msg)
-        if not isinstance(checkpoint, bool):
-            msg = f"@flow checkpoint must be True or False, got {checkpoint!r}"
-            raise TypeError(msg)
+        for option, value in (("checkpoint", checkpoint), ("strict_replay", strict_replay)):
+            if not isinstance(value, bool):
+                msg = f"@flow {option} must be True or False, got {value!r}"
+                raise TypeError(msg)
+        policy: RetryPolicy | None = RetryPolicy(
+            retries, retry_delay, retry_backoff, retry_max_delay, retry_on, retry_jitter, timeout
+        )
+        if retries == 0 and timeout is None:
+            policy = None  # checked all the same
         if name is not None and (not isinstance(name, str) or not name):
             msg = f"@flow name must be a non-empty string, got {name!r}"
             raise TypeError(msg)
@@ -222,6 +273,8 @@ class FlowApi:
                 declared_outputs,
             )
             info.checkpoint = checkpoint
+            info.strict_replay = strict_replay
+            info.policy = policy
             return _wrap(func, info)
 
         if fn is None:

@@ -13,12 +13,15 @@ import os
 import time
 
 from . import _wire
+from ._cache import from_cache, is_cached, reuse_problem
 from ._emit import RequestError, ServiceLost, Writer
 from ._fields import output_problem, type_name
 from ._jsoncodec import encode_basestring as _quote
 from ._jsoncodec import load_own as _load_own
 from ._jsoncodec import loads as _loads
-from ._spans import CURRENT, AwaitingResume, Failed, Span, describe, outcome
+from ._retry import run_attempts, run_attempts_async
+from ._spans import CURRENT, Failed, Nondeterministic, Span, describe, outcome
+from ._strict import PARALLEL, Strict, place
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["ReplayFileError", "Runtime"]
 
 _sha1_key = _wire._sha1
+_shape_key = _wire._blake
 _canonical_json = _wire.canonical_json
 _encode_event = _wire.encode_event
 _to_bytes = _wire._to_bytes
@@ -37,6 +41,8 @@ _new_counter = itertools.count
 _time_ns = time.time_ns
 
 _strict_json = _wire.strict_json
+_trace_text = _wire.trace_text
+_MAX_TRACE = _wire.MAX_TRACE_BYTES
 _MAX_OUTPUT_BYTES = _wire.MAX_LINE_BYTES - 1024
 _AS_IS = frozenset({int, float, bool, type(None)})
 """Output types JSON gives back unchanged: a step returning one skips the round trip."""
@@ -60,7 +66,7 @@ def _load_replay(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"the replay file {path!r} holds a JSON {type_name(data)}, not an object"
         raise ReplayFileError(msg)
-    for key in ("steps", "failures", "resumes", "prefill"):
+    for key in ("steps", "failures", "resumes", "prefill", "woken", "waits"):
         if not isinstance(data.get(key, {}), dict):
             msg = f"the replay file {path!r} has {key!r} that is not an object"
             raise ReplayFileError(msg)
@@ -68,6 +74,10 @@ def _load_replay(path: str) -> dict[str, Any]:
         if not isinstance(entry, dict):
             msg = f"the replay file {path!r} has a failure for step {key} that is not an object"
             raise ReplayFileError(msg)
+    problem = reuse_problem(data)
+    if problem:
+        msg = f"the replay file {path!r} has {problem}"
+        raise ReplayFileError(msg)
     if not isinstance(data.get("prefill_only", False), bool):
         msg = f"the replay file {path!r} has 'prefill_only' that is not true or false"
         raise ReplayFileError(msg)
@@ -90,6 +100,12 @@ class Runtime:
         prefill: Mapping[str, Any] | None = None,
         prefill_only: bool = False,
         sandbox: str = "",
+        recorded: Mapping[str, Any] | None = None,
+        reuse: Mapping[str, Any] | None = None,
+        woken: Mapping[str, Any] | None = None,
+        waits: Mapping[str, Any] | None = None,
+        sleep_exit_ms: int = 2000,
+        max_wait_ms: int = 366 * 24 * 3600 * 1000,
     ) -> None:
         self.writer = Writer(socket_path)
         self.play_sid = play_sid
@@ -100,6 +116,21 @@ class Runtime:
         self.resumes: Mapping[str, Any] = resumes or {}
         self.prefill: Mapping[str, Any] = prefill or {}
         self.prefill_only = prefill_only
+        self.strict: Strict | None = Strict(recorded) if recorded else None
+        """The check against the recorded run (None on a play's first run)."""
+        reuse = reuse or {}
+        self.reusing = bool(reuse.get("steps") or reuse.get("failures") or reuse.get("resumes"))
+        """True for a fork: finished steps and answers of another play, by shape key."""
+        self.reuse_steps: Mapping[str, Any] = reuse.get("steps") or {}
+        self.reuse_failures: Mapping[str, Mapping[str, Any]] = reuse.get("failures") or {}
+        self.reuse_resumes: Mapping[str, Any] = reuse.get("resumes") or {}
+        self.reused_from = str(reuse.get("play_sid", ""))
+        self.woken: Mapping[str, Any] = woken or {}
+        """Waits (timers, events) that ended, by resume id: ``{via, at, payload, event_id}``."""
+        self.waits: Mapping[str, Any] = waits or {}
+        """Open waits' fixed deadlines, by resume id: ``{wake_at}``."""
+        self.sleep_exit_ms = sleep_exit_ms
+        self.max_wait_ms = max_wait_ms
         self.root: Span | None = None
         self.top_counts: dict[object, Any] = {}
         self.pauses: list[str] = []
@@ -124,6 +155,12 @@ class Runtime:
             prefill=replay.get("prefill"),
             prefill_only=replay.get("prefill_only", False),
             sandbox=environ.get("HERO_FLOW_SANDBOX", ""),
+            recorded=replay.get("recorded"),
+            reuse=replay.get("reuse"),
+            woken=replay.get("woken"),
+            waits=replay.get("waits"),
+            sleep_exit_ms=_int_env(environ, _wire.ENV_SLEEP_EXIT_MS, 2000),
+            max_wait_ms=_int_env(environ, _wire.ENV_MAX_WAIT_MS, 366 * 24 * 3600 * 1000),
         )
 
     # --- sending -------------------------------------------------------------------------
@@ -156,12 +193,13 @@ class Runtime:
             event["error"] = _wire.truncate_text(error)
         self.send(event)
 
-    def _parent(self) -> tuple[str, dict[object, Any], str]:
-        """``(path, counts, span_id)`` of the innermost open span, else of the root, else top level."""
+    def _parent(self) -> tuple[str, dict[object, Any], str, str]:
+        """``(path, counts, span_id, shape)`` of the innermost open span, else of the root,
+        else top level."""
         parent = CURRENT.get() or self.root
         if parent is None:
-            return "", self.top_counts, self.parent_span
-        return parent.path, parent.counts, parent.span_id
+            return "", self.top_counts, self.parent_span, ""
+        return parent.path, parent.counts, parent.span_id, parent.shape
 
     def open_span(
         self,
@@ -173,8 +211,8 @@ class Runtime:
         extra: dict[str, Any] | None = None,
     ) -> Span:
         """Start a plain span (``flow.step`` / ``flow.span`` / rpc) under the current one."""
-        path, counts, parent_id = self._parent()
-        span = Span(self, self.new_span_id(), name, kind, path, counts)
+        path, counts, parent_id, shape = self._parent()
+        span = Span(self, self.new_span_id(), name, kind, path, counts, shape)
         event: dict[str, Any] = {
             "type": "span_start",
             "span_id": span.span_id,
@@ -192,8 +230,14 @@ class Runtime:
         self.send(event)
         return span
 
-    def _instant_span(
-        self, name: str, parent_id: str, status: str, tags: dict[str, Any], span_id: str = ""
+    def instant_span(
+        self,
+        name: str,
+        parent_id: str,
+        status: str,
+        tags: dict[str, Any],
+        span_id: str = "",
+        shape: str = "",
     ) -> None:
         span_id = span_id or self.new_span_id()
         now = _now_ms()
@@ -207,32 +251,63 @@ class Runtime:
             "status": "replayed" if status == "replayed" else "running",
             "tags": tags,
         }
+        if shape:
+            start["shape_key"] = shape
         end = {"type": "span_end", "span_id": span_id, "end_ms": now, "status": status}
         self.writer.send(_encode_event(start) + _encode_event(end))
 
     # --- memoized calls ------------------------------------------------------------------
 
-    def _identify(self, name: str, kwargs: Mapping[str, Any]) -> tuple[Span, str, str]:
-        """Fix a call's identity: its span (not yet started), step key and parent span id."""
+    def _identify(
+        self, name: str, kwargs: Mapping[str, Any]
+    ) -> tuple[Span, str, str, str, dict[object, Any], str]:
+        """Fix a call's identity: its span (not yet started), step key, parent span id, the
+        canonical JSON of its arguments, and its parent's counts and path."""
         parent = CURRENT.get() or self.root
         if parent is None:
-            path, counts, parent_id, kind = "", self.top_counts, self.parent_span, "flow_root"
+            path, counts, parent_id, kind, above = "", self.top_counts, self.parent_span, "flow_root", ""
         else:
+            # A span made without a shape (by other code) gives its path: no reuse, no mix-up.
             path, counts, parent_id, kind = parent.path, parent.counts, parent.span_id, "step"
-        material = f"{self.version_sid}|{path}|{name}|{_canonical_json(kwargs)}"
+            above = parent.shape or path
+        args = _canonical_json(kwargs)
+        material = f"{self.version_sid}|{path}|{name}|{args}"
         counter = counts.get(material)
         if counter is None:
             counter = counts.setdefault(material, _new_counter())
-        key = _sha1_key(f"{material}|{next(counter)}")
+        ordinal = next(counter)
+        key = _sha1_key(f"{material}|{ordinal}")
+        # The version-free key a fork matches on (the entry flow's arguments left out).
+        shape = _shape_key(f"{above}|{name}|{args if above else ''}|{ordinal}")
         # A memoized call's span id derives from its step key, so every run of the play (a
         # resume, a recovery) reports the same step under the same span: the tree shows it
         # once, marked replayed, with what its first run recorded.
-        span = Span(self, key[:20], name, kind, key, {})
+        span = Span(self, key[:20], name, kind, key, {}, shape)
         if parent is None and self.root is None:
             self.root = span
-        return span, key, parent_id
+        return span, key, parent_id, args, counts, path
 
-    def _start_line(
+    def _begin(
+        self, span: Span, key: str, args: str, counts: dict[object, Any], path: str, cached: bool
+    ) -> str:
+        """Place a call among its parent's as it starts, and hold it to the recorded run.
+
+        Returns the ``span_start`` fragments it adds: its ``input`` (the arguments, bounded),
+        and ``parallel`` when it is the first call under its parent from another branch.
+        """
+        position, parallel = place(counts, span.counts)
+        if self.strict is not None:
+            self.strict.check(
+                path[:40], position, parallel or PARALLEL in counts, key, "call", span.name, args, cached
+            )
+        if len(args) <= 1024 and "NaN" not in args and "Infinity" not in args:
+            fields = f',"input":{args}'  # fits: no need to measure its UTF-8 bytes
+        else:
+            cut = _trace_text(args)
+            fields = f',"input":{args}' if cut is None else f',"input":{_quote(cut)}'
+        return fields + ',"parallel":true' if parallel else fields
+
+    def start_line(
         self,
         span: Span,
         key: str,
@@ -248,26 +323,6 @@ class Runtime:
             f'"name":{site[0]},"kind":"{span.kind}","start_ms":{now},"step_key":"{key}"{site[1]}{status}{tags}}}\n'
         )
 
-    def _replay(self, span: Span, key: str, parent_id: str, site: tuple[str, str]) -> Any:
-        # One line: a replayed step starts and ends at once (span_start with status and end_ms).
-        now = _now_ms()
-        self.writer.send(
-            self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
-        )
-        return self.steps[key]
-
-    def _replay_failure(
-        self, span: Span, key: str, parent_id: str, site: tuple[str, str], name: str
-    ) -> BaseException:
-        """Mark a step whose failure is recorded replayed; the exception to raise for it."""
-        now = _now_ms()
-        self.writer.send(
-            self._start_line(span, key, parent_id, site, now, f',"status":"replayed","end_ms":{now}')
-        )
-        from ._failure import replayed
-
-        return replayed(self.failures[key], name)
-
     def _fail(
         self, span: Span, key: str, exc: BaseException, checkpoint: bool
     ) -> BaseException | None:
@@ -275,8 +330,9 @@ class Runtime:
 
         Returns what the caller must raise instead of ``exc`` (the StepFailed a replay would
         raise, when ``exc`` cannot be rebuilt as its own class), or None to re-raise ``exc``.
-        A pause, and a BaseException that is not an Exception (cancellation, exit), is no
-        outcome of the step: it is not recorded, and the step runs again next time.
+        A pause, and a BaseException that is not an Exception (cancellation, exit, a
+        nondeterministic re-run), is no outcome of the step: it is not recorded, and the step
+        runs again next time.
         """
         ended = outcome(exc)
         if ended is None:
@@ -288,7 +344,13 @@ class Runtime:
             return None
 
         text = describe(exc) if isinstance(exc, Failed) else ended[1]
-        event = {"type": "step_failed", "span_id": span.span_id, "step_key": key, **record(exc, text)}
+        event = {
+            "type": "step_failed",
+            "span_id": span.span_id,
+            "step_key": key,
+            "shape_key": span.shape,
+            **record(exc, text),
+        }
         try:
             line = _encode_event(event)
         except ValueError:  # escaping blew it past the line cap: keep the type and message
@@ -307,6 +369,12 @@ class Runtime:
         # Whatever a replay would raise, from the record as the service stores it.
         again = rebuild(_wire.failure_entry(_loads(line)))
         return None if type(again) is type(exc) else again
+
+    def _returned(self) -> None:
+        """The entry flow returned: a run that did not reach all of its record departs."""
+        departure = self.strict.finish("returned") if self.strict is not None else ""
+        if departure:
+            raise Nondeterministic(departure)
 
     def _finish(self, info: FlowInfo | None, name: str, span: Span, key: str, result: Any) -> Any:
         """Check and send the step's output, then close its span ``ok``; raise Failed if unfit.
@@ -345,10 +413,14 @@ class Runtime:
             failed = Failed(problem)
             self._fail(span, key, failed, info is not None and info.checkpoint)
             raise failed
+        # The trace shows at most MAX_TRACE_BYTES of an output: a bigger one also goes as a cut copy.
+        preview = b"" if len(data) <= _MAX_TRACE else b',"output_preview":' + _to_bytes(
+            _quote(_wire.truncate_text(text, _MAX_TRACE))
+        )
         self.writer.send(
-            b'{"type":"step_output","span_id":"%s","step_key":"%s","output":%s}\n'
+            b'{"type":"step_output","span_id":"%s","step_key":"%s","shape_key":"%s","output":%s%s}\n'
             b'{"type":"span_end","span_id":"%s","end_ms":%d,"status":"ok"}\n'
-            % (sid.encode(), key.encode(), data, sid.encode(), _now_ms())
+            % (sid.encode(), key.encode(), span.shape.encode(), data, preview, sid.encode(), _now_ms())
         )
         if info is not None and info.checkpoint:
             # The service answers a request only after the lines before it are stored.
@@ -359,18 +431,23 @@ class Runtime:
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Run one call of a synchronous ``@flow`` function (or answer it from the cache)."""
-        span, key, parent_id = self._identify(
+        span, key, parent_id, text, counts, path = self._identify(
             info.name, info.bind(args, kwargs) if args else kwargs
         )
         site = info.wire or _flow_site(info)
-        if key in self.steps:
-            return self._replay(span, key, parent_id, site)
-        if key in self.failures:
-            raise self._replay_failure(span, key, parent_id, site, info.name)
-        self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
+        fields = self._begin(span, key, text, counts, path, cached)
+        if cached:
+            return from_cache(self, span, key, parent_id, site, info.name, fields)
+        self.writer.send(self.start_line(span, key, parent_id, site, _now_ms(), fields))
         token = CURRENT.set(span)
         try:
-            result = fn(*args, **kwargs)
+            if info.policy is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = run_attempts(self, info, fn, args, kwargs, span, key)
+            if self.strict is not None and span is self.root:
+                self._returned()
         except BaseException as exc:
             CURRENT.reset(token)
             instead = self._fail(span, key, exc, info.checkpoint)
@@ -384,10 +461,8 @@ class Runtime:
         self, info: FlowInfo, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
         """Fix the identity of one ``async`` ``@flow`` call now; run it when awaited."""
-        span, key, parent_id = self._identify(
-            info.name, info.bind(args, kwargs) if args else kwargs
-        )
-        return self._run_async(info, fn, args, kwargs, span, key, parent_id)
+        identity = self._identify(info.name, info.bind(args, kwargs) if args else kwargs)
+        return self._run_async(info, fn, args, kwargs, identity)
 
     async def _run_async(
         self,
@@ -395,19 +470,24 @@ class Runtime:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        span: Span,
-        key: str,
-        parent_id: str,
+        identity: tuple[Span, str, str, str, dict[object, Any], str],
     ) -> Any:
+        span, key, parent_id, text, counts, path = identity
         site = info.wire or _flow_site(info)
-        if key in self.steps:
-            return self._replay(span, key, parent_id, site)
-        if key in self.failures:
-            raise self._replay_failure(span, key, parent_id, site, info.name)
-        self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
+        # Placed when it starts, as the service sees its span_start: awaited calls keep order.
+        fields = self._begin(span, key, text, counts, path, cached)
+        if cached:
+            return from_cache(self, span, key, parent_id, site, info.name, fields)
+        self.writer.send(self.start_line(span, key, parent_id, site, _now_ms(), fields))
         token = CURRENT.set(span)
         try:
-            result = await fn(*args, **kwargs)
+            if info.policy is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await run_attempts_async(self, info, fn, args, kwargs, span, key)
+            if self.strict is not None and span is self.root:
+                self._returned()
         except BaseException as exc:
             instead = self._fail(span, key, exc, info.checkpoint)
             if instead is None:
@@ -428,14 +508,14 @@ class Runtime:
         source_line: int = 0,
     ) -> Any:
         """Run ``body(span)`` as a memoized step named ``name`` (used by ``flow.invoke``)."""
-        span, key, parent_id = self._identify(name, key_kwargs)
+        span, key, parent_id, text, counts, path = self._identify(name, key_kwargs)
         span.kind = kind
         site = _site(name, source_file, source_line)
-        if key in self.steps:
-            return self._replay(span, key, parent_id, site)
-        if key in self.failures:
-            raise self._replay_failure(span, key, parent_id, site, name)
-        self.writer.send(self._start_line(span, key, parent_id, site, _now_ms()))
+        cached = key in self.steps or key in self.failures or (self.reusing and is_cached(self, key, span.shape))
+        fields = self._begin(span, key, text, counts, path, cached)
+        if cached:
+            return from_cache(self, span, key, parent_id, site, name, fields)
+        self.writer.send(self.start_line(span, key, parent_id, site, _now_ms(), fields))
         token = CURRENT.set(span)
         try:
             result = body(span)
@@ -452,62 +532,24 @@ class Runtime:
 
     def pause(self, name: str, schema: Any, ui: Any) -> Any:
         """The answer to pause ``name``: from the replay file or prefills, else pause the play."""
-        path, counts, parent_id = self._parent()
-        counter = counts.get(("pause", name))
-        if counter is None:
-            counter = counts.setdefault(("pause", name), _new_counter())
-        rid = _wire.resume_id(self.version_sid, path, name, next(counter))
-        if rid in self.resumes:
-            # Its id derives from the resume id, so every later run marks the same span.
-            self._instant_span(f"pause:{name}", parent_id, "replayed", {"resume_id": rid}, rid[:20])
-            return self.resumes[rid]
-        for known in (rid, name):
-            if known in self.prefill:
-                answer = self.prefill[known]
-                if schema:
-                    self._check_prefill(rid, name, schema, answer)
-                self._instant_span(
-                    f"pause:{name}", parent_id, "ok", {"resume_id": rid, "prefilled": True}, rid[:20]
-                )
-                return answer
-        if self.prefill_only:
-            msg = (
-                f"pause {name!r} has no prefilled answer (resume id {rid}); this play was started "
-                f"with prefill_resumes, so it fails instead of waiting: add an answer for {name!r}"
-            )
-            raise Failed(msg)
-        self.pauses.append(rid)
-        self.send(
-            {
-                "type": "pause",
-                "resume_id": rid,
-                "name": name,
-                "schema": schema,
-                "ui": ui,
-                "span_id": parent_id,
-                "asked_at": _now_ms(),
-            }
-        )
-        raise AwaitingResume(rid, name)
+        from ._asking import ask
 
-    def _check_prefill(self, rid: str, name: str, schema: Any, answer: Any) -> None:
-        """Have the service check a prefilled answer against the pause's schema, as it checks
-        a ``play_resume`` payload; a bad one fails the flow naming the pause."""
-        try:
-            self.writer.request(
-                "check_answer", {"resume_id": rid, "name": name, "schema": schema, "payload": answer}
-            )
-        except RequestError as exc:
-            msg = f"the prefilled answer to pause {name!r} (resume id {rid}) was refused: {exc.message}"
-            raise Failed(msg) from None
+        return ask(self, name, schema, ui)
 
     def close(self) -> None:
         """Close the span socket."""
         self.writer.close()
 
 
+def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
 def _site(name: str, source_file: str, source_line: int) -> tuple[str, str]:
-    """The name and source location of a span, as JSON fragments for :meth:`Runtime._start_line`."""
+    """The name and source location of a span, as JSON fragments for :meth:`Runtime.start_line`."""
     return _quote(name), f',"source_file":{_quote(source_file)},"source_line":{int(source_line)}'
 
 

@@ -23,10 +23,12 @@ __all__ = [
     "NULL_SPAN",
     "AwaitingResume",
     "Failed",
+    "Nondeterministic",
     "NullSpan",
     "Span",
     "SpanBlock",
     "StepFailed",
+    "StepTimeout",
     "current_span",
     "outcome",
 ]
@@ -68,6 +70,15 @@ class StepFailed(Failed):
         self.traceback = traceback
 
 
+class StepTimeout(Failed):
+    """A step ran past its ``@flow(timeout=...)``: the service stopped it.
+
+    The attempt's span ends ``timed_out`` and counts as a failed attempt (retried under the
+    step's ``retries`` like any other failure). The service records it, so every later run of
+    the play sees the same timeout.
+    """
+
+
 class AwaitingResume(BaseException):
     """The play waits for an answer: unwind everything and exit with status 75.
 
@@ -79,6 +90,16 @@ class AwaitingResume(BaseException):
         super().__init__(f"awaiting an answer to pause {name!r} ({resume_id})")
         self.resume_id = resume_id
         self.name = name
+
+
+class Nondeterministic(BaseException):
+    """This re-run departed from the play's recorded run: the play fails, naming the difference.
+
+    Raised at the call (or pause) that differs from the recorded one at its position, or when
+    the run ends without reaching a step or an answer the recorded run has. A
+    ``BaseException``, so ``except Exception`` in user code cannot swallow it; once raised,
+    every later call of the run raises it again. See ``@flow(strict_replay=...)``.
+    """
 
 
 def _is_pause(exc: BaseException) -> bool:
@@ -97,7 +118,9 @@ def outcome(exc: BaseException) -> tuple[str, str] | None:
     gives ``cancelled``.
     """
     if isinstance(exc, Failed):
-        return "failed", exc.reason
+        return ("timed_out" if isinstance(exc, StepTimeout) else "failed"), exc.reason
+    if isinstance(exc, Nondeterministic):
+        return "failed", str(exc)
     if _is_pause(exc):
         return None
     if isinstance(exc, Exception | BaseExceptionGroup):
@@ -134,12 +157,12 @@ def describe(exc: BaseException) -> str:
 class Span:
     """An open span of the running play: tag it, log to it.
 
-    ``path`` and ``counts`` identify the enclosing ``@flow`` call for replay keys: a
-    ``flow.step`` block shares them with the call it sits in, so only ``@flow`` calls deepen
-    the path.
+    ``path``, ``counts`` and ``shape`` identify the enclosing ``@flow`` call for replay keys
+    (``shape``: its version-free shape key): a ``flow.step`` block shares them with the call
+    it sits in, so only ``@flow`` calls deepen the path.
     """
 
-    __slots__ = ("counts", "kind", "name", "path", "runtime", "span_id")
+    __slots__ = ("counts", "kind", "name", "path", "runtime", "shape", "span_id")
 
     def __init__(
         self,
@@ -149,6 +172,7 @@ class Span:
         kind: str,
         path: str,
         counts: dict[object, Any],
+        shape: str = "",
     ) -> None:
         self.runtime = runtime
         self.span_id = span_id
@@ -156,6 +180,7 @@ class Span:
         self.kind = kind
         self.path = path
         self.counts = counts
+        self.shape = shape
 
     def tag(self, **tags: Any) -> None:
         """Merge ``tags`` (JSON values; anything else is sent as its repr) into the span."""

@@ -12,6 +12,7 @@ from ._jsoncodec import make_encoder as _c_make_encoder
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from hashlib import blake2s as _new_blake2s
     from hashlib import sha1 as _new_sha1
     from typing import Any
 else:
@@ -19,10 +20,15 @@ else:
         from _sha1 import sha1 as _new_sha1
     except ImportError:  # an interpreter without it
         from hashlib import sha1 as _new_sha1
+    try:  # BLAKE2s: a shape key is made on every call, and it is a third of SHA-1's cost
+        from _blake2 import blake2s as _new_blake2s
+    except ImportError:
+        from hashlib import blake2s as _new_blake2s
 
 __all__ = [
     "ENV_ENTRY",
     "ENV_INPUT_FILE",
+    "ENV_MAX_WAIT_MS",
     "ENV_NETWORK",
     "ENV_PACKAGES",
     "ENV_PARENT_SPAN",
@@ -30,6 +36,7 @@ __all__ = [
     "ENV_REPLAY_FILE",
     "ENV_SANDBOX",
     "ENV_SERVICES",
+    "ENV_SLEEP_EXIT_MS",
     "ENV_SOURCE_FILE",
     "ENV_SPAN_SOCK",
     "ENV_VERSION_SID",
@@ -42,20 +49,30 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "MAX_TEXT_BYTES",
+    "MAX_TRACE_BYTES",
+    "NONDETERMINISTIC",
+    "RECORDED_KINDS",
     "REQUEST_METHODS",
     "SPAN_END_STATUSES",
     "SPAN_KINDS",
+    "STEP_TIMEOUT_TYPE",
+    "WAIT_KINDS",
+    "attempt_key",
     "canonical_json",
     "decode_event",
     "decode_response",
     "encode_event",
     "encode_response",
     "failure_entry",
+    "pause_shape",
     "resume_id",
+    "shape_key",
     "step_key",
     "step_material",
     "too_deep",
+    "trace_text",
     "truncate_text",
+    "wait_id",
 ]
 
 EVENT_TYPES = frozenset(
@@ -102,7 +119,16 @@ ENV_REPLAY_FILE = "HERO_FLOW_REPLAY_FILE"
 ENV_PACKAGES = "HERO_FLOW_PACKAGES"
 ENV_SERVICES = "HERO_FLOW_SERVICES"
 ENV_NETWORK = "HERO_FLOW_NETWORK"
+ENV_SLEEP_EXIT_MS = "HERO_FLOW_SLEEP_EXIT_MS"
+ENV_MAX_WAIT_MS = "HERO_FLOW_MAX_WAIT_MS"
 """The ``HERO_FLOW_*`` environment the service gives a flow process (see the package docstring)."""
+WAIT_KINDS = frozenset({"input", "timer", "event"})
+"""Every ``kind`` of a ``pause`` event (``input`` when absent): what the wait waits for."""
+
+STEP_TIMEOUT_TYPE = "hero_tracing._spans.StepTimeout"
+"""The ``error_type`` of the ``step_failed`` the service records for an attempt that ran past
+its ``deadline_ms`` (the class ``flow.StepTimeout``)."""
+
 SPAN_END_STATUSES = frozenset({"ok", "failed", "cancelled", "timed_out", "replayed"})
 _START_STATUSES = frozenset({"running", "replayed"})
 
@@ -139,6 +165,19 @@ _REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "request": (("id", _INT), ("method", _STR), ("params", _DICT)),
 }
 _REQUIRED_PRESENT = {"step_output": ("output",), "output": ("output",)}
+
+MAX_TRACE_BYTES = 4096
+"""Longest ``input`` a ``span_start`` carries, and ``output`` a span record shows (UTF-8 bytes
+of JSON); a longer one is sent as a string: its JSON cut to this size (see :func:`trace_text`),
+as an oversized tag value is."""
+
+NONDETERMINISTIC = "nondeterministic"
+"""How a play whose re-run departed from its recorded run fails: its ``error_message`` (and
+its root span's error) starts with ``"nondeterministic: "``."""
+
+RECORDED_KINDS = frozenset({"called", "finished", "asked", "answered"})
+"""The ``kind`` of an entry of the replay file's ``recorded.calls``: a call that did not
+finish, a call that returned or raised, a pause not answered (or prefilled), a pause answered."""
 
 FAILURE_FIELDS = ("error_type", "message", "args", "traceback")
 """The fields of a ``step_failed`` event that make its entry under the replay file's
@@ -237,6 +276,47 @@ def step_key(
 def resume_id(version_sid: str, parent_path: str, name: str, ordinal: int = 0) -> str:
     """The id of a pause (hex SHA-1); ``ordinal`` counts earlier pauses of ``name`` under the parent."""
     return _sha1(f"{version_sid}|{parent_path}|pause:{name}|{ordinal}")
+
+
+def _blake(text: str) -> str:
+    return _new_blake2s(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def shape_key(parent_shape: str, flow_name: str, kwargs: Mapping[str, Any], ordinal: int = 0) -> str:
+    """The version-free identity of one ``@flow`` call (32 hex digits): what a fork matches on.
+
+    ``blake2s-128(parent_shape|flow_name|canonical_json(kwargs)|ordinal)``, where ``parent_shape`` is
+    the enclosing call's own shape key (``""`` for the entry flow, whose arguments are left
+    out: ``sha1(|flow_name||ordinal)``) and ``ordinal`` is the one of its step key. No version
+    sid anywhere, so the same call by name, arguments and position has the same shape on
+    every version of the flow, and with other inputs to the play.
+    """
+    args = canonical_json(kwargs) if parent_shape else ""
+    return _blake(f"{parent_shape}|{flow_name}|{args}|{ordinal}")
+
+
+def pause_shape(parent_shape: str, name: str, ordinal: int = 0) -> str:
+    """The version-free identity of a pause (32 hex digits):
+    ``blake2s-128(parent_shape|pause:name|ordinal)``."""
+    return _blake(f"{parent_shape}|pause:{name}|{ordinal}")
+
+
+def trace_text(text: str) -> str | None:
+    """How the JSON ``text`` of a call's arguments goes into the trace: ``None`` when it fits in
+    :data:`MAX_TRACE_BYTES` and is strict JSON (it is sent as it is); otherwise the string to
+    send instead, ``text`` cut to size with a note of how much was dropped."""
+    fits = len(text) * 4 <= MAX_TRACE_BYTES or len(text.encode("utf-8", "surrogatepass")) <= MAX_TRACE_BYTES
+    if fits and "NaN" not in text and "Infinity" not in text:
+        return None
+    return truncate_text(text, MAX_TRACE_BYTES)
+def wait_id(step_key: str, name: str) -> str:
+    """The resume id of one wait of a durable-wait step (hex SHA-1): ``sha1(step_key|wait:name)``."""
+    return _sha1(f"{step_key}|wait:{name}")
+
+
+def attempt_key(step_key: str, attempt: int) -> str:
+    """The key of one attempt of a step that retries (hex SHA-1): ``sha1(step_key|attempt:n)``."""
+    return _sha1(f"{step_key}|attempt:{attempt}")
 
 
 # --- encoding ----------------------------------------------------------------------------

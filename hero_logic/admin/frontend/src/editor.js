@@ -10,6 +10,9 @@ const theme = EditorView.theme({
   "&": { fontSize: "13px", height: "100%" },
   ".cm-scroller": { fontFamily: "var(--mono)", lineHeight: "1.55" },
   ".cm-collapsedLines": { fontFamily: "var(--sans)", fontSize: "12px" },
+  // The merge view marks folded unchanged lines with U+299A, which no Debian font has (it
+  // showed as a box): a double arrow every font has (WGL4) says "click to unfold" instead.
+  ".cm-collapsedLines:before, .cm-collapsedLines:after": { content: '"\u2195"' },
   ".cm-gutters": { background: "var(--panel-2)", borderRight: "1px solid var(--line)", color: "var(--muted)" },
   "&.cm-focused": { outline: "none" },
 });

@@ -8,6 +8,7 @@ file that is not a socket is refused with an error saying what to do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -17,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from hero_logic.kernel import ConfigError
+
+from ._doors import ServingLimits, serve_doors
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["MAX_SOCKET_PATH_BYTES", "prepare_socket_path", "serve_rpc"]
+__all__ = ["MAX_SOCKET_PATH_BYTES", "parse_tcp_bind", "prepare_socket_path", "serve_door", "serve_rpc"]
 
 logger = logging.getLogger("hero_logic.rpc.server")
 
@@ -32,7 +34,6 @@ MAX_SOCKET_PATH_BYTES = 107
 """``sun_path`` holds 108 bytes with the final NUL: longer paths cannot be bound."""
 
 GRACEFUL_TIMEOUT_S = 1.0
-KEEP_ALIVE_TIMEOUT_S = 75.0
 
 
 def _make_private_dir(directory: Path) -> None:
@@ -104,6 +105,7 @@ def prepare_socket_path(socket_path: Path) -> Path:
 async def serve_rpc(
     app: Callable[..., Awaitable[None]],
     socket_path: Path,
+    limits: ServingLimits | None = None,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
@@ -116,7 +118,10 @@ async def serve_rpc(
     ``task_status.started(binds)`` is called once the sockets listen, with hypercorn's bind
     list (``["http://unix:/…/rpc.sock", …]``). ``shutdown_trigger`` returning starts a graceful
     shutdown (open requests get :data:`GRACEFUL_TIMEOUT_S`). The socket file is removed on exit.
+    ``limits`` bound each listener's connections and each request's headers (the defaults of
+    :class:`ServingLimits` if not given); see :mod:`._doors`.
     """
+    limits = limits or ServingLimits()
     socket_path = prepare_socket_path(socket_path)
     config = HypercornConfig()
     config.bind = [f"unix:{socket_path}"] if tcp_bind is None else [f"unix:{socket_path}", tcp_bind]
@@ -124,13 +129,12 @@ async def serve_rpc(
     config.accesslog = None
     config.errorlog = logger
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
     config.keep_alive_max_requests = keep_alive_max_requests
     config.include_server_header = False
     bound: os.stat_result | None = None
 
     async def serve_app(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+        await serve_doors(app, config, limits, label=label, shutdown_trigger=shutdown_trigger, task_status=task_status)
 
     try:
         async with trio.open_nursery() as nursery:
@@ -151,3 +155,50 @@ def _remove_if_ours(socket_path: Path, bound: os.stat_result | None) -> None:
         return
     if (now.st_ino, now.st_dev) == (bound.st_ino, bound.st_dev):
         socket_path.unlink()
+
+
+def parse_tcp_bind(value: str, *, door: str, setting: str, example: str) -> str | None:
+    """``"host:port"`` checked, or None for ``none``/``off``/empty (no TCP listener)."""
+    value = value.strip()
+    if value.lower() in ("", "none", "off"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        msg = f"{door} bind {value!r} is not HOST:PORT: use e.g. {example}, or 'none' for no TCP listener ({setting})"
+        raise ConfigError(msg)
+    return value
+
+
+async def serve_door(
+    app: Callable[..., Awaitable[None]],
+    socket_path: Path,
+    *,
+    tcp_bind: str | None,
+    door: str,
+    setting: str,
+    limits: ServingLimits | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve_rpc` for a door with a TCP address: a bind that fails (the port is taken)
+    is a ConfigError naming the door, the address and the setting that chooses it."""
+    try:
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                functools.partial(serve_rpc, app, socket_path, limits, tcp_bind=tcp_bind, label=door)
+            )
+            task_status.started(binds)
+    except BaseExceptionGroup as group:
+        bind_errors, rest = group.split(OSError)
+        if bind_errors is None or rest is not None:
+            raise
+        exc = _first_leaf(bind_errors)
+        msg = (
+            f"the {door} cannot listen on {tcp_bind}: {getattr(exc, 'strerror', None) or exc}; choose "
+            f"another address with {setting}, or 'none' for the socket only"
+        )
+        raise ConfigError(msg) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
