@@ -195,3 +195,23 @@ async def test_the_retention_task_sweeps_at_once_with_retention_days(root: Path,
 
 def test_retention_is_off_by_default(root: Path) -> None:
     assert make_config(root).retention_days == 0
+
+
+async def test_the_plays_an_unfinished_fork_reads_are_kept_up_its_chain(root: Path) -> None:
+    """A paused fork of a finished fork of a play: both plays it reads are kept; once the fork
+    ended, they may go."""
+    async with running(root) as service:
+        wf = await service.workflows.workflow_create("tree", python_source=SOURCE)
+        first = await _play(service, wf.sid, n=1)
+        middle = await _play(service, wf.sid, n=2)
+        paused = await _play(service, wf.sid, ask=True)
+        repo = service.kernel.repo
+        await repo.commit(repo.put_play(attrs.evolve(await repo.get_play(middle.sid), fork_of=first.sid)))
+        await repo.commit(repo.put_play(attrs.evolve(await repo.get_play(paused.sid), fork_of=middle.sid)))
+        for kept in (first.sid, middle.sid):
+            with pytest.raises(WrongState, match=f"play {paused.sid} has not ended and replays the steps of play {kept}"):
+                await service.retention.play_delete(kept)
+        assert await service.retention.sweep(now_ms() + 1) == 0
+        await service.resumes.play_resume(paused.sid, "q", "yes")
+        assert (await service.plays.play_wait(paused.sid)).status.value == "success"
+        assert await service.retention.sweep(now_ms() + 1) == 3
