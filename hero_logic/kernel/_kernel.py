@@ -34,10 +34,12 @@ from ._handle import (
 from ._intake import EventIntake
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
+from ._retire import PlayRetirer
 from ._runner import PlayRunner, RunState, map_outcome
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
 from ._waits import index_writes, request_from_pause, resolve_waits, wait_summary, why_not_open
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -95,6 +97,7 @@ class Kernel(EventIntake):
     """The one deadline of every sleeping play's timers (:mod:`._timers`)."""
     wait_handler: WaitHandler | None = None
     """Who delivers events to plays waiting for them (the service's events room)."""
+    _retirer: PlayRetirer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
@@ -307,6 +310,14 @@ class Kernel(EventIntake):
             return
         async with self._capacity.lend(seat):
             yield
+
+    @property
+    def retirer(self) -> PlayRetirer:
+        """Deletes ended play trees (``play_delete``, retention): :mod:`._retire`."""
+        if self._retirer is None:
+            workdirs = self.runner.workdirs or WorkdirQuota(self.config)
+            self._retirer = PlayRetirer(self.repo, self.tree, self.is_active, workdirs.remove_play_dir)
+        return self._retirer
 
     def capacity_statistics(self) -> dict[str, int]:
         """Run slots: the total, those in use, and the plays waiting for one."""

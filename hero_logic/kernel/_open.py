@@ -20,6 +20,7 @@ from ._runner import PlayRunner
 from ._slots import load_slots, select_sandbox_tier
 from ._timers import TimerWheel, wake_timer
 from ._tree import PlayTree
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -74,6 +75,8 @@ async def open_kernel(
         # the SDK once here so no play pays for compiling it.
         await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
         store: Store = slots.store_factory.from_config(config)
+        workdirs = WorkdirQuota.from_config(config)
+        await workdirs.recover()  # before any play runs again
     except BaseException:
         tier.close()
         raise
@@ -94,6 +97,7 @@ async def open_kernel(
                     listener=slots.listener,
                     sdk_dir=Path(SDK_DIR),
                     boot_script=Path(BOOT_SCRIPT),
+                    workdirs=workdirs,
                 ),
                 nursery=nursery,
                 capacity=FairCapacity(config.max_running),
@@ -113,5 +117,6 @@ async def open_kernel(
                 nursery.cancel_scope.cancel()
     finally:
         tier.close()
+        workdirs.close()
         with trio.CancelScope(shield=True):
             await store.aclose()

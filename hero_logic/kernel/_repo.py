@@ -160,6 +160,10 @@ class Repo:
                     break
                 await self.commit([Delete("events", key) for key, _ in rows])
 
+    def forget_fold(self, play_sid: str) -> None:
+        """Drop the cached span tree of a play that is being deleted."""
+        self._folds.pop(play_sid, None)
+
     # -- reads -----------------------------------------------------------------------------------
 
     async def get_workflow(self, sid: str) -> Workflow:

@@ -46,9 +46,11 @@ from hero_logic.sdk import (
 )
 
 from ._convert import dumps
+from ._errors import SandboxUnavailable
 from ._interfaces import (
     ExitOutcome,
     Launch,
+    ListenerStatistics,
     ProcessExecutorSlot,
     RunExtras,
     SandboxTier,
@@ -56,6 +58,7 @@ from ._interfaces import (
 )
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._waits import request_from_pause
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -280,6 +283,8 @@ class PlayRunner:
     listener: SpanListenerSlot
     sdk_dir: Path
     boot_script: Path
+    workdirs: WorkdirQuota | None = None
+    """Caps each run's workdir (:mod:`._workdirs`); None: plain workdirs."""
 
     def stage(
         self,
@@ -349,17 +354,31 @@ class PlayRunner:
 
         Returns the process outcome and the number of span lines the listener skipped
         (malformed or oversized)."""
+        workdirs = self.workdirs or WorkdirQuota(self.config)
+        async with workdirs.attached(launch.play_sid) as quota:
+            if quota.error:
+                return ExitOutcome(exit_code=None, spawn_error=quota.error), 0
+            outcome, stats = await self._execute(launch, sink, timeout_ms=timeout_ms)
+        if quota.reason:  # the run filled its workdir: the likely cause of a failure
+            outcome = attrs.evolve(outcome, limit_reason="\n".join(filter(None, (outcome.limit_reason, quota.reason))))
+        return outcome, stats.malformed + stats.oversized
+
+    async def _execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, ListenerStatistics]:
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
             )
-            outcome = await self.executor.run(
-                self.tier.wrap(launch),
-                timeout_s=timeout_ms / 1000,
-                kill_grace_s=self.config.kill_grace_ms / 1000,
-            )
+            try:
+                wrapped = self.tier.wrap(launch)
+            except SandboxUnavailable as exc:  # this launch cannot run here: the play says why
+                outcome = ExitOutcome(exit_code=None, spawn_error=exc.message)
+            else:
+                outcome = await self.executor.run(
+                    wrapped,
+                    timeout_s=timeout_ms / 1000,
+                    kill_grace_s=self.config.kill_grace_ms / 1000,
+                )
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
             nursery.cancel_scope.cancel()
-        stats = handle.statistics()
-        return outcome, stats.malformed + stats.oversized
+        return outcome, handle.statistics()

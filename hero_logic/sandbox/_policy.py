@@ -166,14 +166,18 @@ def child_setup(
     cgroup_procs: Sequence[str] = (),
     die_with_service: bool = True,
     drop_capabilities: bool = False,
+    view: Callable[[], None] | None = None,
+    run_as: int | None = None,
 ) -> Callable[[], None]:
     """The function the executor runs in the child between fork and exec.
 
     In order: join the play's cgroups (so everything the flow starts is counted and can be
     killed), set the rlimits (CPU soft limit below the hard one, so SIGXCPU comes first and
-    tells why), ask for SIGKILL when the service dies, and, when the service runs as root,
-    empty the capability bounding set so the flow's ``exec`` grants it no capability (it
-    then cannot read a non-dumpable service's ``/proc`` files). Everything it needs is
+    tells why), build the flow's ``view`` (a root service's env_scrub flow, :mod:`._flow_user`),
+    when the service runs as root empty the capability bounding set so the flow's ``exec``
+    grants it no capability (it then cannot read a non-dumpable service's ``/proc`` files),
+    become uid and gid ``run_as`` without supplementary groups, and ask for SIGKILL when the
+    service dies (after the change of uid, which clears that request). Everything it needs is
     computed here, before the fork; a failure makes the spawn fail (fail closed).
     """
     pairs: list[tuple[int, int]] = []
@@ -200,13 +204,19 @@ def child_setup(
                 resource.setrlimit(which, (capped, capped + 2))
             else:
                 resource.setrlimit(which, (capped, capped))
-        if pdeathsig and prctl(_PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if view is not None:
+            view()
         if caps:
             for cap in caps:
                 prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
             prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-            if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if run_as is not None:
+            os.setgroups([])
+            os.setresgid(run_as, run_as, run_as)
+            os.setresuid(run_as, run_as, run_as)
+        if pdeathsig and prctl(_PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if (caps or run_as is not None) and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
     return setup

@@ -22,6 +22,7 @@ from ._library import LibraryService
 from ._plays import Plays
 from ._resume_links import ResumeLinks
 from ._resumes import Resumes
+from ._retention import Retention
 from ._runs import RunPreparation
 from ._schedules import Schedules
 from ._schema_check import SchemaChecker
@@ -56,6 +57,7 @@ class Service:
     webhooks: Webhooks
     events: Events
     schedules: Schedules
+    retention: Retention
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -85,16 +87,17 @@ class Service:
             webhooks=Webhooks(kernel, plays, secrets, kernel.config.ingress_public_url),
             events=Events(kernel),
             schedules=Schedules(kernel, plays, clock_ms=kernel.timers.clock_ms if kernel.timers is not None else now_ms),
+            retention=Retention(kernel),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks, self.events, self.schedules]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks, self.events, self.schedules, self.retention]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks, Events, Schedules)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks, Events, Schedules, Retention)
 
 
 @asynccontextmanager
@@ -115,6 +118,8 @@ async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Se
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()
+        if kernel.config.retention_days:
+            kernel.start_system_task(service.retention.run, name="play retention sweep")
         yield service
     finally:
         await service.schema_checker.aclose()
