@@ -114,8 +114,8 @@ class IngressApp:
     def _rate_limited(self, scope: Scope, key: str) -> float:
         """0.0 when the request may go on, else the seconds to wait (see :mod:`._rate`)."""
         client = scope.get("client")
-        remote = bool(client) and not _is_local(str(client[0]))
-        by_address = self._per_address.take(str(client[0])) if remote else 0.0
+        address = str(client[0]) if client else ""
+        by_address = self._per_address.take(address) if address and not _is_local(address) else 0.0
         by_key = self._per_key.take(key)
         return max(by_address, by_key)
 
