@@ -389,10 +389,7 @@ class Kernel(EventIntake):
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
-        if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
-            self._tier_strengths = tier_strengths(self.config)
-        problem = sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
-        if problem:
+        if problem := self._sandbox_problem(version):
             await self._save_status(ended(play, PlayStatus.FAILED, problem))
             return
         extras: RunExtras | None = None
