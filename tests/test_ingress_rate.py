@@ -75,6 +75,12 @@ async def test_a_token_guesser_from_one_address_is_slowed_to_429s() -> None:
     assert "too many requests" in answers[-1].text
     other = await _get_many(app, ["/r/guess0"], ("198.51.100.7", 4000))
     assert other[0].status_code == 404  # another address is not held back
+    limits = IngressRateLimits(per_address=Bucket(per_second=0.01, burst=2), per_key=Bucket(per_second=0.01, burst=3))
+    tight = IngressApp(_NoLinks(), max_body=1024, rate_limits=limits)  # type: ignore[arg-type]
+    flood = await _get_many(tight, ["/r/shared"] * 10, ("203.0.113.66", 4000))
+    assert [a.status_code for a in flood] == [404, 404] + [429] * 8
+    # the flooder's refused requests took nothing of the link's own allowance
+    assert (await _get_many(tight, ["/r/shared"], ("198.51.100.1", 4000)))[0].status_code == 404
     local = await _get_many(app, [f"/r/guess{n}" for n in range(8)], ("127.0.0.1", 4000))
     assert {a.status_code for a in local} == {404}  # the local proxy is limited by key only
 

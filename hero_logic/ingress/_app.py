@@ -116,8 +116,9 @@ class IngressApp:
         client = scope.get("client")
         address = str(client[0]) if client else ""
         by_address = self._per_address.take(address) if address and not _is_local(address) else 0.0
-        by_key = self._per_key.take(key)
-        return max(by_address, by_key)
+        # A request refused by its address takes nothing of the key's bucket, so one flooding
+        # address cannot use up a link's or a webhook's allowance for its legitimate senders.
+        return by_address or self._per_key.take(key)
 
     async def _page(self, send: Callable[[dict[str, Any]], Awaitable[None]], token: str) -> None:
         try:
