@@ -25,13 +25,15 @@ $(VENV)/.installed: pyproject.toml
 sysdeps:
 	@# bubblewrap for the bwrap sandbox tier (and its tests); libseccomp2 for its seccomp filter;
 	@# strace for the store's fault-injection test (ENOSPC on a page write); passt (pasta) for the
-	@# user-mode network of @flow(network=True) plays under bwrap.
+	@# user-mode network of @flow(network=True) plays under bwrap; e2fsprogs (mkfs.ext4, debugfs)
+	@# for the file system of each run's workdir (--workdir-mb).
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		missing=""; \
 		command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 		ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
 		command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 		command -v pasta >/dev/null 2>&1 || missing="$$missing passt"; \
+		command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 || missing="$$missing e2fsprogs"; \
 		if [ -n "$$missing" ]; then \
 			echo "make: installing$$missing"; \
 			apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; }; \
@@ -80,7 +82,7 @@ screenshots: install chromium admin-assets
 
 # Every benchmark prints its figures beside the floor or peer measured in the same run.
 bench: install sysdeps
-	@for b in bench/bench_play.py bench/bench_resume.py bench/bench_rpc.py bench/bench_store.py bench/bench_sandbox.py bench/bench_paused.py bench/bench_ingest.py bench/bench_warm.py bench/bench_peers.py bench/bench_real_work.py; do \
+	@for b in bench/bench_play.py bench/bench_resume.py bench/bench_rpc.py bench/bench_store.py bench/bench_sandbox.py bench/bench_paused.py bench/bench_ingest.py bench/bench_warm.py bench/bench_peers.py bench/bench_real_work.py bench/bench_workdir.py bench/bench_webhook.py; do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -44,6 +44,25 @@ def tier_params(*names: str) -> list[Any]:
     ]
 
 
+NO_WARM_ENV_SCRUB = "env_scrub has no warm processes under a root service (each play's flow runs as a uid of its own)"
+
+
+def warm_tier_params(*names: str) -> list[Any]:
+    """``names`` as pytest params of tests that need a warm pool: as :func:`tier_params`, and
+    ``env_scrub`` skipped under root (:data:`NO_WARM_ENV_SCRUB`)."""
+    return [
+        pytest.param(
+            name,
+            id=name,
+            marks=pytest.mark.skipif(
+                not HAVE[name] or (name == "env_scrub" and IS_ROOT),
+                reason=f"{name} is not installed here" if not HAVE[name] else NO_WARM_ENV_SCRUB,
+            ),
+        )
+        for name in names
+    ]
+
+
 ALL_TIERS = tier_params("env_scrub", "bwrap", "nsjail")
 ISOLATING_TIERS = tier_params("bwrap", "nsjail")
 """Tiers that promise file-system, network and process-table isolation (env_scrub does not)."""

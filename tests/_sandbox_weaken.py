@@ -111,6 +111,32 @@ def _no_watchdog(set_: Setter) -> None:
     set_(_cgroup.CgroupTree, "start_watchdog", lambda self, python: None)
 
 
+def _no_limit_watch(set_: Setter) -> None:
+    """The watchdog only cleans up after the service: it never reads ``pids.events``."""
+    from hero_logic.sandbox import _cgroup
+
+    real = _cgroup.CgroupTree.start_watchdog
+
+    def blind(self: Any, python: str, *, poll_s: float = 0) -> None:
+        real(self, python, poll_s=0)
+
+    set_(_cgroup.CgroupTree, "start_watchdog", blind)
+
+
+def _root_flows(set_: Setter) -> None:
+    """env_scrub as root keeps its flows uid 0 (without capabilities), as it once did."""
+    from hero_logic.sandbox import _env_scrub
+
+    set_(_env_scrub.EnvScrubTier, "_as_flow_user", lambda self: False)
+
+
+def _no_workdir_quota(set_: Setter) -> None:
+    """Workdirs are plain directories on the file system of PATH_ROOT, whatever --workdir-mb says."""
+    from hero_logic.kernel import _workdirs
+
+    set_(_workdirs.WorkdirQuota, "from_config", classmethod(lambda cls, config: cls(config)))
+
+
 def _no_cgroups(set_: Setter) -> None:
     from hero_logic.sandbox import _cgroup
 
@@ -236,6 +262,9 @@ WEAKENINGS: dict[str, Callable[[Setter], None]] = {
     "host_tmp": _edit_bwrap(_host_tmp),
     "no_die_with_parent": _no_die_with_parent,
     "no_cgroups": _no_cgroups,
+    "no_workdir_quota": _no_workdir_quota,
+    "root_flows": _root_flows,
+    "no_limit_watch": _no_limit_watch,
     "no_seccomp": _no_seccomp,
     "follow_symlinks": _follow_symlinks,
     "fail_open": _fail_open,

@@ -34,8 +34,24 @@ def pytest_configure(config: pytest.Config) -> None:
 def root() -> Iterator[Path]:
     """A short, private PATH_ROOT (AF_UNIX paths must stay under 107 bytes)."""
     path = Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
+    # Searchable, not listable: a root service's env_scrub flows run as their own uid and read
+    # the marker files tests put here; the service's own state below stays 0700.
+    path.chmod(0o711)
     yield path
+    _unmount_below(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _unmount_below(path: Path) -> None:
+    """Detach what a service killed in a test left mounted under ``path`` (its workdir file
+    systems: a restarted service would have put them back, a test's root just goes)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            targets = [line.split()[4] for line in f]
+    except OSError:
+        return
+    for target in sorted((t for t in targets if t.startswith(f"{path}/")), reverse=True):
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
 def make_config(root: Path, **overrides: Any) -> Config:

@@ -342,7 +342,7 @@ async def test_the_running_step_is_followed_until_the_operator_turns_it_off(
         expect(running).to_be_in_viewport()
         page.click("#cancel-play")
         page.click("#cancel-play")
-        expect(page.locator("#play-status .pill")).to_have_attribute("data-status", "cancelled")
+        expect(page.locator("#play-status .pill")).to_have_attribute("data-status", "cancelled", timeout=15_000)  # a loaded machine
         assert not errors, errors
         page.close()
 

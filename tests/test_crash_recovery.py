@@ -107,11 +107,10 @@ def charge(amount: int):
     return amount
 
 @flow(name="pay")
-def main(service_pid: int):
+def main():
     paid = charge(amount=5)
     if not os.path.exists("killed"):
-        open("killed", "w").close()
-        os.kill(service_pid, signal.SIGKILL)  # the service dies right after the step returned
+        open("killed", "w").close()  # the test kills the service now, right after the step returned
         signal.pause()
     return paid
 """
@@ -123,9 +122,13 @@ async def _charges_after_a_crash_right_after_the_step(root: Path, *, checkpoint:
         async with AsyncClient(config.rpc_socket) as client:
             source = CHECKPOINTED.format(checkpoint=checkpoint)
             wf = await client.call("workflow_create", {"name": "pay", "python_source": source})
-            # (the flow's parent is the executor's spawner, not the service: it is told the pid)
-            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"], "input_data": {"service_pid": service.pid}})
+            play_sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
+        # (The flow cannot kill the service itself: a root service's env_scrub flow runs as its own uid.)
+        killed = trio.Path(config.play_workdir(play_sid) / "killed")
         with trio.fail_after(20):
+            while not await killed.exists():
+                await trio.sleep(0.01)
+            service.send_signal(signal.SIGKILL)
             await service.wait()
         service, config = await _start_service(root)
         async with AsyncClient(config.rpc_socket) as client:

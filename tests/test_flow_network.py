@@ -5,6 +5,7 @@ binds exactly the declared ones into the sandbox."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -103,6 +104,7 @@ def main(name: str):
 async def _unix_listener(nursery: trio.Nursery, path: Path, greeting: bytes) -> None:
     sock = trio.socket.socket(socket.AF_UNIX)
     await sock.bind(str(path))
+    os.chmod(path, 0o666)  # a service for flows: a root service's env_scrub flows run as their own uid
     sock.listen()
     listener = trio.SocketListener(sock)
 

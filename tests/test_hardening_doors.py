@@ -14,6 +14,7 @@ import os
 import resource
 import socket
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -412,7 +413,15 @@ async def test_a_cap_the_open_file_limit_cannot_hold_is_a_start_up_warning(
     root: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the open-file limit accept() fails for everyone: the very lockout the cap is for."""
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (512, 4096))
+    # Only the doors see the low limit: the sandbox's own probes read the real one.
+    from hero_logic.serving import _doors
+
+    low_limit = types.SimpleNamespace(
+        getrlimit=lambda which: (512, 4096),
+        RLIMIT_NOFILE=resource.RLIMIT_NOFILE,
+        RLIM_INFINITY=resource.RLIM_INFINITY,
+    )
+    monkeypatch.setattr(_doors, "resource", low_limit)
     await open_doors(root, nursery)
     warnings = [r.getMessage() for r in caplog.records if "open-file limit is 512" in r.getMessage()]
     assert len(warnings) == 2, warnings  # rpc.sock; the admin's socket and TCP port

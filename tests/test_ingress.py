@@ -127,6 +127,20 @@ async def test_nothing_but_r_and_h_is_served(served: tuple[Service, httpx.AsyncC
         assert answer.status_code in (404, 405), (method, path, answer.status_code)
 
 
+async def test_one_link_hammered_over_the_socket_gets_429_with_retry_after(served: tuple[Service, httpx.AsyncClient]) -> None:
+    """Past the per-key burst (300) a flood on one link is refused before any work is done."""
+    _service, web = served
+    codes: list[int] = []
+    while 429 not in codes and len(codes) < 2000:  # the bucket refills at 50 a second meanwhile
+        codes.append((await web.get("/r/not-a-real-token")).status_code)
+    assert set(codes[:300]) == {404}
+    assert codes[-1] == 429, len(codes)
+    refused = await web.get("/r/not-a-real-token")
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert (await web.get("/r/another-token")).status_code == 404
+
+
 def _hmac_headers(secret: str, body: bytes, **extra: str) -> dict[str, str]:
     return {"x-signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(), "content-type": "application/json", **extra}
 
@@ -152,9 +166,10 @@ async def test_a_signed_webhook_starts_a_play_once_per_delivery_and_records_ever
     assert too_big.status_code == 413
     bad_inputs = json.dumps({"amount": 3}).encode()
     refused = await web.post(path, content=bad_inputs, headers=_hmac_headers(hook["secret"], bad_inputs))
-    assert refused.status_code == 400
+    assert refused.status_code == 422
+    assert "order_id" in json.dumps(refused.json()["fields"])
     deliveries = await service.call("webhook_deliveries", sid=hook["sid"])
-    assert sorted(d["status"] for d in deliveries) == [200, 200, 400, 401]
+    assert sorted(d["status"] for d in deliveries) == [200, 200, 401, 422]
     assert all("secret" not in json.dumps(w).lower() or not w["secret"] for w in await service.call("webhook_list"))
     plays = await service.call("play_list", workflow_sid=wf["sid"])
     assert len(plays) == 1, [(p["name"], p["status"], p["input_data"]) for p in plays]

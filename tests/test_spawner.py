@@ -29,29 +29,81 @@ async def test_a_flow_s_parent_is_the_spawner_not_the_service(root: Path) -> Non
         os.kill(parent, 0)
 
 
-KILLS_ITS_PARENT = """
-import os, signal, time
+SLEEPS = """
+import time
 from hero_tracing import flow
 
 @flow
 def main():
-    flow.current_span.tag(started=True)
-    os.kill(os.getppid(), signal.SIGKILL)
     time.sleep(30)
 """
+FINE = "from hero_tracing import flow\n@flow\ndef main():\n    return 'fine'\n"
+
+
+def _children(parent: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``parent``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _spawners() -> list[int]:
+    """The spawners this process's services started (their children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[-1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"_spawner_main.py" in cmdline:
+            found.append(int(entry))
+    return found
 
 
 async def test_a_dead_spawner_ends_its_flows_and_the_next_play_gets_a_new_one(root: Path) -> None:
-    """An env_scrub flow kills the spawner: its play ends (killed with it), the warm processes
-    the dead spawner started are dropped, later plays run, and the service stops cleanly."""
+    """The spawner dies (killed) while a flow runs: that play ends (killed with it), the warm
+    processes the dead spawner started are dropped, later plays run (from a new spawner), and
+    the service stops cleanly."""
     with trio.fail_after(50):
-        async with open_service(root, "env_scrub", warm_pool=2, warm_pool_min="2") as svc:
+        async with open_service(root, "bwrap", warm_pool=2, warm_pool_min="2") as svc:
             while (await svc.client.health())["warm_pool"]["ready"] < 2:
                 await trio.sleep(0.02)
-            killed = await run_flow(svc, KILLS_ITS_PARENT)
+            wf = await svc.push(SLEEPS)
+            sid = await svc.call("play_start", workflow_sid=wf["sid"])
+            while not (svc.config.play_dir(sid) / "flow.pid").exists():
+                await trio.sleep(0.02)
+            (spawner,) = _spawners()
+            its_flows = _children(spawner)  # the running play's and the ready ones
+            os.kill(spawner, 9)
+            killed = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+            while any(map(_alive, its_flows)):  # they die with it (a moment later)
+                await trio.sleep(0.02)
             assert killed["status"] == "failed", killed
             assert "SIGKILL" in killed["error_message"], killed["error_message"]
-            after = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 'fine'\n")
+            after = await run_flow(svc, FINE)
             assert after["status"] == "success", after["error_message"]
-            again = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 'fine'\n")
+            again = await run_flow(svc, FINE)
             assert again["status"] == "success", again["error_message"]
+            assert _spawners() not in ([], [spawner])

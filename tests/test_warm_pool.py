@@ -13,12 +13,15 @@ import trio
 from hero_logic.rpc import AsyncClient
 
 from ._sandbox_helpers import (
+    IS_ROOT,
+    NO_WARM_ENV_SCRUB,
     WarmService,
     open_service,
+    run_flow,
     service_for,
     start_environ,
-    tier_params,
     wait_warm,
+    warm_tier_params,
 )
 from .conftest import Service, start_service_process
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(90)
 
-TIERS = tier_params("env_scrub", "bwrap")
+TIERS = warm_tier_params("env_scrub", "bwrap")
 
 TREE_FLOW = """
 import os, sys
@@ -166,7 +169,7 @@ async def test_the_pool_refills_after_use(root: Path, tier: str) -> None:
 
 async def test_an_idle_warm_process_is_recycled_after_its_max_idle_age(root: Path) -> None:
     """A process unused for --warm-pool-max-idle is replaced by a fresh one."""
-    async with open_service(root, "env_scrub", warm_pool=1, warm_pool_min="1", warm_pool_max_idle_s=1) as svc:
+    async with open_service(root, "bwrap", warm_pool=1, warm_pool_min="1", warm_pool_max_idle_s=1) as svc:
         await _ready(svc.client, 1)
         with trio.fail_after(20):
             while (pool := (await svc.client.health())["warm_pool"])["recycled"] < 2:
@@ -177,7 +180,7 @@ async def test_an_idle_warm_process_is_recycled_after_its_max_idle_age(root: Pat
 
 async def test_a_play_that_needs_the_network_starts_cold(root: Path) -> None:
     """The network is bound when a sandbox is built: such a play never takes a warm process."""
-    async with open_service(root, "env_scrub", warm_pool=1, warm_pool_min="1") as svc:
+    async with open_service(root, "bwrap", warm_pool=1, warm_pool_min="1") as svc:
         await _ready(svc.client, 1)
         wf = await svc.push("from hero_tracing import flow\n@flow(network=True)\ndef main():\n    return 1\n")
         play = await svc.run(wf)
@@ -314,6 +317,7 @@ def main():
 """
 
 
+@pytest.mark.skipif(IS_ROOT, reason=NO_WARM_ENV_SCRUB)
 async def test_an_env_scrub_flow_cannot_reach_an_idle_warm_process(root: Path) -> None:
     """The warm process a later play gets is non-dumpable while it waits: a flow of the same
     uid (env_scrub shares the service's) can read neither its environment nor its memory."""
@@ -327,6 +331,18 @@ async def test_an_env_scrub_flow_cannot_reach_an_idle_warm_process(root: Path) -
     found = play["output_data"]
     assert found, "the probe found no idle warm process"
     assert all(v != "read" for seen in found.values() for v in seen.values()), found
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="env_scrub keeps a warm pool without root")
+async def test_env_scrub_under_root_has_no_pool_and_says_why(root: Path) -> None:
+    """As root each env_scrub play's flow runs as a uid of its own, not known before the play:
+    no warm process is started, /health says why, and plays run cold."""
+    async with open_service(root, "env_scrub", warm_pool=2, warm_pool_min="2") as svc:
+        play = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 1\n")
+        pool = (await svc.client.health())["warm_pool"]
+    assert play["status"] == "success", play["error_message"]
+    assert pool["size"] == 0, pool
+    assert "uid of its own" in pool["disabled"], pool
 
 
 def test_the_warm_pool_minimum_is_given_per_tier_or_for_all() -> None:

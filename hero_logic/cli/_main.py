@@ -27,12 +27,12 @@ import sys
 
 from hero_logic.kernel import HeroLogicError
 
-from . import _answers, _events, _flows, _fork, _plays, _presets, _resources, _webhooks
+from . import _answers, _events, _flows, _fork, _plays, _presets, _resources, _schedules, _webhooks
 from ._common import CliError, add_settings, config
 
 __all__ = ["COMMAND_GROUPS", "admin_main", "build_parser", "main", "server_main"]
 
-COMMAND_GROUPS = (_flows, _plays, _answers, _fork, _events, _presets, _resources, _webhooks)
+COMMAND_GROUPS = (_flows, _plays, _answers, _fork, _events, _schedules, _presets, _resources, _webhooks)
 """The modules whose ``register`` adds the user commands, in the order ``--help`` lists them."""
 
 _SERVICE_FLAGS = ("start", "stop", "status", "info")

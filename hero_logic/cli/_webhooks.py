@@ -1,4 +1,4 @@
-"""``hero_logic webhooks``: inbound webhooks on the ingress (see docs/ingress.md)."""
+"""``hero_logic webhooks``: inbound webhooks on the ingress (see docs/webhooks.md)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _cmd_deliveries(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``webhooks create|list|delete|deliveries``."""
-    hooks = sub.add_parser("webhooks", help="inbound webhooks that start plays or send events (docs/ingress.md)")
+    hooks = sub.add_parser("webhooks", help="inbound webhooks that start plays or send events (docs/webhooks.md)")
     hooks_sub = hooks.add_subparsers(dest="webhooks_command", metavar="WEBHOOKS_COMMAND", required=True)
     create = hooks_sub.add_parser("create", help="create a webhook; prints its URL and, once, its secret")
     create.add_argument("name")

@@ -16,9 +16,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import trio
+
 from hero_logic.kernel import Conflict, HeroLogicError, InvalidParams, NotFound, dumps
 
 from ._form import approval_page, message_page, read_form
+from ._rate import IngressRateLimits, RateLimiter
+from ._rate import is_local as _is_local
+from ._rate import retry_after as _retry_after
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -58,9 +63,12 @@ def _status_of(exc: HeroLogicError) -> int:
 class IngressApp:
     """The ingress as a raw ASGI app over one running service."""
 
-    def __init__(self, service: Service, *, max_body: int) -> None:
+    def __init__(self, service: Service, *, max_body: int, rate_limits: IngressRateLimits | None = None) -> None:
         self.service = service
         self.max_body = max_body
+        limits = rate_limits or IngressRateLimits()
+        self._per_address = RateLimiter(limits.per_address, trio.current_time)
+        self._per_key = RateLimiter(limits.per_key, trio.current_time)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
@@ -82,6 +90,10 @@ class IngressApp:
         if method not in (("GET", "POST") if kind == "r" else ("POST",)):
             await _reply(send, 405, {"error": f"{method} is not allowed here"})
             return
+        wait = self._rate_limited(scope, f"{kind}/{key}")
+        if wait:
+            await _reply(send, 429, {"error": "too many requests; retry later"}, retry_after=wait)
+            return
         cap = self.max_body if kind == "h" else MAX_ANSWER_BODY
         body = await _read_body(receive, cap)
         if body is None:
@@ -98,6 +110,15 @@ class IngressApp:
         except Exception:  # one bad request must never take the ingress down
             log.exception("ingress: %s %s failed", method, path[:80])
             await _reply(send, 500, {"error": "the service could not take this request; see its log"})
+
+    def _rate_limited(self, scope: Scope, key: str) -> float:
+        """0.0 when the request may go on, else the seconds to wait (see :mod:`._rate`)."""
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        by_address = self._per_address.take(address) if address and not _is_local(address) else 0.0
+        # A request refused by its address takes nothing of the key's bucket, so one flooding
+        # address cannot use up a link's or a webhook's allowance for its legitimate senders.
+        return by_address or self._per_key.take(key)
 
     async def _page(self, send: Callable[[dict[str, Any]], Awaitable[None]], token: str) -> None:
         try:
@@ -180,9 +201,12 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], cap: int)
             return b"".join(chunks)
 
 
-async def _reply(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, answer: Any) -> None:
+async def _reply(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, answer: Any, *, retry_after: float = 0.0) -> None:
     body = dumps(answer)
-    await send({"type": "http.response.start", "status": status, "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]})
+    headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]
+    if retry_after:
+        headers.append((b"retry-after", _retry_after(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

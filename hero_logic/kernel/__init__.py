@@ -3,6 +3,7 @@
 
 from ._bus import BusStatistics as BusStatistics
 from ._bus import EventBus as EventBus
+from ._child_setup import apply_child_setup as apply_child_setup
 from ._config import SETTINGS as SETTINGS
 from ._config import Config as Config
 from ._config import Setting as Setting

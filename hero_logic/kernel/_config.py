@@ -144,6 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("find_links", "--find-links", "HERO_LOGIC_FIND_LINKS", "", "comma-separated directories or URLs of wheels for flow dependencies", repeat=True),
     Setting("allow_direct_deps", "--allow-direct-deps", "HERO_LOGIC_ALLOW_DIRECT_DEPS", "off", "allow flow dependencies given as a local path or a VCS/URL reference: on or off", _on_off("HERO_LOGIC_ALLOW_DIRECT_DEPS")),
     Setting("service_sockets", "--service-socket", "HERO_LOGIC_SERVICE_SOCKETS", "", "local service sockets flows may declare with @flow(services=[...]): NAME=PATH (repeatable; the variable takes name=path,...)", repeat=True),
+    Setting("workdir_mb", "--workdir-mb", "HERO_LOGIC_WORKDIR_MB", "1024", "size quota of each play's workdir in MiB: a file system of that size is mounted at the workdir for each run (as root); 0 turns it off (see docs/sandbox.md)", _non_negative_int("HERO_LOGIC_WORKDIR_MB")),
+    Setting("retention_days", "--retention-days", "HERO_LOGIC_RETENTION_DAYS", "0", "delete ended plays (record, span events, workdir) whose whole tree ended more than this many days ago, hourly; 0 keeps every play", _non_negative_int("HERO_LOGIC_RETENTION_DAYS")),
     Setting("webhook_bind", "--webhook-bind", "HERO_LOGIC_WEBHOOK_BIND", "127.0.0.1:9821", "HTTP address of the ingress (resume links, approval pages, inbound webhooks), or 'none'"),
     Setting("public_url", "--public-url", "HERO_LOGIC_PUBLIC_URL", "", "base URL people and webhook senders reach the ingress at (default http://<webhook-bind>)"),
     Setting("resume_url_ttl_s", "--resume-url-ttl", "HERO_LOGIC_RESUME_URL_TTL_S", "604800", "seconds a resume link stays valid", _positive_int("HERO_LOGIC_RESUME_URL_TTL_S")),
@@ -194,6 +196,8 @@ class Config:
     warm_pool: int = 2
     warm_pool_min: str = "1"
     warm_pool_max_idle_s: int = 300
+    workdir_mb: int = 1024
+    retention_days: int = 0
     sleep_exit_ms: int = 2000
     max_wait_ms: int = 366 * 24 * 3600 * 1000
     event_retention_ms: int = 86_400_000

@@ -50,7 +50,8 @@ class ChildSetup:
     A sandbox tier sets both this and the equivalent ``Launch.preexec`` function; an executor
     that starts processes through a helper (the built-in executor's spawner, so the service is
     never forked) applies this instead, in the helper's child, in this order: join the
-    cgroups, set the rlimits, arm the parent-death signal, drop the capabilities."""
+    cgroups, set the rlimits, build the view, drop the capabilities, change the uid, arm the
+    parent-death signal (see :mod:`._child_setup`)."""
 
     rlimits: Mapping[str, int] = attrs.Factory(dict)
     """``RLIMIT_*`` name → value (the CPU soft limit is set below its hard one, as preexec does)."""
@@ -60,6 +61,30 @@ class ChildSetup:
     """SIGKILL when the parent (the service, or the spawner that dies with it) dies."""
     drop_capabilities: bool = False
     """Empty the capability bounding set and set no_new_privs (the service runs as root)."""
+    run_as: int | None = None
+    """The uid and gid the child becomes (a root service's env_scrub flow), or None."""
+    covers: tuple[str, ...] = ()
+    """Directories hidden under an empty read-only tmpfs in a mount namespace of the child's."""
+    binds: tuple[str, ...] = ()
+    """Paths under ``covers`` bound back in at their own paths."""
+    view_cwd: str = "/"
+    """The child's working directory once its view is built (when there are covers)."""
+
+    def wire(self) -> dict[str, Any]:
+        """The plain-data form :func:`~._child_setup.apply_child_setup` applies."""
+        import resource
+        import signal
+
+        return {
+            "rlimits": [[getattr(resource, name), value] for name, value in self.rlimits.items()],
+            "cgroup_procs": list(self.cgroup_procs),
+            "pdeathsig": int(signal.SIGKILL) if self.die_with_service else 0,
+            "drop_caps": self.drop_capabilities,
+            "run_as": self.run_as,
+            "covers": list(self.covers),
+            "binds": list(self.binds),
+            "view_cwd": self.view_cwd,
+        }
 
 
 @attrs.frozen
@@ -215,12 +240,18 @@ class WarmTier(Protocol):
         """The waiting process's launch, in this tier."""
         ...
 
-    def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
-        """Hand the wrapped waiting launch ``warm`` the staged, unwrapped ``play`` launch."""
+    def assign_warm(self, warm: Launch, play: Launch, *, workdir_in_place: bool = False) -> WarmAssignment:
+        """Hand the wrapped waiting launch ``warm`` the staged, unwrapped ``play`` launch
+        (``workdir_in_place``: the play's workdir, a file system of the run's, is already
+        mounted at the warm process's own workdir; leave it there)."""
         ...
 
     def warm_eligible(self, play: Launch) -> bool:
         """True if ``play`` may run in a process started before it was known."""
+        ...
+
+    def warm_refusal(self) -> str:
+        """Why this tier, as configured here, starts no process before its play ("" if it may)."""
         ...
 
 

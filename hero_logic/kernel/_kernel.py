@@ -20,7 +20,6 @@ import attrs
 import trio
 
 from ._capacity import Seat
-from ._convert import to_json
 from ._deadlines import run_until_done
 from ._errors import HeroLogicError, NotFound, ServiceBusy, ServiceClosed, WrongState
 from ._handle import (
@@ -32,12 +31,14 @@ from ._handle import (
     status_topic,
 )
 from ._intake import EventIntake
+from ._kernel_status import after_settle, deadline_passed, recover, save_status, settle
 from ._keyed_lock import KeyedLock
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
-from ._runner import PlayRunner, RunState, map_outcome
+from ._retire import PlayRetirer
 from ._seats import WatchSeats
 from ._slots import sandbox_problem, tier_strengths
-from ._waits import index_writes, request_from_pause, resolve_waits, wait_summary, why_not_open
+from ._waits import request_from_pause, resolve_waits, why_not_open
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import (
-        ExitOutcome,
         FlowRequestHandler,
         RunExtras,
         RunPreparer,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         WaitHandler,
     )
     from ._repo import Repo
+    from ._runner import PlayRunner
     from ._store_api import Store, Write
     from ._timers import TimerWheel
     from ._tree import PlayTree
@@ -95,6 +96,7 @@ class Kernel(EventIntake):
     """The one deadline of every sleeping play's timers (:mod:`._timers`)."""
     wait_handler: WaitHandler | None = None
     """Who delivers events to plays waiting for them (the service's events room)."""
+    _retirer: PlayRetirer | None = None
 
     # -- submitting and controlling plays --------------------------------------------------------
 
@@ -308,6 +310,14 @@ class Kernel(EventIntake):
         async with self._capacity.lend(seat):
             yield
 
+    @property
+    def retirer(self) -> PlayRetirer:
+        """Deletes ended play trees (``play_delete``, retention): :mod:`._retire`."""
+        if self._retirer is None:
+            workdirs = self.runner.workdirs or WorkdirQuota(self.config)
+            self._retirer = PlayRetirer(self.repo, self.tree, self.is_active, workdirs.remove_play_dir)
+        return self._retirer
+
     def capacity_statistics(self) -> dict[str, int]:
         """Run slots: the total, those in use, and the plays waiting for one."""
         return {"total": self._capacity.total, "in_use": self._capacity.in_use, "waiting": self._capacity.waiting}
@@ -353,7 +363,7 @@ class Kernel(EventIntake):
                 if handle.run_again:
                     self._schedule(play_sid)
                 else:
-                    await self._after_settle(handle.settled)
+                    await after_settle(self, handle.settled)
         except HeroLogicError as exc:
             log.error("play %s could not run: %s", play_sid, exc)
             play = await self.repo.get_play(play_sid)
@@ -379,10 +389,7 @@ class Kernel(EventIntake):
         if play.status.is_terminal:
             return
         version = await self.repo.get_version(play.workflow_version_sid)
-        if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
-            self._tier_strengths = tier_strengths(self.config)
-        problem = sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
-        if problem:
+        if problem := self._sandbox_problem(version):
             await self._save_status(ended(play, PlayStatus.FAILED, problem))
             return
         extras: RunExtras | None = None
@@ -426,7 +433,7 @@ class Kernel(EventIntake):
         if play.deadline_at is not None:  # and one deadline for the whole play, if it has one
             left = play.deadline_at - now_ms()
             if left <= 0:
-                await self._save_status(ended(play, PlayStatus.TIMED_OUT, _deadline_passed(play)))
+                await self._save_status(ended(play, PlayStatus.TIMED_OUT, deadline_passed(play)))
                 return
             timeout_ms = min(timeout_ms, left)
         # ``running`` is committed while the process starts (recovery treats a play left
@@ -436,7 +443,7 @@ class Kernel(EventIntake):
             nursery.start_soon(self._save_running, play)
             outcome, skipped, spent, state = await run_until_done(self, play, version, handle, timeout_ms=timeout_ms, extras=extras)
         async with self._transitions.hold(play_sid):  # no answer slips in between read and write
-            await self._settle(play_sid, handle, outcome, skipped, timeout_ms, spent, state)
+            await settle(self, play_sid, handle, outcome, skipped, timeout_ms, spent, state)
         if handle.settled is not None and handle.settled.status.is_terminal:
             remove_quietly(self.config.play_dir(play_sid) / "span.sock")
 
@@ -445,106 +452,16 @@ class Kernel(EventIntake):
             async with self._transitions.hold(play.sid):
                 await self._save_status(play)
 
-    async def _settle(
-        self, play_sid: str, handle: PlayHandle, outcome: ExitOutcome, skipped: int, timeout_ms: int, spent: int, state: RunState
-    ) -> None:
-        """Store how the run ended (the caller holds the play's transition lock)."""
-        play = await self.repo.get_play(play_sid)  # requests may have linked child plays
-        play = attrs.evolve(play, event_bytes=play.event_bytes + spent)
-        if skipped:
-            log.warning("play %s: skipped %d malformed or oversized span lines", play_sid, skipped)
-            play = attrs.evolve(play, skipped_span_lines=play.skipped_span_lines + skipped)
-        children_waiting = await self.tree.any_child_awaiting(play)
-        final = map_outcome(
-            play, outcome, state, timeout_ms=timeout_ms, children_waiting=children_waiting
-        )
-        final = attrs.evolve(final, event_bytes=play.event_bytes + state.stored_bytes)
-        if state.too_many_pauses and not final.status.is_terminal:
-            final = ended(final, PlayStatus.FAILED, state.too_many_pauses)
-        if handle.redactor is not None:  # the stderr tail is the flow's own text
-            final = attrs.evolve(final, error_message=handle.redactor.text(final.error_message))
-        if handle.answered_meanwhile and final.status is PlayStatus.AWAITING_RESUME:
-            final = attrs.evolve(final, status=PlayStatus.RUNNING)  # again, with the new answers
-            handle.run_again = True
-        await self._close_open_spans(play_sid, state, final.status)
-        await self._save_status(final)
-        handle.settled_status = True
-        handle.settled = final
-
     def _sandbox_problem(self, version: WorkflowVersion) -> str:
         """Why this service may not run ``version`` (its minimum sandbox tier), or ""."""
         if self._tier_strengths is None and version.min_sandbox not in ("", self.runner.tier.name):
             self._tier_strengths = tier_strengths(self.config)
         return sandbox_problem(version, self.runner.tier, self._tier_strengths or {})
 
-    async def _after_settle(self, play: Play) -> None:
-        """What a play reaching ``play.status`` sets in motion: a re-run if an answer arrived
-        while it ran, the wake-up of a parent waiting for this child, and the end of the
-        unfinished children of a play that failed, timed out or was cancelled."""
-        if play.status.is_terminal and play.status is not PlayStatus.SUCCESS:
-            await self._cancel_children(play)  # nobody is left to wait for them
-        if self.wait_handler is not None and play.status is PlayStatus.AWAITING_RESUME and any(r.event_key for r in play.pending_resumes):
-            try:  # an event sent before it waited: its mailbox
-                await self.wait_handler.waiting(play)
-            except Exception:  # the play waits on; the next send or its timeout still reaches it
-                log.exception("play %s: delivering from its event mailbox failed", play.sid)
-        if not play.parent_play_sid:
-            return
-        try:
-            parent = await self.repo.get_play(play.parent_play_sid)
-        except NotFound:
-            return
-        if self.is_active(parent.sid):
-            return  # its run waits for this child itself (wait_child_play)
-        if play.status.is_terminal and parent.status in (PlayStatus.AWAITING_RESUME, PlayStatus.RUNNING):
-            self._schedule(parent.sid)  # the child it waited for is done: continue the parent
-        elif play.status is PlayStatus.AWAITING_RESUME and parent.status is PlayStatus.RUNNING:
-            waiting = attrs.evolve(parent, status=PlayStatus.AWAITING_RESUME)
-            await self._save_status(waiting)
-            await self._after_settle(waiting)
-
     async def _save_status(self, play: Play, note: dict[str, Any] | None = None) -> None:
-        """Persist ``play`` (with the index rows of its waits) and publish its status, with
-        ``note`` in the message. The kernel is the only writer of a play's status: an ended
-        play stays ended (a late write of another status is dropped)."""
-        stored = await self.repo.find_play(play.sid)
-        if stored is not None and stored.status.is_terminal and play.status is not stored.status:
-            log.warning(
-                "play %s: dropped a change to %s, the play already ended %s",
-                play.sid, play.status.value, stored.status.value,
-            )
-            return
-        if play.status is PlayStatus.AWAITING_RESUME and play.attempts:
-            # A pause is a clean stop: the recovery bound counts runs since the last one, so
-            # a play may pause and resume any number of times.
-            play = attrs.evolve(play, attempts=0)
-        elif play.status.is_terminal and play.pending_resumes:
-            play = attrs.evolve(play, pending_resumes=[])  # an ended play asks nothing any more
-        await self.repo.commit([*self.repo.put_play(play), *index_writes(stored, play)])
-        if self.timers is not None and play.status is PlayStatus.AWAITING_RESUME:
-            for wait in play.pending_resumes:
-                if wait.wake_at is not None:
-                    self.timers.poke(wait.wake_at)
-        message = {"type": "status", "status": play.status.value, "play": to_json(play), **(note or {})}
-        if play.status is PlayStatus.AWAITING_RESUME:
-            message["waiting"] = wait_summary(play)
-        self.bus.publish(play.sid, message)
-        self.bus.publish(status_topic(play.sid), message, broadcast=False)
+        """Persist ``play`` and publish its status: :func:`._kernel_status.save_status`."""
+        await save_status(self, play, note)
 
     async def _recover(self) -> None:
         """Re-run plays left ``running`` or ``pending`` by a previous service instance."""
-        unfinished = await self.repo.list_plays(
-            statuses=(PlayStatus.RUNNING, PlayStatus.PENDING), limit=1_000_000
-        )
-        for play in reversed(unfinished):  # oldest first
-            if self.runner.executor.kill_leftover(self.config.play_dir(play.sid) / "flow.pid"):
-                log.warning("killed the flow process of play %s left by the previous service", play.sid)
-            log.warning("recovering play %s (was %s, %d runs so far)", play.sid, play.status.value, play.attempts)
-            self._schedule(play.sid)
-
-
-def _deadline_passed(play: Play) -> str:
-    return (
-        f"the play's deadline passed (deadline_ms {play.deadline_at - play.created_at if play.deadline_at else 0} "
-        "from its start, over all its runs and pauses): start it with a longer deadline_ms"
-    )
+        await recover(self)

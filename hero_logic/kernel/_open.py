@@ -21,6 +21,7 @@ from ._runner import PlayRunner
 from ._slots import load_slots, select_sandbox_tier
 from ._timers import TimerWheel, wake_timer
 from ._tree import PlayTree
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -75,6 +76,8 @@ async def open_kernel(
         # the SDK once here so no play pays for compiling it.
         await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
         store: Store = slots.store_factory.from_config(config)
+        workdirs = WorkdirQuota.from_config(config)
+        await workdirs.recover()  # before any play runs again
     except BaseException:
         tier.close()
         raise
@@ -95,12 +98,13 @@ async def open_kernel(
                     listener=slots.listener,
                     sdk_dir=Path(SDK_DIR),
                     boot_script=Path(BOOT_SCRIPT),
+                    workdirs=workdirs,
                 ),
                 nursery=nursery,
                 capacity=FairCapacity(config.max_running),
             )
             kernel.runner.pool = WarmPool.create(
-                config, tier, slots.executor, kernel._capacity, Path(SDK_DIR), Path(WARM_SCRIPT)
+                config, tier, slots.executor, kernel._capacity, Path(SDK_DIR), Path(WARM_SCRIPT), workdirs
             )
             if kernel.runner.pool is not None:  # it fills in the background
                 await nursery.start(kernel.runner.pool.serve)
@@ -122,5 +126,6 @@ async def open_kernel(
         if close_executor is not None:  # its spawner: every flow process has ended by now
             close_executor()
         tier.close()
+        workdirs.close()
         with trio.CancelScope(shield=True):
             await store.aclose()

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._capacity import FairCapacity
     from ._config import Config
     from ._interfaces import ExitOutcome, IdleProcess, ProcessExecutorSlot, SandboxTier
+    from ._workdirs import WorkdirQuota
 
 __all__ = ["PoolStatistics", "WarmPool"]
 
@@ -110,10 +111,6 @@ def _stamp(path: Path | None) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-async def _remove_tree(path: Path) -> None:
-    await trio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
-
-
 def _private_mkdir(path: Path) -> None:
     old = os.umask(0o077)
     try:
@@ -135,6 +132,8 @@ class WarmPool:
     size: int
     minimum: int
     max_idle_s: float
+    workdirs: WorkdirQuota | None = None
+    """Workdir quotas: a warm run's file system is mounted at the warm process's own workdir."""
     _ready: dict[Path | None, collections.deque[_Warm]] = attrs.Factory(dict)
     _starting: dict[Path | None, int] = attrs.Factory(dict)
     _used: dict[Path, float] = attrs.Factory(dict)
@@ -149,7 +148,14 @@ class WarmPool:
 
     @classmethod
     def create(
-        cls, config: Config, tier: SandboxTier, executor: ProcessExecutorSlot, capacity: FairCapacity, sdk_dir: Path, script: Path
+        cls,
+        config: Config,
+        tier: SandboxTier,
+        executor: ProcessExecutorSlot,
+        capacity: FairCapacity,
+        sdk_dir: Path,
+        script: Path,
+        workdirs: WorkdirQuota | None = None,
     ) -> WarmPool | None:
         """The pool ``config`` asks for, or None: disabled (``--warm-pool 0``), or a tier or
         executor that cannot start processes before their play (logged)."""
@@ -157,6 +163,10 @@ class WarmPool:
             return None
         if not isinstance(tier, WarmTier) or not isinstance(executor, WarmExecutor):
             log.info("warm pool: the sandbox tier %s cannot start flows before their play; every play starts cold", tier.name)
+            return None
+        refusal = tier.warm_refusal()
+        if refusal:
+            log.info("warm pool: none, every play starts cold: %s", refusal)
             return None
         minimum = min(config.warm_pool, warm_pool_minimum(config.warm_pool_min, tier.name))
         return cls(
@@ -169,16 +179,18 @@ class WarmPool:
             size=config.warm_pool,
             minimum=minimum,
             max_idle_s=float(config.warm_pool_max_idle_s),
+            workdirs=workdirs if workdirs is not None and workdirs.size_mb else None,
         )
 
     @staticmethod
     def statistics_without(config: Config, tier: SandboxTier) -> PoolStatistics:
         """What ``/health`` reports when there is no pool, and why."""
-        why = (
-            "--warm-pool is 0"
-            if config.warm_pool <= 0
-            else f"the sandbox tier {tier.name} cannot start flows before their play"
-        )
+        if config.warm_pool <= 0:
+            why = "--warm-pool is 0"
+        elif isinstance(tier, WarmTier) and tier.warm_refusal():
+            why = tier.warm_refusal()
+        else:
+            why = f"the sandbox tier {tier.name} cannot start flows before their play"
         return PoolStatistics(size=0, minimum=0, disabled=why)
 
     @property
@@ -209,44 +221,54 @@ class WarmPool:
         self._wake.set()
         return None
 
-    async def run(self, play: Launch, *, timeout_s: float, kill_grace_s: float) -> ExitOutcome | None:
-        """Run the staged ``play`` in a warm process to its end; None if it must start cold."""
-        warm = self.take(play)
-        if warm is None:
-            return None
+    async def run(
+        self, warm: _Warm, play: Launch, *, timeout_s: float, kill_grace_s: float, workdir_in_place: bool = False
+    ) -> ExitOutcome | None:
+        """Run the staged ``play`` in ``warm`` (from :meth:`take`) to its end; None if it must
+        start cold. ``workdir_in_place``: the play's workdir is already at the process's own
+        (a file system mounted there). The caller then calls :meth:`done`."""
         assert isinstance(self.tier, WarmTier)
         assert isinstance(self.executor, WarmExecutor)
         try:
-            try:
-                assignment = self.tier.assign_warm(warm.launch, play)
-            except (OSError, HeroLogicError) as exc:
-                log.warning("play %s: could not hand it to a warm process (%s); it starts cold", play.play_sid, exc)
-                self._count_up("fallbacks")
-                self._discard_soon(warm, "it could not take its play")
-                return None
-            try:
-                return await self.executor.run_idle(
-                    warm.process, assignment, pid_file=play.pid_file, timeout_s=timeout_s, kill_grace_s=kill_grace_s
-                )
-            except WarmProcessLost as exc:
-                log.warning("play %s: %s; it starts cold", play.play_sid, exc)
-                self._count_up("fallbacks")
-                return None
-        finally:
-            self._remove_soon(warm.home)
+            assignment = self.tier.assign_warm(warm.launch, play, workdir_in_place=workdir_in_place)
+        except (OSError, HeroLogicError) as exc:
+            log.warning("play %s: could not hand it to a warm process (%s); it starts cold", play.play_sid, exc)
+            self._count_up("fallbacks")
+            self._discard_soon(warm, "it could not take its play", keep_home=True)
+            return None
+        try:
+            return await self.executor.run_idle(
+                warm.process, assignment, pid_file=play.pid_file, timeout_s=timeout_s, kill_grace_s=kill_grace_s
+            )
+        except WarmProcessLost as exc:
+            log.warning("play %s: %s; it starts cold", play.play_sid, exc)
+            self._count_up("fallbacks")
+            return None
 
-    def _remove_soon(self, home: Path) -> None:
-        """Remove a used process's directory off the event loop (a run never waits for it)."""
+    def done(self, warm: _Warm) -> None:
+        """The run of ``warm`` is over and its workdir no longer mounted: remove its directory
+        off the event loop (a run never waits for it)."""
         if self._nursery is not None:
-            self._nursery.start_soon(_remove_tree, home)
+            self._nursery.start_soon(trio.to_thread.run_sync, self._remove_home, warm.home)
         else:
-            shutil.rmtree(home, ignore_errors=True)
+            self._remove_home(warm.home)
+
+    def _work_of(self, home: Path) -> Path:
+        """A warm process's own workdir: in its home, or, with workdir quotas, under the shared
+        mount a run's file system is mounted below (``WorkdirQuota.warm_root``; not the home,
+        where the play's files are hard-linked: a link cannot cross a mount)."""
+        return self.workdirs.warm_root / home.name if self.workdirs is not None else home / "work"
+
+    def _remove_home(self, home: Path) -> None:
+        """Remove a warm process's directories (blocking)."""
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(self._work_of(home), ignore_errors=True)
 
     # -- filling ---------------------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fill the pool and keep it filled until cancelled; then kill what it holds."""
-        shutil.rmtree(self.root, ignore_errors=True)  # what a dead predecessor left
+        await trio.to_thread.run_sync(self._clear_root)  # what a dead predecessor left
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -256,6 +278,13 @@ class WarmPool:
             self._nursery = None
             with trio.CancelScope(shield=True):
                 await self._empty()
+
+    def _clear_root(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.workdirs is not None:
+            self.workdirs.release_warm_root()
+            shutil.rmtree(self.workdirs.warm_root, ignore_errors=True)
+            self.workdirs.share_warm_root()
 
     async def _refill_forever(self) -> None:
         while True:
@@ -320,14 +349,15 @@ class WarmPool:
         try:
             stamp = _stamp(key)
             _private_mkdir(home / "play")
-            _private_mkdir(home / "work")
+            work = self._work_of(home)
+            _private_mkdir(work)
             launch = Launch(
                 argv=(self.config.python, "-I", "-S", str(self.script)),
                 env={},
-                cwd=home / "work",
+                cwd=work,
                 play_sid=f"warm{self._count}",
                 play_dir=home / "play",
-                workdir=home / "work",
+                workdir=work,
                 span_socket=home / "play" / "span.sock",
                 sdk_dir=self.sdk_dir,
                 packages_dir=key,
@@ -343,7 +373,7 @@ class WarmPool:
                 log.warning("warm pool: a warm process did not start (%s)", why)
                 self._count_up("failed_starts")
                 await process.aclose()
-                shutil.rmtree(home, ignore_errors=True)
+                self._remove_home(home)
                 return False
             self._ready.setdefault(key, collections.deque()).append(
                 _Warm(key=key, launch=wrapped, process=process, home=home, ready_at=trio.current_time(), stamp=stamp)
@@ -353,41 +383,45 @@ class WarmPool:
         except (OSError, HeroLogicError) as exc:
             log.warning("warm pool: could not start a warm process: %s", exc)
             self._count_up("failed_starts")
-            shutil.rmtree(home, ignore_errors=True)
+            self._remove_home(home)
             return False
         finally:
             self._starting[key] -= 1
             if process is not None:  # cancelled while it started
                 with trio.CancelScope(shield=True):
                     await process.aclose()
-                shutil.rmtree(home, ignore_errors=True)
+                self._remove_home(home)
 
     # -- letting go ------------------------------------------------------------------------------
 
-    def _discard_soon(self, warm: _Warm, why: str) -> None:
+    def _discard_soon(self, warm: _Warm, why: str, *, keep_home: bool = False) -> None:
         if why:
             tail = warm.process.stderr_tail().strip()[-500:]
             log.info("warm pool: dropped warm process %d: %s%s", warm.process.pid, why, f" ({tail})" if tail else "")
         self._count_up("recycled")
         if self._nursery is not None:
-            self._nursery.start_soon(self._discard, warm)
+            self._nursery.start_soon(self._discard, warm, keep_home)
         else:
             self._orphans.append(warm)
 
-    async def _discard(self, warm: _Warm) -> None:
+    async def _discard(self, warm: _Warm, keep_home: bool = False) -> None:
         with trio.CancelScope(shield=True):
             await warm.process.aclose()
-            await _remove_tree(warm.home)
+            if not keep_home:  # else its run's caller removes it (:meth:`done`)
+                await trio.to_thread.run_sync(self._remove_home, warm.home)
 
     async def _empty(self) -> None:
         queues, self._ready = self._ready, {}
         orphans, self._orphans = self._orphans, []
         for warm in [*orphans, *(w for q in queues.values() for w in q)]:
             await self._discard(warm)
-        try:
-            self.root.rmdir()
-        except OSError:
-            pass  # a run still holds its directory, or there never was one
+        if self.workdirs is not None:
+            await trio.to_thread.run_sync(lambda: self.workdirs.release_warm_root(runs=False))  # type: ignore[union-attr]
+        for root in (self.root, *([self.workdirs.warm_root] if self.workdirs is not None else [])):
+            try:
+                root.rmdir()
+            except OSError:
+                pass  # a run still holds its directory, or there never was one
 
     def _count_up(self, name: str) -> None:
         self._stats[name] = self._stats.get(name, 0) + 1

@@ -12,14 +12,14 @@ keyed by their version-free shape keys.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from hero_logic.sdk import failure_entry
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from ._model import Play
     from ._repo import Repo
@@ -217,7 +217,7 @@ async def fork_reuse(repo: Repo, play: Play, depth: int = 0) -> dict[str, Any]:
     the answers it had received, before the span the fork starts from (by shape key)."""
     source = await repo.get_play(play.fork_of)
     events = await repo.read_events(source.sid)
-    before = await trio.to_thread.run_sync(record_before, events, play.fork_from_span_id)  # off the loop
+    before = await _off_the_loop_if_big(record_before, events, play.fork_from_span_id)
     payloads = {
         r.id: r.payload
         for r in source.received_resumes
@@ -240,9 +240,21 @@ async def replay_extras(repo: Repo, play: Play, events: Iterable[Mapping[str, An
     own ``events`` so far: ``recorded`` (after a first run) and ``reuse`` (for a fork)."""
     extras: dict[str, Any] = {}
     answered = [r.id for r in play.received_resumes]
-    recorded = await trio.to_thread.run_sync(recorded_run, events, answered)  # a big play: off the loop
+    recorded = await _off_the_loop_if_big(recorded_run, events, answered)
     if recorded is not None:
         extras["recorded"] = recorded
     if play.fork_of:
         extras["reuse"] = await fork_reuse(repo, play)
     return extras
+
+
+T = TypeVar("T")
+SMALL_RUN = 2_000
+"""Events few enough to read on the event loop (less than a hop to a worker thread)."""
+
+
+async def _off_the_loop_if_big(fn: Callable[..., T], events: Any, *args: Any) -> T:
+    """``fn(events, *args)``: in a worker thread for a big play, at once for a small one."""
+    if isinstance(events, list | tuple) and len(events) < SMALL_RUN:
+        return fn(events, *args)
+    return await trio.to_thread.run_sync(fn, events, *args)

@@ -50,6 +50,8 @@ T = TypeVar("T")
 
 EVENT_CHUNK = 4096
 """Event rows read from the store at a time (then decoded off the event loop)."""
+SMALL_CHUNK = 512
+"""Event rows few enough to decode on the event loop (less than a hop to a thread)."""
 DELETE_BATCH = 10_000
 """Event rows deleted per commit when a workflow goes."""
 FOLD_CACHE_PLAYS = 8
@@ -157,6 +159,10 @@ class Repo:
                 if not rows:
                     break
                 await self.commit([Delete("events", key) for key, _ in rows])
+
+    def forget_fold(self, play_sid: str) -> None:
+        """Drop the cached span tree of a play that is being deleted."""
+        self._folds.pop(play_sid, None)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -281,7 +287,8 @@ class Repo:
         out: list[dict[str, Any]] = []
         async with aclosing(self.event_chunks(play_sid)) as chunks:
             async for rows in chunks:
-                out += await trio.to_thread.run_sync(_decode_rows, rows, types)
+                # a small chunk costs less than the hop to a worker thread
+                out += _decode_rows(rows, types) if len(rows) < SMALL_CHUNK else await trio.to_thread.run_sync(_decode_rows, rows, types)
         return out
 
     async def folded_spans(self, play_sid: str) -> FoldedSpans:

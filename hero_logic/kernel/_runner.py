@@ -46,9 +46,11 @@ from hero_logic.sdk import (
 )
 
 from ._convert import dumps
+from ._errors import SandboxUnavailable
 from ._interfaces import (
     ExitOutcome,
     Launch,
+    ListenerStatistics,
     ProcessExecutorSlot,
     RunExtras,
     SandboxTier,
@@ -56,13 +58,14 @@ from ._interfaces import (
 )
 from ._model import Play, PlayStatus, ResumeRequest, WorkflowVersion, now_ms
 from ._waits import request_from_pause
+from ._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
     from ._config import Config
-    from ._pool import WarmPool
+    from ._pool import WarmPool, _Warm
 
 __all__ = [
     "PlayRunner",
@@ -283,6 +286,8 @@ class PlayRunner:
     boot_script: Path
     pool: WarmPool | None = None
     """Warm processes a run starts in when one is ready (:mod:`._pool`); else it starts cold."""
+    workdirs: WorkdirQuota | None = None
+    """Caps each run's workdir (:mod:`._workdirs`); None: plain workdirs."""
 
     def stage(
         self,
@@ -349,22 +354,50 @@ class PlayRunner:
 
     async def execute(self, launch: Launch, sink: Any, *, timeout_ms: int) -> tuple[ExitOutcome, int]:
         """Bind the span socket, run the launch (in a warm process if one is ready, else
-        wrapped by the tier and spawned cold), drain the socket.
+        wrapped by the tier and spawned cold), drain the socket; the workdir capped for the
+        run (:mod:`._workdirs`).
 
         Returns the process outcome and the number of span lines the listener skipped
         (malformed or oversized)."""
+        workdirs = self.workdirs or WorkdirQuota(self.config)
+        warm = self.pool.take(launch) if self.pool is not None else None
+        # A warm sandbox bound a workdir of its own: the run's file system goes there.
+        at = warm.launch.workdir if warm is not None and workdirs.size_mb else None
+        try:
+            async with workdirs.attached(launch.play_sid, at=at) as quota:
+                if quota.error:
+                    return ExitOutcome(exit_code=None, spawn_error=quota.error), 0
+                outcome, stats = await self._execute(launch, sink, timeout_ms=timeout_ms, warm=warm, at=at)
+        finally:
+            if warm is not None and self.pool is not None:
+                self.pool.done(warm)
+        if quota.reason:  # the run filled its workdir: the likely cause of a failure
+            outcome = attrs.evolve(outcome, limit_reason="\n".join(filter(None, (outcome.limit_reason, quota.reason))))
+        return outcome, stats.malformed + stats.oversized
+
+    async def _execute(
+        self, launch: Launch, sink: Any, *, timeout_ms: int, warm: _Warm | None = None, at: Path | None = None
+    ) -> tuple[ExitOutcome, ListenerStatistics]:
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(
                 self.listener.serve, launch.play_sid, launch.span_socket, sink
             )
             timeout_s, grace_s = timeout_ms / 1000, self.config.kill_grace_ms / 1000
             outcome = None
-            if self.pool is not None:
-                outcome = await self.pool.run(launch, timeout_s=timeout_s, kill_grace_s=grace_s)
+            if warm is not None and self.pool is not None:
+                outcome = await self.pool.run(
+                    warm, launch, timeout_s=timeout_s, kill_grace_s=grace_s, workdir_in_place=at is not None
+                )
             if outcome is None:
-                outcome = await self.executor.run(self.tier.wrap(launch), timeout_s=timeout_s, kill_grace_s=grace_s)
+                if at is not None:  # the run's file system is mounted at the warm workdir: use it
+                    launch = attrs.evolve(launch, workdir=at, cwd=at)
+                try:
+                    wrapped = self.tier.wrap(launch)
+                except SandboxUnavailable as exc:  # this launch cannot run here: the play says why
+                    outcome = ExitOutcome(exit_code=None, spawn_error=exc.message)
+                else:
+                    outcome = await self.executor.run(wrapped, timeout_s=timeout_s, kill_grace_s=grace_s)
             with trio.move_on_after(_LISTENER_DRAIN_S):
                 await handle.wait_idle()
             nursery.cancel_scope.cancel()
-        stats = handle.statistics()
-        return outcome, stats.malformed + stats.oversized
+        return outcome, handle.statistics()

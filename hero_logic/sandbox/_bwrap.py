@@ -355,7 +355,7 @@ class BwrapTier:
         """A warm process's launch: its own play directory bound at /hero/play (see :mod:`._warm`)."""
         return self.wrap(launch)
 
-    def assign_warm(self, warm: Launch, play: Launch) -> WarmAssignment:
+    def assign_warm(self, warm: Launch, play: Launch, *, workdir_in_place: bool = False) -> WarmAssignment:
         """Show ``play``'s files and workdir in the warm sandbox; the environment ``wrap``
         would have given it."""
         env, files = inside_paths(play)
@@ -363,8 +363,14 @@ class BwrapTier:
         env["TMPDIR"] = "/tmp"
         if play.packages_dir is not None:
             env[ENV_PACKAGES] = INSIDE_PACKAGES
-        show_play(warm, play, [(host, inside.removeprefix(INSIDE_PLAY + "/")) for host, inside in files])
+        show_play(
+            warm, play, [(host, inside.removeprefix(INSIDE_PLAY + "/")) for host, inside in files], adopt=not workdir_in_place
+        )
         return WarmAssignment(env=env, cwd=INSIDE_WORK)
+
+    def warm_refusal(self) -> str:
+        """"": bwrap starts warm processes."""
+        return ""
 
     def warm_eligible(self, play: Launch) -> bool:
         """Whether ``play`` may run warm (not with the network or service sockets)."""

@@ -13,7 +13,12 @@ end of the run, however it detached itself.
 A *watchdog* process, started once per service, holds the read end of a pipe whose write end
 only the service holds. When the service dies (``kill -9`` included) the pipe reaches EOF and the
 watchdog kills every process left in the service's play cgroups and removes them. A restarted
-service sweeps what a dead predecessor left the same way.
+service sweeps what a dead predecessor left the same way. While the service lives, the watchdog
+also reads each play cgroup's ``pids.events`` every :data:`LIMIT_POLL_S` seconds (cgroup v1 and
+v2 both count there the forks the process limit refused): a play whose limit refused a fork is
+killed at once, so a fork bomb held at its limit ends within a fraction of a second, and the
+play fails with the limit's reason (:meth:`PlayCgroup.limit_reason`), instead of spinning
+until its wall clock runs out.
 """
 
 from __future__ import annotations
@@ -43,38 +48,74 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("pids", "memory")
 _REMOVE_WAIT_S = 5.0
 
+LIMIT_POLL_S = 0.2
+"""How often the watchdog reads the play cgroups' ``pids.events``."""
+
 _WATCHDOG = """
-import os, signal, sys, time
-sys.stdin.buffer.read()
-for _ in range(100):
-    busy = False
-    for parent in sys.argv[1:]:
+import os, select, signal, sys, time
+poll_s = float(sys.argv[1])
+parents = sys.argv[2:]
+
+def kill_listed(play):
+    try:
+        pids = open(os.path.join(play, "cgroup.procs")).read().split()
+    except OSError:
+        pids = []
+    for pid in pids:
         try:
-            plays = [os.path.join(parent, d) for d in os.listdir(parent)]
+            os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+def plays():
+    for parent in parents:
+        try:
+            names = os.listdir(parent)
         except OSError:
             continue
-        for play in plays:
-            if not os.path.isdir(play):
-                continue
-            try:
-                pids = open(os.path.join(play, "cgroup.procs")).read().split()
-            except OSError:
-                pids = []
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
-            try:
-                os.rmdir(play)
-            except OSError:
-                busy = True
-        if not busy:
+        for name in names:
+            play = os.path.join(parent, name)
+            if os.path.isdir(play):
+                yield play
+
+def at_process_limit(play):
+    try:
+        with open(os.path.join(play, "pids.events")) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "max" and int(value or 0) > 0:
+                    return True
+    except (OSError, ValueError):
+        pass
+    return False
+
+# While the service lives: a play whose process limit refused a fork is ended at once (a
+# fork bomb held at its limit would otherwise spin until its wall clock runs out).
+while True:
+    ready, _, _ = select.select([0], [], [], poll_s) if poll_s > 0 else select.select([0], [], [])
+    if ready:
+        if not os.read(0, 4096):
+            break  # EOF: the service is gone
+        continue
+    for play in plays():
+        if at_process_limit(play):
+            kill_listed(play)
+
+# The service is gone: kill what is left in every play cgroup and remove the tree.
+for _ in range(100):
+    busy = False
+    for play in plays():
+        kill_listed(play)
+        try:
+            os.rmdir(play)
+        except OSError:
+            busy = True
+    if not busy:
+        for parent in parents:
             try:
                 os.rmdir(parent)
             except OSError:
                 pass
-    if not busy:
         break
     time.sleep(0.05)
 """
@@ -269,12 +310,13 @@ class CgroupTree:
                     os.sched_yield()
         return len({d.name for d in found})
 
-    def start_watchdog(self, python: str) -> None:
-        """Start the process that empties and removes the tree once the service is gone."""
+    def start_watchdog(self, python: str, *, poll_s: float = LIMIT_POLL_S) -> None:
+        """Start the process that ends a play held at its process limit (every ``poll_s``;
+        0: never) and empties and removes the tree once the service is gone."""
         read_end, write_end = os.pipe()
         try:
             self._watchdog = subprocess.Popen(
-                [python, "-I", "-S", "-c", _WATCHDOG, *map(str, self.parents)],
+                [python, "-I", "-S", "-c", _WATCHDOG, str(poll_s), *map(str, self.parents)],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import ctypes
 import os
-import resource
-import signal
 from typing import TYPE_CHECKING
 
 import attrs
 
-from hero_logic.kernel import ChildSetup, ConfigError
+from hero_logic.kernel import ChildSetup, ConfigError, apply_child_setup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from hero_logic.kernel import Config
+
+    from ._flow_user import FlowUser
 
 __all__ = [
     "ENV_ALLOW_PREFIXES",
@@ -53,12 +53,7 @@ BASE_ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 
-_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-_PR_CAPBSET_DROP = 24
-_PR_SET_NO_NEW_PRIVS = 38
-_PR_CAP_AMBIENT = 47
-_PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 @attrs.frozen
@@ -143,14 +138,6 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 40
-
-
 def make_non_dumpable() -> None:
     """Make the service non-dumpable: a process of the same uid can no longer read its
     ``/proc/<pid>/environ``, ``mem`` or ``fd`` nor ptrace it (unless it holds CAP_SYS_PTRACE,
@@ -179,53 +166,34 @@ def child_setup(
     cgroup_procs: Sequence[str] = (),
     die_with_service: bool = True,
     drop_capabilities: bool = False,
+    user: FlowUser | None = None,
 ) -> PreExec:
-    """The function the executor runs in the child between fork and exec.
+    """The set-up a flow process does between fork and exec, as a function (for the service's
+    own fork) and as data (for the executor's spawner): one implementation,
+    :func:`hero_logic.kernel.apply_child_setup`, applies both.
 
     In order: join the play's cgroups (so everything the flow starts is counted and can be
     killed), set the rlimits (CPU soft limit below the hard one, so SIGXCPU comes first and
-    tells why), ask for SIGKILL when the service dies, and, when the service runs as root,
-    empty the capability bounding set so the flow's ``exec`` grants it no capability (it
-    then cannot read a non-dumpable service's ``/proc`` files). Everything it needs is
-    computed here, before the fork; a failure makes the spawn fail (fail closed).
+    tells why), build the flow's view (a root service's env_scrub flow ``user``,
+    :mod:`._flow_user`), when the service runs as root empty the capability bounding set so
+    the flow's ``exec`` grants it no capability (it then cannot read a non-dumpable service's
+    ``/proc`` files), become the ``user``'s uid and gid without supplementary groups, and ask
+    for SIGKILL when the service dies (after the change of uid, which clears that request).
+    A failure makes the spawn fail (fail closed).
     """
-    pairs: list[tuple[int, int]] = []
-    for name, value in rlimits.items():
-        pairs.append((getattr(resource, name), value))
-    cpu = resource.RLIMIT_CPU
-    procs = [os.fsencode(path) for path in cgroup_procs]
-    libc = _libc()
-    prctl = libc.prctl
-    caps = range(_last_cap() + 1) if drop_capabilities else range(0)
-    pdeathsig = int(signal.SIGKILL) if die_with_service else 0
-
-    def setup() -> None:
-        for path in procs:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        for which, value in pairs:
-            _soft, hard = resource.getrlimit(which)
-            capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            if which == cpu and hard == resource.RLIM_INFINITY:
-                resource.setrlimit(which, (capped, capped + 2))
-            else:
-                resource.setrlimit(which, (capped, capped))
-        if pdeathsig and prctl(_PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if caps:
-            for cap in caps:
-                prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-            prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-            if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-
     spec = ChildSetup(
         rlimits=dict(rlimits),
         cgroup_procs=tuple(str(path) for path in cgroup_procs),
         die_with_service=die_with_service,
-        drop_capabilities=bool(caps),
+        drop_capabilities=drop_capabilities,
+        run_as=user.uid if user is not None else None,
+        covers=user.covers if user is not None else (),
+        binds=user.binds if user is not None else (),
+        view_cwd=user.workdir if user is not None and user.workdir else "/",
     )
+    wire = spec.wire()  # computed before the fork: the child only applies it
+
+    def setup() -> None:
+        apply_child_setup(wire)
+
     return PreExec(run=setup, spec=spec)

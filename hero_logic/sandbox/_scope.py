@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from hero_logic.kernel import Config
 
+    from ._flow_user import FlowUser
+
 __all__ = ["Containment", "SandboxScope"]
 
 log = logging.getLogger("hero_logic.sandbox")
@@ -164,9 +166,11 @@ class Containment:
         *,
         drop_capabilities: bool,
         overrides: Mapping[str, int] | None = None,
+        user: FlowUser | None = None,
     ) -> tuple[PreExec, dict[str, int]]:
         """The pre-exec function of a run in ``scope`` and the rlimits it applies
-        (``overrides``: rlimits the runner asked for, by ``RLIMIT_*`` name)."""
+        (``overrides``: rlimits the runner asked for, by ``RLIMIT_*`` name; ``user``: the
+        unprivileged uid and view of a root service's env_scrub flow)."""
         rlimits = rlimits_for(self.limits, memory_cgroup=scope.cgroup is not None)
         rlimits.update(overrides or {})
         setup = child_setup(
@@ -174,6 +178,7 @@ class Containment:
             cgroup_procs=scope.cgroup.procs_files if scope.cgroup is not None else (),
             die_with_service=True,
             drop_capabilities=drop_capabilities and os.geteuid() == 0,
+            user=user,
         )
         return setup, rlimits
 

@@ -54,10 +54,11 @@ def assign_env_scrub(warm: Launch, play: Launch) -> WarmAssignment:
     return WarmAssignment(env=scrubbed_env(play.env, home=str(play.workdir)), cwd=str(play.workdir))
 
 
-def show_play(warm: Launch, play: Launch, files: Sequence[tuple[Path, str]]) -> None:
+def show_play(warm: Launch, play: Launch, files: Sequence[tuple[Path, str]], *, adopt: bool = True) -> None:
     """Make a namespace tier's warm sandbox show ``play``: each staged file ``(host path,
     name)`` hard-linked into the warm process's play directory (bound read-only where the flow
-    finds its files), then the play's workdir adopted (:func:`adopt_workdir`). On failure
+    finds its files), then (``adopt``) the play's workdir adopted (:func:`adopt_workdir`;
+    without: the run's workdir file system is already mounted at the warm one). On failure
     nothing of the play was changed."""
     _same_environment(warm, play)
     linked: list[Path] = []
@@ -72,7 +73,8 @@ def show_play(warm: Launch, play: Launch, files: Sequence[tuple[Path, str]]) -> 
                 raise OSError(msg)
             os.link(host, warm.play_dir / name, follow_symlinks=False)
             linked.append(warm.play_dir / name)
-        adopt_workdir(warm.workdir, play.workdir)
+        if adopt:
+            adopt_workdir(warm.workdir, play.workdir)
     except OSError:
         for path in linked:
             path.unlink(missing_ok=True)

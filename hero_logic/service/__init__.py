@@ -29,6 +29,8 @@ from ._marker import method_info as method_info
 from ._marker import rpc_method as rpc_method
 from ._plays import Plays as Plays
 from ._resumes import Resumes as Resumes
+from ._schedules import Schedule as Schedule
+from ._schedules import Schedules as Schedules
 from ._schema_check import SchemaChecker as SchemaChecker
 from ._scoring import RunOutcome as RunOutcome
 from ._scoring import check_expected_output as check_expected_output

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from hero_logic.kernel import now_ms
+
 from ._environments import Environments
 from ._events import Events
 from ._flow_requests import FlowRequests
@@ -20,7 +22,9 @@ from ._library import LibraryService
 from ._plays import Plays
 from ._resume_links import ResumeLinks
 from ._resumes import Resumes
+from ._retention import Retention
 from ._runs import RunPreparation
+from ._schedules import Schedules
 from ._schema_check import SchemaChecker
 from ._secrets import Secrets
 from ._seed import seed_library
@@ -52,6 +56,8 @@ class Service:
     resume_links: ResumeLinks
     webhooks: Webhooks
     events: Events
+    schedules: Schedules
+    retention: Retention
 
     @classmethod
     def build(cls, kernel: Kernel, *, schema_checker: SchemaChecker | None = None) -> Service:
@@ -80,22 +86,24 @@ class Service:
             resume_links=links,
             webhooks=Webhooks(kernel, plays, secrets, kernel.config.ingress_public_url),
             events=Events(kernel),
+            schedules=Schedules(kernel, plays, clock_ms=kernel.timers.clock_ms if kernel.timers is not None else now_ms),
+            retention=Retention(kernel),
         )
 
     def api(self) -> list[object]:
         """The objects whose ``@rpc_method`` methods make up the API."""
-        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks, self.events]
+        return [self.workflows, self.plays, self.resumes, self.library, self.secrets, self.webhooks, self.events, self.schedules, self.retention]
 
     @staticmethod
     def api_classes() -> tuple[type, ...]:
         """The classes of :meth:`api`'s objects (their marks can be read without a kernel)."""
-        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks, Events)
+        return (Workflows, Plays, Resumes, LibraryService, Secrets, Webhooks, Events, Schedules, Retention)
 
 
 @asynccontextmanager
 async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Service]:
     """A started service over ``kernel``: it answers flows' requests, delivers events to the
-    plays that wait for them (and expires old ones), the bundled flows are seeded (when
+    plays that wait for them (and expires old ones), fires schedules, the bundled flows are seeded (when
     ``seed``) and unfinished benchmarks are driven on. Closed on exit."""
     service = Service.build(kernel)
     try:
@@ -105,10 +113,13 @@ async def open_service(kernel: Kernel, *, seed: bool = True) -> AsyncIterator[Se
         await service.environments.resume_builds()
         kernel.wait_handler = service.events  # events reach plays that wait (and their mailbox)
         kernel.start_system_task(service.events.sweep, name="event retention sweep")
+        kernel.start_system_task(service.schedules.run, name="scheduler")
         service.webhooks.events = service.events  # a webhook may send events
         if seed:
             await seed_library(service.workflows)
         await service.library.resume_benchmarks()
+        if kernel.config.retention_days:
+            kernel.start_system_task(service.retention.run, name="play retention sweep")
         yield service
     finally:
         await service.schema_checker.aclose()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets as token_source
 import time
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from ._secrets import Secrets
 
 __all__ = ["Delivery", "EventSender", "Webhook", "Webhooks", "render_key"]
+
+log = logging.getLogger("hero_logic.webhooks")
 
 Scheme = Literal["github", "stripe", "hmac-sha256", "none"]
 Action = Literal["start", "event"]
@@ -201,6 +204,8 @@ class Webhooks:
                 raise invalid_field(msg, "a key template of at most 512 printable characters, e.g. 'payment:{data.object.id}'", context=context)
         if scheme != "none" and not secret:
             secret = token_source.token_urlsafe(32)
+        if scheme == "none":
+            log.warning("webhook %r takes unsigned deliveries (scheme 'none'): anyone who learns its URL can %s", name, action)
         sid = new_sid("wh")
         webhook = Webhook(
             sid=sid, name=name, action=action, scheme=scheme, workflow_sid=workflow_sid, event_key=event_key,
@@ -264,7 +269,11 @@ class Webhooks:
             try:
                 result = await self._act(webhook, payload, delivery_id)
             except HeroLogicError as exc:
-                status = 400 if isinstance(exc, InvalidParams | NotFound) else 409
+                # a body the flow cannot take: 422 with the field errors; a gone workflow: 404
+                status = 422 if isinstance(exc, InvalidParams) else 404 if isinstance(exc, NotFound) else 409
+                if isinstance(exc, InvalidParams) and exc.data:
+                    await self._record(webhook, status, exc.message, delivery_id=delivery_id)
+                    return status, {"error": exc.message, "fields": exc.data}
                 await self._record(webhook, status, exc.message, delivery_id=delivery_id)
                 return status, {"error": exc.message}
             record = await self._record(webhook, 200, "taken", delivery_id=delivery_id, **result)

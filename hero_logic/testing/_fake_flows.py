@@ -157,6 +157,9 @@ async def open_fake_kernel(
     """A running kernel over ``config``'s store whose plays are run by ``script``
     (``clock_ms``: the wall clock its timer wheel reads, e.g. one driven by Trio's mock clock)."""
     sinks: dict[str, EventSink] = {}
+    # A script writes no file: plain workdirs (no file system mounted per run, whose worker
+    # threads would let a mock clock jump).
+    config = attrs.evolve(config, workdir_mb=0)
     slots = Slots(
         store_factory=load_plugin("hero_logic.store", config.store, required_attrs=("from_config",)),
         executor=_FakeExecutor(script, sinks),

@@ -99,9 +99,13 @@ def _stage(base: Path, *, exit_code: int = 0) -> Launch:
     play_dir = base / "play"
     workdir = play_dir / "work"
     sdk_dir = base / "sdk"
-    for d in (play_dir, workdir, sdk_dir):
+    for d in (play_dir, workdir):
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Like an installed SDK, readable by every user: a root service's env_scrub flows run as
+    # an unprivileged uid.
+    sdk_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     (sdk_dir / "probe.py").write_text(_PROBE)
+    (sdk_dir / "probe.py").chmod(0o644)
     (play_dir / "flow.py").write_text("# the probe ignores it\n")
     (play_dir / "input.json").write_text('{"hello": "kit"}')
     python = os.path.realpath(sys.executable)

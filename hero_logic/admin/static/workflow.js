@@ -2,6 +2,7 @@
 // a run form generated from the typed inputs (fill from a preset), benchmarks, version picking.
 import { clear, duration, explain, h, has, inputsForm, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
 import { benchNotes, presetList, workflowActions } from "./manage.js";
+import { schedulesPanel } from "./schedules.js";
 
 const app = document.getElementById("app");
 const sid = app.dataset.sid;
@@ -21,6 +22,7 @@ const els = {
   benchmarks: h("div"),
   picker: h("div"),
   plays: h("div"),
+  schedules: h("div"),
 };
 
 async function load() {
@@ -57,6 +59,7 @@ async function load() {
         h("section", { class: "card", id: "workflow-plays" }, h("div", { class: "card-head" }, h("h2", {}, "Recent plays")), els.plays)),
       h("div", { class: "stack" },
         h("section", { class: "card", id: "run" }, h("div", { class: "card-head" }, h("h2", {}, "Run")), els.presets, els.runForm),
+        h("section", { class: "card", id: "schedules" }, h("div", { class: "card-head" }, h("h2", {}, "Schedules")), els.schedules),
         h("section", { class: "card", id: "presets" }, h("div", { class: "card-head" }, h("h2", {}, "Presets")), els.presetList),
         h("section", { class: "card", id: "benchmarks" }, h("div", { class: "card-head" }, h("h2", {}, "Benchmarks")), els.benchmarks),
         h("section", { class: "card", id: "pick-version" }, h("div", { class: "card-head" }, h("h2", {}, "Pick a version")), els.picker))));
@@ -67,6 +70,7 @@ async function load() {
   loadBenchmarks();
   renderPicker();
   loadPlays();
+  schedulesPanel(els.schedules, sid);
 }
 
 function renderTitle() {

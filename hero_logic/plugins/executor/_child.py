@@ -20,6 +20,12 @@ class Child(Protocol):
         """Its return code once awaited (negative: the signal that killed it)."""
         ...
 
+    @property
+    def orphaned(self) -> bool:
+        """True once the process that started it (the spawner) is known dead: the process is
+        dying with it, even if it still answers for a moment."""
+        ...
+
     async def wait(self) -> int:
         """Wait until it has ended; its return code."""
         ...

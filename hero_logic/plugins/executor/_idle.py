@@ -79,8 +79,9 @@ class IdleFlowProcess:
                 self._stderr += chunk
 
     def alive(self) -> bool:
-        """False once its socket reports end-of-file (it has ended) or it was closed."""
-        if self._closed or self.child.returncode is not None:
+        """False once its socket reports end-of-file (it has ended), it was closed, or the
+        spawner that started it died (it dies with it)."""
+        if self._closed or self.child.returncode is not None or self.child.orphaned:
             return False
         try:
             data = self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)

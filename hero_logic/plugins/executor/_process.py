@@ -34,10 +34,9 @@ supervised, once given a play, by the very code that supervises a cold one.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -148,6 +147,10 @@ class _Child:
     def returncode(self) -> int | None:
         return self.popen.returncode
 
+    @property
+    def orphaned(self) -> bool:
+        return False  # the service started it itself
+
     async def wait(self) -> int:
         if self.popen.returncode is None:
             await trio.lowlevel.wait_readable(self._pidfd)
@@ -189,16 +192,10 @@ def _spawn(launch: Launch, stdin: int | None = None) -> Started:
 
 async def _spawn_through(spawner: Spawner, launch: Launch, stdin: int | None = None) -> Started:
     """Start ``launch`` through the spawner: the service's event loop is never blocked by a
-    fork; the child applies ``launch.setup`` (cgroups, rlimits, parent-death signal,
-    capabilities) as the tier's preexec function would."""
+    fork; the child applies ``launch.setup`` (cgroups, rlimits, view, capabilities, uid,
+    parent-death signal) as the tier's preexec function would."""
     assert launch.setup is not None
-    setup = launch.setup
-    request_setup: dict[str, Any] = {
-        "rlimits": [[getattr(resource, name), value] for name, value in setup.rlimits.items()],
-        "cgroup_procs": list(setup.cgroup_procs),
-        "pdeathsig": int(signal.SIGKILL) if setup.die_with_service else 0,
-        "drop_caps": setup.drop_capabilities,
-    }
+    request_setup = launch.setup.wire()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY) if stdin is None else None

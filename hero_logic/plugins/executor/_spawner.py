@@ -50,6 +50,12 @@ class SpawnedChild:
         self._id = request_id
         self._generation = generation
 
+    @property
+    def orphaned(self) -> bool:
+        """Its spawner died (a later one took over, or the current one has exited): the
+        process dies with it (a namespace tier's inner processes a moment later)."""
+        return self._spawner.gone(self._generation)
+
     async def wait(self) -> int:
         """Wait until the process has ended; its return code (negative: a signal)."""
         if self.returncode is None:
@@ -82,6 +88,12 @@ class Spawner:
     def pid(self) -> int | None:
         """The spawner's pid while it runs."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def gone(self, generation: int) -> bool:
+        """Whether spawner ``generation`` has died (checked without waiting)."""
+        if generation != self._generation or self._lost:
+            return True
+        return self._proc is None or self._proc.poll() is not None
 
     def _start(self) -> None:
         """Start the spawner (from the Trio thread: its parent-death signal follows this thread)."""
@@ -168,11 +180,14 @@ class Spawner:
             self._waiting.discard(key)
 
     async def _read_one(self) -> None:
-        assert self._sock is not None
+        sock, generation = self._sock, self._generation
+        assert sock is not None
         try:
-            data = await self._sock.recv(_MAX_ANSWER)
+            data = await sock.recv(_MAX_ANSWER)
         except (OSError, trio.ClosedResourceError):
             data = b""
+        if generation != self._generation:  # a new spawner took over meanwhile: this one's end
+            return  # says nothing of it (marking it lost would close the new one's socket)
         if not data:
             self._lose()
             return

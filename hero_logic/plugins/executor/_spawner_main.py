@@ -12,7 +12,9 @@ Protocol (one JSON object per datagram; descriptors ride along as ``SCM_RIGHTS``
 * request ``{"id", "argv", "env", "cwd", "targets", "setup", "close_fds"}`` with descriptors
   ``[stdin, stdout, stderr, *pass_fds]``; ``targets`` are the numbers the child gets them at
   (``[0, 1, 2, *pass_fds]``), ``setup`` is ``{"rlimits": [[which, value], ...], "cgroup_procs":
-  [...], "pdeathsig": N, "drop_caps": bool}``;
+  [...], "pdeathsig": N, "drop_caps": bool, "run_as", "covers", "binds", "view_cwd"}``, applied
+  by ``hero_logic/kernel/_child_setup.py`` (loaded by its path: the service's own fork runs the
+  same code);
 * answer ``{"id", "pid"}`` once the child has called ``execve``, or ``{"id", "error"}`` if its
   set-up or its ``execve`` failed (nothing is left running then);
 * later ``{"id", "exit": returncode}`` once the child has ended (negative: killed by a signal).
@@ -26,9 +28,9 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib.util
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -42,23 +44,22 @@ MAX_REQUEST = 256 * 1024  # a SEQPACKET datagram is bounded by the socket buffer
 MAX_FDS = 253  # SCM_MAX_FD
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-_PR_CAPBSET_DROP = 24
-_PR_SET_NO_NEW_PRIVS = 38
-_PR_CAP_AMBIENT = 47
-_PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 40
+def _load_child_setup() -> Any:
+    """``hero_logic/kernel/_child_setup.py``, loaded by its path (standard library only)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "kernel", "_child_setup.py")
+    spec = importlib.util.spec_from_file_location("hero_child_setup", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-_LAST_CAP = _last_cap()
+_CHILD_SETUP = _load_child_setup()
 _CONTROL_FD = 3
 """Where the spawner keeps its socket (its standard input becomes /dev/null)."""
 
@@ -84,33 +85,6 @@ def _place_fds(received: list[int], targets: list[int], keep_extra: int, close_f
     return extra
 
 
-def _set_up(setup: dict[str, Any]) -> None:
-    """What the child does between fork and exec, in the order of ``child_setup``."""
-    for path in setup.get("cgroup_procs", ()):
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
-    cpu = resource.RLIMIT_CPU
-    for which, value in setup.get("rlimits", ()):
-        _soft, hard = resource.getrlimit(which)
-        capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        if which == cpu and hard == resource.RLIM_INFINITY:
-            resource.setrlimit(which, (capped, capped + 2))
-        else:
-            resource.setrlimit(which, (capped, capped))
-    pdeathsig = int(setup.get("pdeathsig", 0))
-    if pdeathsig and _libc.prctl(_PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if setup.get("drop_caps"):
-        for cap in range(_LAST_CAP + 1):
-            _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-        _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-
-
 def _child(request: dict[str, Any], received: list[int], err_w: int, spawner: int) -> None:
     """In the forked child: never returns."""
     try:
@@ -118,7 +92,7 @@ def _child(request: dict[str, Any], received: list[int], err_w: int, spawner: in
             signal.signal(sig, signal.SIG_DFL)
         err_w = _place_fds(received, request["targets"], err_w, request.get("close_fds", True))
         os.setsid()
-        _set_up(request.get("setup") or {})
+        _CHILD_SETUP.apply_child_setup(request.get("setup") or {})
         if request.get("setup", {}).get("pdeathsig") and os.getppid() != spawner:
             os._exit(128 + 9)  # the spawner died before the parent-death signal was armed
         os.chdir(request["cwd"])

@@ -33,25 +33,22 @@ Thread rules, which keep LMDB's "no open transaction" preconditions true:
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import attrs
 import lmdb
 import trio
 
 from hero_logic.kernel import HeroLogicError, ServiceClosed, StorageFull, StoreStatistics
 
+from ._lmdb_env import Batch, is_enospc, open_env, scan_txn, storage_full
 from ._memory import (
     MAX_KEY_BYTES,
-    EncodedWrite,
     check_limit,
     check_table,
     encode_writes,
-    prefix_end,
 )
 
 if TYPE_CHECKING:
@@ -71,66 +68,9 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 MAX_MAP_SIZE = 1 << 40
 """Default cap of map growth (1 TiB of address space); past it a commit raises StorageFull."""
 
-_MAX_DBS = 64
 _DISK_SLACK = 1024 * 1024
 _MAX_TXN_ATTEMPTS = 64
 _MAX_GATHER_YIELDS = 4
-
-
-@attrs.define(eq=False)
-class _Batch:
-    """The writes of one ``commit`` call and how its caller is woken."""
-
-    writes: list[EncodedWrite]
-    wake: trio.Event = attrs.Factory(trio.Event)
-    """Set once the batch is finished, or when its caller is promoted to lead the next flush."""
-    promoted: bool = False
-    finished: bool = False
-    error: BaseException | None = None
-
-    def finish(self, error: BaseException | None = None) -> None:
-        self.error = error
-        self.finished = True
-        self.wake.set()
-
-
-def _is_enospc(exc: BaseException) -> bool:
-    return isinstance(exc, lmdb.DiskError) or (
-        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    )
-
-
-def _storage_full(path: Path, exc: BaseException) -> StorageFull:
-    msg = (
-        f"the LMDB store at {path} could not write: its file system is full (LMDB: {exc}); "
-        "nothing of the failed commit was kept: free space there (e.g. delete old plays) and retry"
-    )
-    return StorageFull(msg, data={"path": str(path)})
-
-
-def _open_env(path: Path, map_size: int) -> Any:
-    """Open (creating if needed) the environment directory ``path`` (mode 0700)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return lmdb.open(
-            str(path),
-            map_size=map_size,
-            max_dbs=_MAX_DBS,
-            subdir=True,
-            sync=True,
-            metasync=True,
-            mode=0o600,
-        )
-    except (lmdb.Error, OSError) as exc:
-        if _is_enospc(exc):
-            raise _storage_full(path, exc) from exc
-        if not isinstance(exc, lmdb.Error):
-            raise
-        msg = (
-            f"cannot open the LMDB store at {path}: {exc} (one process may open a store "
-            "directory only once: close the other LmdbStore first)"
-        )
-        raise HeroLogicError(msg) from exc
 
 
 class LmdbStore:
@@ -152,9 +92,9 @@ class LmdbStore:
             raise ValueError(msg)
         self._path = Path(path)
         self._max_map_size = max_map_size
-        self._env: Any = _open_env(self._path, map_size)
+        self._env: Any = open_env(self._path, map_size)
         self._dbs: dict[str, Any] = {}
-        self._pending: list[_Batch] = []
+        self._pending: list[Batch] = []
         self._flushing = False
         self._in_thread = False
         self._changed = trio.Event()
@@ -229,7 +169,7 @@ class LmdbStore:
         if db is None or limit == 0:
             return []
         return await self._read(
-            lambda txn: _scan_txn(txn.cursor(db=db), raw_prefix, raw_after, reverse, limit)
+            lambda txn: scan_txn(txn.cursor(db=db), raw_prefix, raw_after, reverse, limit)
         )
 
     async def _read(self, body: Callable[[Any], T]) -> T:
@@ -319,7 +259,7 @@ class LmdbStore:
         if not encoded:
             await trio.lowlevel.checkpoint()
             return
-        batch = _Batch(encoded)
+        batch = Batch(encoded)
         self._pending.append(batch)
         if not self._flushing:
             self._flushing = True
@@ -335,7 +275,7 @@ class LmdbStore:
         if batch.error is not None:
             raise batch.error
 
-    def _withdraw(self, batch: _Batch) -> None:
+    def _withdraw(self, batch: Batch) -> None:
         """The caller of a queued ``batch`` was cancelled: drop it, pass on a lead it was given."""
         if batch in self._pending:
             self._pending.remove(batch)
@@ -361,7 +301,7 @@ class LmdbStore:
         group instead of making a group of their own.
         """
         with trio.CancelScope(shield=True):
-            group: list[_Batch] = []
+            group: list[Batch] = []
             try:
                 await trio.lowlevel.checkpoint()
                 for _ in range(_MAX_GATHER_YIELDS):
@@ -378,7 +318,7 @@ class LmdbStore:
                         batch.finish(HeroLogicError(msg))
                 self._hand_off()
 
-    async def _flush(self, group: list[_Batch]) -> None:
+    async def _flush(self, group: list[Batch]) -> None:
         """Commit ``group`` in one transaction; on failure, retry each batch alone."""
         try:
             await self._commit_durably(group)
@@ -403,7 +343,7 @@ class LmdbStore:
             for batch in group:
                 batch.finish()
 
-    async def _commit_durably(self, batches: list[_Batch]) -> None:
+    async def _commit_durably(self, batches: list[Batch]) -> None:
         """One durable write transaction holding ``batches``, growing the map as needed."""
         reopened = False
         for _ in range(_MAX_TXN_ATTEMPTS):
@@ -427,8 +367,8 @@ class LmdbStore:
                 reopened = True
                 continue
             except (lmdb.Error, OSError) as exc:
-                if _is_enospc(exc) or self._disk_nearly_full(batches):
-                    raise _storage_full(self._path, exc) from exc
+                if is_enospc(exc) or self._disk_nearly_full(batches):
+                    raise storage_full(self._path, exc) from exc
                 if isinstance(exc, OSError):
                     raise
                 msg = f"a commit to the LMDB store at {self._path} failed: {exc}"
@@ -441,7 +381,7 @@ class LmdbStore:
         raise StorageFull(msg, data={"path": str(self._path)})
 
     async def _run_txn(
-        self, batches: list[_Batch], known: dict[str, Any], new_tables: list[str]
+        self, batches: list[Batch], known: dict[str, Any], new_tables: list[str]
     ) -> dict[str, Any]:
         """Run the write transaction in a worker thread; return the handles it created."""
         env = self._env
@@ -467,7 +407,7 @@ class LmdbStore:
             self._in_thread = False
             self._notify()
 
-    def _disk_nearly_full(self, batches: list[_Batch]) -> bool:
+    def _disk_nearly_full(self, batches: list[Batch]) -> bool:
         """True if the file system lacks room for ``batches`` (plus slack) after a failed write.
 
         LMDB reports a short write on a full disk as a bare EIO, so a failed commit is put
@@ -516,7 +456,7 @@ class LmdbStore:
         self._dbs = {}
         self._env.close()
         self._env = None
-        env = _open_env(self._path, map_size)
+        env = open_env(self._path, map_size)
         self._env = env
         try:
             self._open_existing_tables()
@@ -558,32 +498,3 @@ class LmdbStore:
             log.debug("closed LMDB store at %s", self._path)
         await trio.lowlevel.checkpoint()
 
-
-def _scan_txn(
-    cursor: Any, prefix: bytes, start_after: bytes, reverse: bool, limit: int | None
-) -> list[tuple[str, bytes]]:
-    """Walk ``cursor`` over keys starting with ``prefix``, past ``start_after``, up to ``limit``."""
-    out: list[tuple[str, bytes]] = []
-    if not reverse:
-        start = max(prefix, start_after)
-        if not cursor.set_range(start):
-            return out
-        if start_after and cursor.key() == start_after and not cursor.next():
-            return out
-        items = cursor.iternext()
-    else:
-        bound = prefix_end(prefix)
-        if start_after:
-            bound = start_after if bound is None else min(bound, start_after)
-        if bound is None or not cursor.set_range(bound):
-            positioned = cursor.last()
-        else:
-            positioned = cursor.prev()
-        if not positioned:
-            return out
-        items = cursor.iterprev()
-    for key, value in items:
-        if not key.startswith(prefix) or (limit is not None and len(out) >= limit):
-            break
-        out.append((key.decode("utf-8"), value))
-    return out

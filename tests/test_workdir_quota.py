@@ -1,0 +1,137 @@
+"""Workdir quotas (``--workdir-mb``, hero_logic/kernel/_workdirs.py): a capped file system per
+run, mounted at the workdir, its files copied back to a plain workdir at the run's end, and
+whatever a killed service left half done put back at the next start.
+
+The hostile side (a flow filling its workdir, per tier) is in test_sandbox_hostile_host.py."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from typing import TYPE_CHECKING
+
+import attrs
+import pytest
+
+from hero_logic.kernel import Config
+from hero_logic.kernel._copy_tree import copy_tree
+from hero_logic.kernel._loopfs import mounted_at
+from hero_logic.kernel._workdirs import WorkdirQuota
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop mounts need root")
+
+
+def test_copy_follows_no_link_keeps_holes_and_hard_links_and_drops_set_uid(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "a" / "b").mkdir(parents=True)
+    dst.mkdir()
+    (src / "a" / "b" / "f").write_text("hello")
+    os.chmod(src / "a" / "b" / "f", 0o4755)
+    os.link(src / "a" / "b" / "f", src / "hard")
+    os.symlink("/etc/passwd", src / "link")
+    with open(src / "sparse", "wb") as f:
+        f.truncate(1 << 30)
+        f.seek(1 << 20)
+        f.write(b"x")
+    os.mkfifo(src / "fifo")
+    copy_tree(str(src), str(dst))
+    assert sorted(os.listdir(dst)) == ["a", "hard", "link", "sparse"]  # no FIFO
+    assert os.readlink(dst / "link") == "/etc/passwd"
+    assert stat.S_IMODE(os.stat(dst / "a" / "b" / "f").st_mode) == 0o755
+    assert os.stat(dst / "hard").st_ino == os.stat(dst / "a" / "b" / "f").st_ino
+    sparse = os.stat(dst / "sparse")
+    assert sparse.st_size == 1 << 30
+    assert sparse.st_blocks * 512 < 1 << 20
+
+
+@pytest.fixture
+def quota(tmp_path: Path) -> Iterator[WorkdirQuota]:
+    config = attrs.evolve(Config.load(environ={"PATH_ROOT": str(tmp_path)}), workdir_mb=8)
+    quota = WorkdirQuota.from_config(config)
+    yield quota
+    quota.close()
+    for sid in ("p1",):
+        work = config.play_workdir(sid)
+        if mounted_at(work):
+            subprocess.run(["umount", "-l", str(work)], check=False)
+
+
+def _workdir(quota: WorkdirQuota, sid: str, **files: str) -> Path:
+    work = quota.config.play_workdir(sid)
+    work.mkdir(parents=True, mode=0o700)
+    for name, text in files.items():
+        (work / name).write_text(text)
+    return work
+
+
+@needs_root
+def test_a_run_s_workdir_is_a_file_system_of_the_quota_s_size_and_its_files_stay(quota: WorkdirQuota) -> None:
+    """Files of an earlier run are in the run's file system; what the run writes is in the
+    plain workdir afterwards; the image is gone."""
+    work = _workdir(quota, "p1", before="earlier run")
+    quota._attach("p1")
+    assert mounted_at(work)
+    st = os.statvfs(work)
+    assert st.f_blocks * st.f_frsize <= 8 << 20
+    assert (work / "before").read_text() == "earlier run"
+    assert sorted(os.listdir(work)) == ["before"]  # no lost+found
+    (work / "during").write_text("this run")
+    with pytest.raises(OSError, match="No space left"), open(work / "big", "wb") as f:
+        f.write(b"x" * (16 << 20))
+    assert "workdir quota of 8 MiB" in quota._full_reason(work)
+    quota._detach("p1")
+    assert not mounted_at(work)
+    assert (work / "during").read_text() == "this run"
+    assert os.path.getsize(work / "big") < 8 << 20
+    assert list(quota.images_dir.glob("p1*")) == []
+
+
+@needs_root
+def test_a_service_killed_during_a_run_leaves_the_files_to_the_next_start(quota: WorkdirQuota) -> None:
+    """The image still mounted (the service was killed): recovery copies its files out."""
+    work = _workdir(quota, "p1")
+    quota._attach("p1")
+    (work / "written").write_text("before the crash")
+    quota.recover_one("p1")
+    assert not mounted_at(work)
+    assert (work / "written").read_text() == "before the crash"
+    assert not quota._image("p1").exists()
+
+
+@needs_root
+def test_after_a_reboot_the_image_on_disk_is_mounted_and_its_files_copied_out(quota: WorkdirQuota) -> None:
+    work = _workdir(quota, "p1")
+    quota._attach("p1")
+    (work / "written").write_text("before the reboot")
+    subprocess.run(["umount", str(work)], check=True)  # what a reboot does to the mount
+    assert not (work / "written").exists()
+    quota.recover_one("p1")
+    assert (work / "written").read_text() == "before the reboot"
+
+
+@needs_root
+def test_an_interrupted_copy_in_puts_the_earlier_files_back(quota: WorkdirQuota) -> None:
+    """work.old exists only while files are copied in: it is the truth."""
+    work = _workdir(quota, "p1", kept="earlier run")
+    quota._attach("p1")
+    (work / "kept").unlink()  # as if the copy in had not got to it
+    old = work.with_name("work.old")
+    old.mkdir()
+    (old / "kept").write_text("earlier run")
+    quota.recover_one("p1")
+    assert not mounted_at(work)
+    assert (work / "kept").read_text() == "earlier run"
+    assert not old.exists()
+
+
+def test_the_quota_is_off_with_zero_or_without_root(tmp_path: Path) -> None:
+    config = attrs.evolve(Config.load(environ={"PATH_ROOT": str(tmp_path)}), workdir_mb=0)
+    assert WorkdirQuota.from_config(config).size_mb == 0
+    assert Config.load(environ={"PATH_ROOT": str(tmp_path)}).workdir_mb == 1024
+    with pytest.raises(Exception, match="HERO_LOGIC_WORKDIR_MB must be 0 or more"):
+        Config.load(environ={"PATH_ROOT": str(tmp_path), "HERO_LOGIC_WORKDIR_MB": "-1"})
