@@ -13,7 +13,7 @@ PLUGIN_FACADE = {
     # every slot
     "Config", "ConfigError", "HeroLogicError", "InvalidParams", "PluginNotFound",
     # executor slot
-    "ProcessExecutorSlot", "Launch", "ExitOutcome", "ProcessScope", "ServiceClosed", "ChildSetup",
+    "ProcessExecutorSlot", "Launch", "ExitOutcome", "ProcessScope", "ServiceClosed", "ChildSetup", "apply_child_setup",
     # warm starts (optional on the executor and the sandbox tier)
     "WarmExecutor", "WarmTier", "WarmAssignment", "IdleProcess", "WarmProcessLost",
     # sandbox slot

@@ -438,10 +438,17 @@ class Kernel(EventIntake):
             timeout_ms = min(timeout_ms, left)
         # ``running`` is committed while the process starts (recovery treats a play left
         # pending as one left running), under the play's transition lock like every status
-        # change, and whole before the run can settle.
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._save_running, play)
+        # change, and whole before the run can settle. An executor that starts no process
+        # (the fake of ``hero_logic.testing``) has nothing to overlap: its scripted run would
+        # begin inside its wall clock while the commit waits on the store's thread, which a
+        # test's mock clock jumps over.
+        if not getattr(self.runner.executor, "starts_processes", True):
+            await self._save_running(play)
             outcome, skipped, spent, state = await run_until_done(self, play, version, handle, timeout_ms=timeout_ms, extras=extras)
+        else:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._save_running, play)
+                outcome, skipped, spent, state = await run_until_done(self, play, version, handle, timeout_ms=timeout_ms, extras=extras)
         async with self._transitions.hold(play_sid):  # no answer slips in between read and write
             await settle(self, play_sid, handle, outcome, skipped, timeout_ms, spent, state)
         if handle.settled is not None and handle.settled.status.is_terminal:

@@ -110,6 +110,8 @@ class _FakeExecutor:
     script: Callable[[FakeRun], Awaitable[int]]
     sinks: dict[str, EventSink]
     runs: list[str] = attrs.Factory(list)
+    starts_processes = False
+    """The kernel commits ``running`` before a fake run, not beside it (no spawn to overlap)."""
 
     def kill_leftover(self, pid_file: Path) -> bool:
         return False
