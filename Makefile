@@ -82,7 +82,7 @@ screenshots: install chromium admin-assets
 
 # Every benchmark prints its figures beside the floor or peer measured in the same run.
 bench: install sysdeps
-	@for b in bench/bench_play.py bench/bench_resume.py bench/bench_rpc.py bench/bench_store.py bench/bench_sandbox.py bench/bench_paused.py bench/bench_ingest.py bench/bench_warm.py bench/bench_peers.py bench/bench_real_work.py bench/bench_workdir.py bench/bench_webhook.py; do \
+	@for b in bench/bench_play.py bench/bench_resume.py bench/bench_rpc.py bench/bench_store.py bench/bench_sandbox.py bench/bench_paused.py bench/bench_ingest.py bench/bench_warm.py bench/bench_peers.py bench/bench_real_work.py bench/bench_workdir.py bench/bench_webhook.py bench/bench_resume_url.py bench/bench_schedules.py; do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -74,11 +74,13 @@ class BrowserThread:
         self._pool.shutdown()
 
 
-def launch_browser() -> Iterator[BrowserThread]:
-    """A module's ``browser`` fixture: ``yield from launch_browser()`` (skips without chromium)."""
+def launch_browser(*, admin: bool = True) -> Iterator[BrowserThread]:
+    """A module's ``browser`` fixture: ``yield from launch_browser()`` (skips without chromium).
+    ``admin=False`` for pages that are not the admin's (the ingress's approval page), which do
+    not need its editor bundle."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing: `make chromium` (as root) installs Debian's chromium")
-    assert EDITOR_BUNDLE.is_file(), "the admin's editor bundle is missing: run `make admin-assets`"
+    assert not admin or EDITOR_BUNDLE.is_file(), "the admin's editor bundle is missing: run `make admin-assets`"
     thread = BrowserThread()
     yield thread
     thread.close()

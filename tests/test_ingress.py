@@ -3,55 +3,30 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import attrs
-import httpx
 import pytest
 
-from hero_logic.rpc import AsyncClient
-from hero_logic.server import serve
-
-from .conftest import Service, make_config
+from ._ingress_kit import ASK, ORDER, github_headers, hmac_headers, open_ingress, stripe_headers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    import httpx
     import trio
 
+    from .conftest import Service
+
 PUBLIC = "https://hero.example"
-
-ASK = """
-from hero_tracing import flow, ask_user
-
-@flow(name="ask")
-def main() -> dict:
-    size = ask_user.choice("Which size?", ["S", "M", "L"])
-    ok = ask_user.confirm("Ship it?")
-    return {"size": size, "ok": ok}
-"""
-
-ORDER = """
-from hero_tracing import flow
-
-@flow(name="order")
-def main(order_id: str, amount: int = 0) -> dict:
-    return {"order_id": order_id, "amount": amount}
-"""
 
 
 @pytest.fixture
 async def served(root: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
-    config = attrs.evolve(make_config(root), webhook_bind="none", public_url=PUBLIC, webhook_max_body=4096)
-    await nursery.start(lambda task_status: serve(config, ingress=True, task_status=task_status))
-    transport = httpx.AsyncHTTPTransport(uds=str(config.ingress_socket))
-    async with AsyncClient(config.rpc_socket) as client, httpx.AsyncClient(transport=transport, base_url="http://ingress") as web:
-        yield Service(config, client), web
+    async with open_ingress(root, nursery, tcp=False, public_url=PUBLIC, webhook_max_body=4096) as opened:
+        yield opened
     nursery.cancel_scope.cancel()
 
 
@@ -141,10 +116,6 @@ async def test_one_link_hammered_over_the_socket_gets_429_with_retry_after(serve
     assert (await web.get("/r/another-token")).status_code == 404
 
 
-def _hmac_headers(secret: str, body: bytes, **extra: str) -> dict[str, str]:
-    return {"x-signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(), "content-type": "application/json", **extra}
-
-
 async def test_a_signed_webhook_starts_a_play_once_per_delivery_and_records_every_delivery(served: tuple[Service, httpx.AsyncClient]) -> None:
     service, web = served
     wf = await service.push(ORDER, name="order")
@@ -153,19 +124,19 @@ async def test_a_signed_webhook_starts_a_play_once_per_delivery_and_records_ever
     assert hook["secret"]
     path = hook["url"][len(PUBLIC):]
     body = json.dumps({"order_id": "A1", "amount": 3}).encode()
-    first = await web.post(path, content=body, headers=_hmac_headers(hook["secret"], body, **{"idempotency-key": "d-1"}))
+    first = await web.post(path, content=body, headers=hmac_headers(hook["secret"], body, **{"idempotency-key": "d-1"}))
     assert first.status_code == 200, first.text
-    again = await web.post(path, content=body, headers=_hmac_headers(hook["secret"], body, **{"idempotency-key": "d-1"}))
+    again = await web.post(path, content=body, headers=hmac_headers(hook["secret"], body, **{"idempotency-key": "d-1"}))
     assert again.json()["repeat"] is True
     assert again.json()["play_sid"] == first.json()["play_sid"]
     play = await service.call("play_wait", play_sid=first.json()["play_sid"], timeout_ms=20000)
     assert play["output_data"] == {"order_id": "A1", "amount": 3}
-    forged = await web.post(path, content=body, headers=_hmac_headers("not the secret", body))
+    forged = await web.post(path, content=body, headers=hmac_headers("not the secret", body))
     assert forged.status_code == 401
-    too_big = await web.post(path, content=b"{" + b" " * 5000 + b"}", headers=_hmac_headers(hook["secret"], b""))
+    too_big = await web.post(path, content=b"{" + b" " * 5000 + b"}", headers=hmac_headers(hook["secret"], b""))
     assert too_big.status_code == 413
     bad_inputs = json.dumps({"amount": 3}).encode()
-    refused = await web.post(path, content=bad_inputs, headers=_hmac_headers(hook["secret"], bad_inputs))
+    refused = await web.post(path, content=bad_inputs, headers=hmac_headers(hook["secret"], bad_inputs))
     assert refused.status_code == 422
     assert "order_id" in json.dumps(refused.json()["fields"])
     deliveries = await service.call("webhook_deliveries", sid=hook["sid"])
@@ -180,19 +151,15 @@ async def test_github_and_stripe_signatures_are_checked(served: tuple[Service, h
     wf = await service.push(ORDER, name="order")
     body = json.dumps({"order_id": "G", "id": "evt_1"}).encode()
     github = await service.call("webhook_create", name="gh", action="start", workflow_sid=wf["sid"], scheme="github", secret="s3")
-    signature = "sha256=" + hmac.new(b"s3", body, hashlib.sha256).hexdigest()
-    ok = await web.post(github["url"][len(PUBLIC):], content=body, headers={"x-hub-signature-256": signature, "x-github-delivery": "g1"})
+    ok = await web.post(github["url"][len(PUBLIC):], content=body, headers=github_headers("s3", body, "g1"))
     assert ok.status_code == 200, ok.text
     stripe = await service.call("webhook_create", name="st", action="start", workflow_sid=wf["sid"], scheme="stripe", secret="whsec")
-    stamp = str(int(time.time()))
-    signed = hmac.new(b"whsec", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     path = stripe["url"][len(PUBLIC):]
-    assert (await web.post(path, content=body, headers={"stripe-signature": f"t={stamp},v1={signed}"})).status_code == 200
-    repeat = await web.post(path, content=body, headers={"stripe-signature": f"t={stamp},v1={signed}"})
+    assert (await web.post(path, content=body, headers=stripe_headers("whsec", body))).status_code == 200
+    repeat = await web.post(path, content=body, headers=stripe_headers("whsec", body))
     assert repeat.json()["repeat"] is True  # the Stripe event id is the delivery id
-    old = str(int(time.time()) - 1000)
-    stale = hmac.new(b"whsec", old.encode() + b"." + body, hashlib.sha256).hexdigest()
-    assert (await web.post(path, content=body, headers={"stripe-signature": f"t={old},v1={stale}"})).status_code == 401
+    stale = stripe_headers("whsec", body, at=int(time.time()) - 1000)
+    assert (await web.post(path, content=body, headers=stale)).status_code == 401
 
 
 def test_event_keys_render_over_the_body() -> None:

@@ -1,11 +1,12 @@
 """The ingress's rate limits (issue 12): a token bucket per TCP source address and one per link
 or webhook; an empty bucket is a 429 with a Retry-After. The buckets are tested on a fake clock;
 the app through an ASGI client (which gives a TCP peer address) over a service that knows no
-links, and end to end over the real ingress socket in test_ingress.py."""
+links, and end to end over the real ingress socket in test_ingress.py and over TCP in
+test_ingress_tcp.py. Both limits are settings, refused at start-up when malformed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from hero_logic.ingress import IngressApp
 from hero_logic.ingress._rate import Bucket, IngressRateLimits, RateLimiter
 from hero_logic.kernel import NotFound
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Clock:
@@ -91,3 +95,46 @@ async def test_one_link_hammered_from_many_addresses_is_limited_per_key() -> Non
     codes = [(await _get_many(app, ["/r/same"], (f"192.0.2.{n}", 4000)))[0].status_code for n in range(5)]
     assert codes == [404, 404, 404, 429, 429]
     assert (await _get_many(app, ["/r/other"], ("192.0.2.99", 4000)))[0].status_code == 404
+
+
+# -- the limits are settings --------------------------------------------------------------------
+
+
+def test_the_limits_are_settings_by_flag_or_environment() -> None:
+    """``RATE/s,burst=N`` (or ``/min``, ``/h``) per address and per key, flag over environment."""
+    from hero_logic.kernel import Config
+
+    env = {"PATH_ROOT": "/r", "HERO_LOGIC_WEBHOOK_RATE_PER_ADDRESS": "2/s,burst=7", "HERO_LOGIC_WEBHOOK_RATE_PER_KEY": "30/min, burst=4"}
+    limits = IngressRateLimits.from_config(Config.load({"webhook_rate_per_address": "0.5/s,burst=9"}, env))
+    assert limits == IngressRateLimits(per_address=Bucket(per_second=0.5, burst=9), per_key=Bucket(per_second=0.5, burst=4))
+    assert IngressRateLimits.from_config(Config.load({}, {"PATH_ROOT": "/r"})) == IngressRateLimits()
+    hourly = Config.load({}, {**env, "HERO_LOGIC_WEBHOOK_RATE_PER_KEY": "36/h,burst=1"})
+    assert IngressRateLimits.from_config(hourly).per_key == Bucket(per_second=0.01, burst=1)
+
+
+@pytest.mark.parametrize("value", ["fast", "20", "20/s", "burst=5", "0/s,burst=5", "-1/s,burst=5", "20/s,burst=0", "20/day,burst=5", "20/s,burst=1.5", "20/s,burst=5,extra=1", "nan/s,burst=5"])
+def test_a_bad_limit_is_refused_naming_the_setting_the_value_and_the_form(value: str) -> None:
+    from hero_logic.kernel import Config, ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Config.load({}, {"PATH_ROOT": "/r", "HERO_LOGIC_WEBHOOK_RATE_PER_KEY": value})
+    message = str(info.value)
+    assert "HERO_LOGIC_WEBHOOK_RATE_PER_KEY / --webhook-rate-per-key" in message
+    assert repr(value) in message
+    assert "e.g. 50/s,burst=300" in message
+
+
+async def test_a_service_given_a_bad_limit_does_not_start_and_says_why_in_one_line(root: Path) -> None:
+    import os
+    import sys
+
+    import trio
+
+    env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_WEBHOOK_RATE_PER_ADDRESS": "lots"}
+    with trio.fail_after(30):
+        result = await trio.run_process([sys.executable, "-m", "hero_logic.cli", "serve"], env=env, capture_stdout=True, capture_stderr=True, check=False)
+    err = result.stderr.decode()
+    assert result.returncode != 0
+    assert "Traceback" not in err
+    assert "HERO_LOGIC_WEBHOOK_RATE_PER_ADDRESS / --webhook-rate-per-address must be RATE/s,burst=N" in err
+    assert "'lots'" in err

@@ -8,7 +8,8 @@ per-client limit belongs in that proxy, where the client's address is known) and
 key (the ``/r/<token>`` or ``/h/<sid>`` it names). An empty bucket is a 429 with a
 ``Retry-After`` naming the seconds until a unit is back. Buckets refill continuously; the number
 of buckets kept is capped (the least recently used go first), so the limiter's memory is bounded
-whatever a caller sends.
+whatever a caller sends. Both limits are settings (``--webhook-rate-per-address``,
+``--webhook-rate-per-key``), read by :meth:`IngressRateLimits.from_config`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from hero_logic.kernel import SETTINGS, parse_rate_limit
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from hero_logic.kernel import Config
 
 __all__ = ["Bucket", "IngressRateLimits", "RateLimiter", "is_local", "retry_after"]
 
@@ -49,6 +54,18 @@ class IngressRateLimits:
 
     per_address: Bucket = Bucket(per_second=20.0, burst=100)
     per_key: Bucket = Bucket(per_second=50.0, burst=300)
+
+    @classmethod
+    def from_config(cls, config: Config) -> IngressRateLimits:
+        """The limits ``config`` sets (``webhook_rate_per_address``, ``webhook_rate_per_key``);
+        a malformed one is a ConfigError naming its setting, as at start-up."""
+        return cls(per_address=_bucket(config, "webhook_rate_per_address"), per_key=_bucket(config, "webhook_rate_per_key"))
+
+
+def _bucket(config: Config, attr: str) -> Bucket:
+    setting = next(s for s in SETTINGS if s.attr == attr)
+    per_second, burst = parse_rate_limit(getattr(config, attr), setting=f"{setting.env} / {setting.flag}", example=setting.default)
+    return Bucket(per_second=per_second, burst=burst)
 
 
 class RateLimiter:

@@ -1,5 +1,5 @@
 """Serving the ingress: on ``ingress.sock`` and, unless ``--webhook-bind none``, on its TCP
-address (127.0.0.1:9821 by default)."""
+address (127.0.0.1:9821 by default), with the rate limits the settings give."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import trio
 from hero_logic.rpc import ServingLimits, parse_tcp_bind, serve_door
 
 from ._app import IngressApp
+from ._rate import IngressRateLimits
 
 if TYPE_CHECKING:
     from hero_logic.kernel import Config
@@ -31,7 +32,7 @@ async def serve_ingress(
     config: Config, service: Service, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the ingress until cancelled; ``started`` with the bound addresses."""
-    app = IngressApp(service, max_body=config.webhook_max_body)
+    app = IngressApp(service, max_body=config.webhook_max_body, rate_limits=IngressRateLimits.from_config(config))
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             functools.partial(

@@ -7,6 +7,7 @@ from ._child_setup import apply_child_setup as apply_child_setup
 from ._config import SETTINGS as SETTINGS
 from ._config import Config as Config
 from ._config import Setting as Setting
+from ._config import parse_rate_limit as parse_rate_limit
 from ._config import real_python as real_python
 from ._convert import converter as converter
 from ._convert import dumps as dumps

@@ -8,6 +8,7 @@ and ``PATH_SOCKET`` (default ``$PATH_ROOT/var/sockets``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["SETTINGS", "Config", "Setting", "real_python", "warm_pool_minimum"]
+__all__ = ["SETTINGS", "Config", "Setting", "parse_rate_limit", "real_python", "warm_pool_minimum"]
 
 
 def real_python() -> str:
@@ -92,6 +93,40 @@ def _text(raw: str) -> str:
     return raw
 
 
+_RATE_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate_limit(raw: str, *, setting: str, example: str) -> tuple[float, int]:
+    """``"20/s,burst=100"`` → ``(20.0, 100)``: units per second and the most held at once.
+
+    The rate may be per ``s``, ``min`` or ``h`` (``30/min`` is 0.5 a second); both parts are
+    required, the rate above 0 and the burst a whole number of 1 or more. A ConfigError names
+    ``setting``, the value and the expected form, with ``example``."""
+    rate_part, sep, burst_part = raw.partition(",")
+    number, slash, unit = rate_part.strip().partition("/")
+    key, equals, burst_text = burst_part.strip().partition("=")
+    try:
+        rate = float(number) / _RATE_UNITS[unit.strip()] if slash else math.nan
+        burst = int(burst_text) if sep and equals and key.strip() == "burst" else 0
+    except (ValueError, KeyError):
+        rate, burst = math.nan, 0
+    if not (math.isfinite(rate) and rate > 0 and burst >= 1):
+        msg = (
+            f"setting {setting} must be RATE/s,burst=N (a rate above 0 per s, min or h, and a "
+            f"whole burst of 1 or more), got {raw!r}: use e.g. {example}"
+        )
+        raise ConfigError(msg)
+    return rate, burst
+
+
+def _rate_limit(setting: str, example: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parse_rate_limit(raw, setting=setting, example=example)
+        return raw.strip()
+
+    return parse
+
+
 def _on_off(name: str) -> Callable[[str], bool]:
     def parse(raw: str) -> bool:
         value = raw.strip().lower()
@@ -149,6 +184,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("webhook_bind", "--webhook-bind", "HERO_LOGIC_WEBHOOK_BIND", "127.0.0.1:9821", "HTTP address of the ingress (resume links, approval pages, inbound webhooks), or 'none'"),
     Setting("public_url", "--public-url", "HERO_LOGIC_PUBLIC_URL", "", "base URL people and webhook senders reach the ingress at (default http://<webhook-bind>)"),
     Setting("resume_url_ttl_s", "--resume-url-ttl", "HERO_LOGIC_RESUME_URL_TTL_S", "604800", "seconds a resume link stays valid", _positive_int("HERO_LOGIC_RESUME_URL_TTL_S")),
+    Setting("webhook_rate_per_address", "--webhook-rate-per-address", "HERO_LOGIC_WEBHOOK_RATE_PER_ADDRESS", "20/s,burst=100", "requests the ingress takes from one remote TCP address: RATE/s (or /min, /h) and the burst allowed at once; more get 429 with Retry-After (loopback and the Unix socket are exempt)", _rate_limit("HERO_LOGIC_WEBHOOK_RATE_PER_ADDRESS / --webhook-rate-per-address", "20/s,burst=100")),
+    Setting("webhook_rate_per_key", "--webhook-rate-per-key", "HERO_LOGIC_WEBHOOK_RATE_PER_KEY", "50/s,burst=300", "requests the ingress takes for one resume link or webhook, from every address together: RATE/s (or /min, /h) and the burst allowed at once; more get 429 with Retry-After", _rate_limit("HERO_LOGIC_WEBHOOK_RATE_PER_KEY / --webhook-rate-per-key", "50/s,burst=300")),
     Setting("webhook_max_body", "--webhook-max-body", "HERO_LOGIC_WEBHOOK_MAX_BODY", str(1024 * 1024), "largest webhook delivery body, in bytes (larger ones get 413)", _positive_int("HERO_LOGIC_WEBHOOK_MAX_BODY")),
     Setting("sleep_exit_ms", "--sleep-exit", "HERO_LOGIC_SLEEP_EXIT_MS", "2000", "a flow's wait longer than this (ms) exits its process and is woken by the service's timer; a shorter sleep stays in the process", _positive_int("HERO_LOGIC_SLEEP_EXIT_MS")),
     Setting("max_wait_ms", "--max-wait", "HERO_LOGIC_MAX_WAIT_MS", str(366 * 24 * 3600 * 1000), "longest wait a flow may ask for (flow.sleep, a wait's timeout), in ms", _positive_int("HERO_LOGIC_MAX_WAIT_MS")),
@@ -188,6 +225,8 @@ class Config:
     public_url: str = ""
     resume_url_ttl_s: int = 604_800
     webhook_max_body: int = 1024 * 1024
+    webhook_rate_per_address: str = "20/s,burst=100"
+    webhook_rate_per_key: str = "50/s,burst=300"
     span_push_outputs: bool = False
     index_url: str = ""
     find_links: str = ""

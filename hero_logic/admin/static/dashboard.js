@@ -1,5 +1,7 @@
-// Dashboard: counts of running / waiting plays, recent plays (live), workflows with search.
+// Dashboard: counts of running / waiting plays, recent plays (live), workflows with search,
+// and the inbound webhooks (unsigned ones warned about).
 import { ago, clear, duration, explain, h, has, openStream, pill, rpc, shortSid, showHealth, toast, when } from "./common.js";
+import { webhooksCard } from "./webhooks.js";
 
 const app = document.getElementById("app");
 const state = { workflows: [], plays: new Map(), names: new Map(), query: "", ranked: null };
@@ -23,6 +25,7 @@ const els = {
   plays: h("div"),
   workflows: h("div", { class: "wf-list" }),
   live: h("span", { class: "live-dot" }, "connecting"),
+  webhooks: h("div"),
 };
 
 async function load() {
@@ -38,7 +41,10 @@ async function load() {
       h("section", { class: "card", id: "workflows" },
         h("div", { class: "card-head" }, h("h2", {}, "Workflows"), h("span", { class: "spacer" }),
           h("div", { class: "search" }, h("input", { type: "search", id: "workflow-search", placeholder: "Search the flow library", "aria-label": "Search workflows", oninput: onSearch }))),
-        els.workflows)));
+        els.workflows)),
+    h("section", { class: "card", id: "webhooks", style: { marginTop: "16px" } },
+      h("div", { class: "card-head" }, h("h2", {}, "Webhooks")),
+      els.webhooks));
   try {
     state.workflows = await rpc("workflow_list", { limit: 1000 });
   } catch (error) {
@@ -48,6 +54,7 @@ async function load() {
   for (const wf of state.workflows) state.names.set(wf.sid, wf.name);
   renderWorkflows();
   refreshCounts();
+  webhooksCard(els.webhooks, (sid) => state.names.get(sid) || shortSid(sid));
   openStream("/api/plays/events", {
     onMessage(message) {
       if (message.type === "snapshot") {
