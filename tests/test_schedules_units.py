@@ -200,6 +200,37 @@ async def test_schedules_share_one_deadline_not_a_task_each(root: Path, autojump
         assert len(trio.lowlevel.current_root_task().child_nurseries[0].child_tasks) == before
 
 
+async def test_one_slow_schedule_does_not_hold_up_the_others_due_with_it(
+    root: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schedules due at one instant are looked at together (their commits share the store's
+    group commits): the look of one that is slow (its tick's play waits on something) does not
+    delay the plays of the others. Looked at one by one, the slow one blocked them all."""
+    async with running(root, Script()) as service:
+        wf = await _workflow(service)
+        slow = await service.schedules.schedule_create(wf, every_s=60, name="slow")
+        quick = [await service.schedules.schedule_create(wf, every_s=60, name=f"quick{n}") for n in range(5)]
+        others_started = trio.Event()
+        real_look = type(service.schedules).look
+
+        async def look(self: Any, sid: str, row: str) -> None:
+            if sid == slow.sid:
+                await others_started.wait()  # held until every other schedule has its play
+            await real_look(self, sid, row)
+
+        monkeypatch.setattr(type(service.schedules), "look", look)
+        with trio.fail_after(120):
+            while True:
+                made = [await _plays(service, q) for q in quick]
+                if all(made):
+                    break
+                await trio.sleep(1)
+            others_started.set()
+            while not await _plays(service, slow):
+                await trio.sleep(1)
+        assert [len(await _plays(service, q)) for q in quick] == [1] * len(quick)  # one play per tick
+
+
 @pytest.mark.parametrize(
     ("overlap", "started_while_held", "missed", "buffered", "started_in_all"),
     [
