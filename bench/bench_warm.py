@@ -135,10 +135,12 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main(runs: int, back_to_back: int, burst_n: int, pool: str, only: str) -> None:
+async def main(runs: int, back_to_back: int, burst_n: int, pool: str, only: str, workdir_mb: str) -> None:
     tiers = ["env_scrub"] + (["bwrap"] if shutil.which("bwrap") else [])
     tiers = [t for t in tiers if not only or t in only.split(",")]
     settings = {"HERO_LOGIC_WARM_POOL": pool} if pool else {}
+    both = {"HERO_LOGIC_WORKDIR_MB": workdir_mb} if workdir_mb else {}
+    settings.update(both)
     rows: dict[str, list[float]] = {}
     extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="hw-", dir="/tmp") as tmp:
@@ -150,8 +152,8 @@ async def main(runs: int, back_to_back: int, burst_n: int, pool: str, only: str)
             cold: dict[str, Svc] = {}
             for tier in tiers:
                 warm[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-warm", tier, **settings))
-                cold[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-cold", tier, HERO_LOGIC_WARM_POOL="0"))
-            size = (await warm[tiers[0]].pool())["size"]
+                cold[tier] = await stack.enter_async_context(open_svc(base / f"{tier}-cold", tier, HERO_LOGIC_WARM_POOL="0", **both))
+            sizes = {tier: (await warm[tier].pool()) for tier in tiers}  # a tier may have none (env_scrub as root)
             for i in range(runs + 2):
                 sample: dict[str, float] = {}
                 for tier in tiers:
@@ -177,14 +179,15 @@ async def main(runs: int, back_to_back: int, burst_n: int, pool: str, only: str)
                     f"{after['misses'] - before['misses']} cold (the pool refills one process at a time)"
                 )
             for tier in tiers:
-                for label, svc in ((f"pool {size}", warm[tier]), ("pool 0", cold[tier])):
+                for label, svc in ((f"pool {sizes[tier]['size']}", warm[tier]), ("pool 0", cold[tier])):
                     wall, latencies, counts = await burst(svc, burst_n)
                     extra.append(
                         f"  {tier}, {burst_n} plays at once, {label:7}: wall {wall:8.1f} ms, start latency "
                         f"p50 {statistics.median(latencies):7.1f} ms, p99 {_p(latencies, 0.99):7.1f} ms "
                         f"({counts['hits']} warm, {counts['misses']} cold)"
                     )
-    print(f"Warm starts, {runs} runs each, interleaved (median, min-max); pool size {size}{'' if pool else ' (the default)'}")
+    shown = ", ".join(f"{t} {p['size']}" + (f" ({p['disabled']})" if p.get("disabled") else "") for t, p in sizes.items())
+    print(f"Warm starts, {runs} runs each, interleaved (median, min-max); pool size{'' if pool else ' (the default)'}: {shown}")
     for tier in tiers:
         floor = statistics.median(rows[f"{tier} floor"])
         warm_play = statistics.median(rows[f"{tier} P3 warm play"])
@@ -210,5 +213,6 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--pool", default="", help="--warm-pool of the warm service (default: the service's default)")
     parser.add_argument("--tiers", default="", help="comma-separated tiers (default: every one installed)")
+    parser.add_argument("--workdir-mb", default="", help="--workdir-mb of both services (0: no workdir quota; default: the service's)")
     args = parser.parse_args()
-    trio.run(main, args.runs, args.back_to_back, args.burst, args.pool, args.tiers)
+    trio.run(main, args.runs, args.back_to_back, args.burst, args.pool, args.tiers, args.workdir_mb)
