@@ -5,7 +5,7 @@ Run: ``make bench`` or ``.venv/bin/python bench/bench_peers.py [--runs N]``.
 Each peer is installed on demand into its own virtualenv under ``bench/.peers/<name>`` (ignored
 by git) at the pinned versions below, and runs its workload script from ``bench/peers/`` with
 that venv's python. Our own figures come from two real services in this process (LMDB store,
-env_scrub tier), one with the default settings (the warm pool on) and one with the warm pool
+``--tier``, bwrap by default where installed: as root env_scrub keeps no warm pool), one with the default settings (the warm pool on) and one with the warm pool
 disabled (every run cold), measured in the same run:
 
 * start: ``play_start`` → ``play_wait`` returns ``success`` for a trivial flow, through the RPC
@@ -28,6 +28,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -86,8 +87,8 @@ def run_peer(py: Path, script: str, mode: str, runs: int) -> dict[str, Any]:
     return result
 
 
-async def our_figures(root: Path, runs: int, steps: int, *, warm: bool) -> dict[str, list[float]]:
-    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_SEED_FLOWS": "off"}
+async def our_figures(root: Path, runs: int, steps: int, *, warm: bool, tier: str) -> dict[str, list[float]]:
+    env = {"PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": tier, "HERO_LOGIC_SEED_FLOWS": "off", "HERO_LOGIC_WEBHOOK_BIND": "none"}
     if not warm:
         env["HERO_LOGIC_WARM_POOL"] = "0"
     config = Config.load(environ=env)
@@ -155,15 +156,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument(
+        "--tier", default="",
+        help="our sandbox tier (default: bwrap where installed, which keeps a warm pool as root; else env_scrub)",
+    )
     args = parser.parse_args()
+    tier = args.tier or ("bwrap" if shutil.which("bwrap") else "env_scrub")
     started = time.perf_counter()
     pythons = {name: ensure_venv(name) for name in PINS}
     for name, py in pythons.items():
         print(f"peer {name}: {installed_versions(py, name)}  ({py})")
 
     with tempfile.TemporaryDirectory(prefix="hlp-", dir="/tmp") as tmp:
-        warm_raw = trio.run(functools.partial(our_figures, Path(tmp) / "warm", args.runs, args.steps, warm=True))
-        cold_raw = trio.run(functools.partial(our_figures, Path(tmp) / "cold", args.runs, args.steps, warm=False))
+        warm_raw = trio.run(functools.partial(our_figures, Path(tmp) / "warm", args.runs, args.steps, warm=True, tier=tier))
+        cold_raw = trio.run(functools.partial(our_figures, Path(tmp) / "cold", args.runs, args.steps, warm=False, tier=tier))
     ours = {key: _summary(values) for key, values in warm_raw.items()}
     ours.update({f"{key}_cold": _summary(values) for key, values in cold_raw.items()})
     dbos = run_peer(pythons["dbos"], "dbos_flow.py", "all", args.runs)
@@ -181,7 +187,7 @@ def main() -> None:
         ("replay of 100 finished steps (ms)", "replay100_ms", "replay100_ms", [("DBOS fork_workflow replay", dbos), ("LangGraph re-run, cached tasks", langgraph)]),
     ]
     print()
-    print(f"{'figure (ours: env_scrub, LMDB)':44} {'ours median (min-max)':>26}   {'peer':32} {'peer median (min-max)':>26}   ours/peer")
+    print(f"{f'figure (ours: {tier}, LMDB)':44} {'ours median (min-max)':>26}   {'peer':32} {'peer median (min-max)':>26}   ours/peer")
     for title, key, peer_key, peers in rows:
         for j, (label, result) in enumerate(peers):
             first = (title, _cell(ours[key])) if j == 0 else ("", "")
