@@ -47,13 +47,14 @@ def loads(text: str | bytes | bytearray) -> Any:
     """The JSON value in ``text``; ValueError (with the position) if it is not strict JSON."""
     if not isinstance(text, str):
         text = bytes(text).decode("utf-8")
-    start = len(text) - len(text.lstrip(_WHITESPACE))
+    # A line as the SDK writes it starts with its value: no copy of the text to find it.
+    start = 0 if text[:1] in ("{", "[") else len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
     except StopIteration as exc:
         msg = f"expecting a JSON value at char {exc.value}"
         raise ValueError(msg) from None
-    if text[end:].strip(_WHITESPACE):
+    if end != len(text) and text[end:].strip(_WHITESPACE):
         msg = f"extra data after the JSON value at char {end}"
         raise ValueError(msg)
     return value
