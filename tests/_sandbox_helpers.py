@@ -18,7 +18,7 @@ from hero_logic.server import serve
 from .conftest import Service, make_config
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
 HAVE = {
@@ -150,9 +150,8 @@ async def run_flow(svc: Service, source: str, timeout_ms: int = 30000, **inputs:
     return await svc.run(wf, timeout_ms=timeout_ms, **inputs)
 
 
-def marker_pids(marker: str) -> list[int]:
-    """Live processes whose command name is ``marker`` (set with PR_SET_NAME)."""
-    found = []
+def live_processes() -> Iterator[tuple[int, str, int]]:
+    """``(pid, command name, parent pid)`` of every process that is not a zombie."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -162,10 +161,14 @@ def marker_pids(marker: str) -> list[int]:
         except OSError:
             continue
         comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")]
-        state = stat.rsplit(b")", 1)[-1].split()[0]
-        if comm == marker.encode() and state != b"Z":
-            found.append(int(entry))
-    return found
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if fields[0] != b"Z":
+            yield int(entry), comm.decode(errors="replace"), int(fields[1])
+
+
+def marker_pids(marker: str) -> list[int]:
+    """Live processes whose command name is ``marker`` (set with PR_SET_NAME)."""
+    return [pid for pid, comm, _ in live_processes() if comm == marker]
 
 
 def kill_pids(pids: list[int]) -> None:

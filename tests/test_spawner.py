@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from ._sandbox_helpers import open_service, run_flow
+from ._sandbox_helpers import live_processes, open_service, run_flow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,43 +42,23 @@ FINE = "from hero_tracing import flow\n@flow\ndef main():\n    return 'fine'\n"
 
 def _children(parent: int) -> list[int]:
     """Live (not zombie) processes whose parent is ``parent``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[-1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
+    return [pid for pid, _, ppid in live_processes() if ppid == parent]
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except OSError:
-        return False
+    return any(found == pid for found, _, _ in live_processes())
 
 
 def _spawners() -> list[int]:
     """The spawners this process's services started (their children)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in _children(os.getpid()):
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[-1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"_spawner_main.py" in f.read():
+                    found.append(pid)
+        except OSError:
             continue
-        if ppid == os.getpid() and b"_spawner_main.py" in cmdline:
-            found.append(int(entry))
     return found
 
 
