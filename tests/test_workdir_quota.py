@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import attrs
 import pytest
 
-from hero_logic.kernel import Config
+from hero_logic.kernel import Config, _loopfs
 from hero_logic.kernel._copy_tree import copy_tree
-from hero_logic.kernel._loopfs import mounted_at
+from hero_logic.kernel._loopfs import LoopFs, mounted_at
 from hero_logic.kernel._workdirs import WorkdirQuota
 
 if TYPE_CHECKING:
@@ -135,3 +135,30 @@ def test_the_quota_is_off_with_zero_or_without_root(tmp_path: Path) -> None:
     assert Config.load(environ={"PATH_ROOT": str(tmp_path)}).workdir_mb == 1024
     with pytest.raises(Exception, match="HERO_LOGIC_WORKDIR_MB must be 0 or more"):
         Config.load(environ={"PATH_ROOT": str(tmp_path), "HERO_LOGIC_WORKDIR_MB": "-1"})
+
+
+def test_a_ready_spare_is_not_made_again_when_a_run_that_made_its_own_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs taking their file systems at once: one finds the spare being made and makes its
+    own; when it ends, the spare is ready. Making it again then unlinked the ready spare under
+    the next run's take (seen in a burst of 50 plays: "could not use the spare ... No such
+    file"). No loop device needed: the file system calls are stubbed."""
+    made: list[Path] = []
+
+    def make_image(image: Path, size_mb: int) -> None:
+        made.append(image)
+        image.write_bytes(b"fs")
+
+    monkeypatch.setattr(_loopfs, "make_image", make_image)
+    monkeypatch.setattr(_loopfs, "mount_image", lambda image, target: None)
+    monkeypatch.setattr(_loopfs, "bind", lambda source, target: None)
+    monkeypatch.setattr(_loopfs, "unmount", lambda target: None)
+    fs = LoopFs(tmp_path / "images", 16)
+    fs.warm()
+    fs._jobs.put(None)  # let the worker finish the spare and stop, so the count below is final
+    assert fs._worker is not None
+    fs._worker.join()
+    fs._worker = None
+    assert made == [tmp_path / "images" / ".spare.img"]
+    fs._want_spare()  # what the run that made its own file system does as it ends
+    fs.close()
+    assert made == [tmp_path / "images" / ".spare.img"], "a ready spare was made again"

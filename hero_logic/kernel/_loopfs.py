@@ -233,8 +233,11 @@ class LoopFs:
         self._want_spare()
 
     def _want_spare(self) -> None:
+        """Have a spare made unless one is ready or being made (a run that made its own file
+        system while the spare was being made must not have the ready spare made again: that
+        unlinked it under the next run's ``take``)."""
         with self._lock:
-            if self._spare_wanted:
+            if self._spare_wanted or self._spare_ready:
                 return
             self._spare_wanted = True
         self._submit(self._make_spare)
