@@ -29,19 +29,19 @@ import argparse
 import datetime
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+from bench_timers import serve_process  # a sibling script
 
-from hero_logic.kernel import Config
 from hero_logic.rpc import AsyncClient
 
-REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from hero_logic.kernel import Config
+
 TICK_S = os.sysconf("SC_CLK_TCK")
 
 TRIVIAL = """
@@ -74,25 +74,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _start(root: Path) -> tuple[trio.Process, Config]:
-    env = {
-        **os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_ADMIN_BIND": "none",
-        "HERO_LOGIC_WEBHOOK_BIND": "none", "HERO_LOGIC_SEED_FLOWS": "off", "HERO_LOGIC_MAX_RUNNING": "1",
-        "HERO_LOGIC_PLAY_TIMEOUT_MS": "3600000",
-    }
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hero_logic.cli", "serve"], env=env, cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    config = Config.load(environ=env)
-    with trio.fail_after(60):
-        while True:
-            try:
-                async with AsyncClient(config.rpc_socket, timeout=2) as client:
-                    if (await client.health())["status"] == "ok":
-                        return proc, config
-            except (ConnectionError, OSError):
-                pass
-            await trio.sleep(0.05)
+    return await serve_process({
+        "PATH_ROOT": str(root), "HERO_LOGIC_WEBHOOK_BIND": "none", "HERO_LOGIC_SEED_FLOWS": "off",
+        "HERO_LOGIC_MAX_RUNNING": "1", "HERO_LOGIC_PLAY_TIMEOUT_MS": "3600000",
+    }, timeout_s=60)
 
 
 async def _in_parallel(config: Config, count: int, call: Any, workers: int = 8) -> None:

@@ -85,22 +85,16 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _start(root: Path) -> tuple[trio.Process, Config]:
-    env = {
-        **os.environ,
-        "PATH_ROOT": str(root),
-        "HERO_LOGIC_SANDBOX": "env_scrub",
-        "HERO_LOGIC_ADMIN_BIND": "none",
-        "HERO_LOGIC_SEED_FLOWS": "false",
-        "HERO_LOGIC_MAX_RUNNING": "16",
-        "HERO_LOGIC_SLEEP_EXIT_MS": "1000",
-    }
+async def serve_process(settings: dict[str, str], *, timeout_s: float = 120) -> tuple[trio.Process, Config]:
+    """``hero_logic serve`` as a process of its own (its CPU readable in /proc) with
+    ``settings`` over this environment, once it answers /health."""
+    env = {**os.environ, "HERO_LOGIC_SANDBOX": "env_scrub", "HERO_LOGIC_ADMIN_BIND": "none", **settings}
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "hero_logic.cli", "serve"],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     config = Config.load(environ=env)
-    with trio.fail_after(120):
+    with trio.fail_after(timeout_s):
         while True:
             try:
                 async with AsyncClient(config.rpc_socket, timeout=2) as client:
@@ -109,6 +103,13 @@ async def _start(root: Path) -> tuple[trio.Process, Config]:
             except (ConnectionError, OSError):
                 pass
             await trio.sleep(0.02)
+
+
+async def _start(root: Path) -> tuple[trio.Process, Config]:
+    return await serve_process({
+        "PATH_ROOT": str(root), "HERO_LOGIC_SEED_FLOWS": "false", "HERO_LOGIC_MAX_RUNNING": "16",
+        "HERO_LOGIC_SLEEP_EXIT_MS": "1000",
+    })
 
 
 async def _start_all(config: Config, wf_sid: str, inputs: list[dict[str, Any]], until: str, workers: int = 16) -> list[str]:
