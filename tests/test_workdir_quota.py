@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 import pytest
+import trio
 
 from hero_logic.kernel import Config, _loopfs
 from hero_logic.kernel._copy_tree import copy_tree
@@ -127,6 +128,67 @@ def test_an_interrupted_copy_in_puts_the_earlier_files_back(quota: WorkdirQuota)
     assert not mounted_at(work)
     assert (work / "kept").read_text() == "earlier run"
     assert not old.exists()
+
+
+def _warm_workdir(quota: WorkdirQuota) -> Path:
+    """A warm process's own workdir under the shared mount, as the pool makes it."""
+    quota.share_warm_root()
+    at = quota.warm_root / "w1"
+    at.mkdir(mode=0o700)
+    return at
+
+
+@needs_root
+def test_a_warm_run_s_file_system_is_mounted_at_the_warm_workdir_and_its_files_come_back(quota: WorkdirQuota) -> None:
+    """A warm run: the play's files are copied into a file system mounted at the warm
+    process's workdir; what the run wrote is in the play's plain workdir afterwards."""
+    work = _workdir(quota, "p1", before="earlier run")
+    at = _warm_workdir(quota)
+    try:
+        quota._attach("p1", at)
+        assert mounted_at(at)
+        assert not mounted_at(work)
+        assert (at / "before").read_text() == "earlier run"
+        assert sorted(os.listdir(at)) == ["before"]
+        (at / "during").write_text("this run")
+        quota._detach("p1", at)
+        assert not mounted_at(at)
+        assert sorted(os.listdir(work)) == ["before", "during"]
+        assert (work / "during").read_text() == "this run"
+        assert list(quota.images_dir.glob("p1*")) == []
+    finally:
+        quota.release_warm_root()
+
+
+@needs_root
+def test_a_service_killed_during_a_warm_run_leaves_the_run_s_files_to_the_next_start(quota: WorkdirQuota) -> None:
+    """kill -9 while the run's file system is mounted at a warm workdir: the next start
+    releases the warm mounts, then copies the image's files to the play's workdir."""
+    work = _workdir(quota, "p1", before="earlier run")
+    at = _warm_workdir(quota)
+    quota._attach("p1", at)
+    (at / "written").write_text("before the crash")
+    trio.run(quota.recover)  # the next start (the dead service's mount is still there)
+    assert not quota.warm_root.exists() or not mounted_at(at)
+    assert not mounted_at(work)
+    assert (work / "written").read_text() == "before the crash"
+    assert (work / "before").read_text() == "earlier run"
+    assert list(quota.images_dir.glob("p1*")) == []
+
+
+@needs_root
+def test_an_interrupted_warm_copy_in_keeps_the_plain_workdir(quota: WorkdirQuota) -> None:
+    """Killed while the play's files were copied into the warm run's file system: the plain
+    workdir is whole (it was copied, not moved), so recovery drops the image and keeps it."""
+    work = _workdir(quota, "p1", kept="earlier run")
+    at = _warm_workdir(quota)
+    quota._attach("p1", at)
+    (at / "kept").unlink()  # as if the copy in had not got to it
+    quota._copying("p1").touch()  # ... and had not finished
+    trio.run(quota.recover)
+    assert (work / "kept").read_text() == "earlier run"
+    assert sorted(os.listdir(work)) == ["kept"]
+    assert list(quota.images_dir.glob("p1*")) == []
 
 
 def test_the_quota_is_off_with_zero_or_without_root(tmp_path: Path) -> None:
