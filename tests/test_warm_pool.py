@@ -225,6 +225,43 @@ async def test_a_resume_on_a_warm_process_finds_the_play_s_workdir(root: Path, t
     assert (workdir / "before.txt").read_text() == "written before the pause"
 
 
+FILLS_THEN_PAUSES = """
+from hero_tracing import ask_user, flow
+
+@flow
+def main():
+    for i in range(3):  # 15 MiB, in files under the sandbox's file size limit
+        with open(f"big{i}", "wb") as f:
+            f.write(b"x" * (5 << 20))
+    return ask_user.confirm("go on?")
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="workdir quotas need root")
+async def test_a_warm_process_taken_for_a_run_that_cannot_start_is_not_left_behind(root: Path) -> None:
+    """The quota was lowered below what a paused play's workdir holds: its resume fails naming
+    --workdir-mb before the warm process it took is handed the play. That process is killed
+    (it serves no other play), and the pool still holds only its own."""
+    async with open_service(root, "bwrap", warm_pool=1, warm_pool_min="1", workdir_mb=32) as svc:
+        wf = await svc.push(FILLS_THEN_PAUSES)
+        sid = await svc.call("play_start", workflow_sid=wf["sid"])
+        play = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+        assert play["status"] == "awaiting_resume", play["error_message"]
+    async with open_service(root, "bwrap", warm_pool=1, warm_pool_min="1", workdir_mb=8) as svc:
+        await wait_warm(svc.client, 0)
+        await svc.call("play_resume", play_sid=sid, resume_id=play["pending_resumes"][0]["id"], payload=True)
+        play = await svc.call("play_wait", play_sid=sid, timeout_ms=30000)
+        await wait_warm(svc.client, 1)
+        with trio.fail_after(10):  # the interpreters, not the bwrap processes around them
+            while len(warm := [p for p in warm_processes(os.getpid()) if "bwrap" not in _processes()[p][2].split(" ")[0]]) != 1:
+                await trio.sleep(0.05)
+        pool = (await svc.client.health())["warm_pool"]
+    assert play["status"] == "failed", play
+    assert "--workdir-mb" in play["error_message"], play["error_message"]
+    assert len(warm) == 1, warm
+    assert pool["recycled"] >= 1, pool
+
+
 # -- nothing is left when the service goes -------------------------------------------------------
 
 

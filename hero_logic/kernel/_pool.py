@@ -247,7 +247,12 @@ class WarmPool:
 
     def done(self, warm: _Warm) -> None:
         """The run of ``warm`` is over and its workdir no longer mounted: remove its directory
-        off the event loop (a run never waits for it)."""
+        off the event loop (a run never waits for it). A process that was never handed its
+        play (the run ended first: its workdir could not be set up, it was cancelled) is
+        killed first: it serves no other play."""
+        if warm.process.alive():
+            self._discard_soon(warm, "its run ended before it was handed the play")
+            return
         if self._nursery is not None:
             self._nursery.start_soon(trio.to_thread.run_sync, self._remove_home, warm.home)
         else:
