@@ -222,3 +222,38 @@ async def test_filling_the_workdir_stops_at_its_quota(root: Path, tier: str, sta
     assert "fill-0" in files  # what it wrote within its quota stays readable after the play
     assert normal["status"] == "success", normal["error_message"]
     assert after["status"] == "success", after["error_message"]
+
+
+NEST_DEEP = """
+import os
+from hero_tracing import flow
+
+@flow
+def main():
+    for _ in range(1500):  # far past Python's recursion limit, one level at a time
+        os.mkdir("d")
+        os.chdir("d")
+    open("leaf", "w").write("deep")
+    return "nested"
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("start", ["cold", "warm"])
+async def test_a_workdir_nested_thousands_deep_fails_its_play_and_the_service_lives_and_restarts(
+    root: Path, start: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying the run's workdir out (and removing it) recursed once per level: 1,500 levels
+    raised RecursionError, which ended the service and every start after it. Now the copy
+    stops at its depth cap, the play fails saying what was not kept, and the service goes on."""
+    monkeypatch.setattr(_sandbox_helpers, "START", start)
+    async with open_service(root, "bwrap", workdir_mb=64) as svc:
+        play = await run_flow(svc, NEST_DEEP)
+        after = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 'after'\n")
+    assert play["status"] == "failed", play
+    assert "nested directories over" in play["error_message"], play["error_message"]
+    assert after["status"] == "success", after["error_message"]
+    monkeypatch.setattr(_sandbox_helpers, "START", None)
+    async with open_service(root, "bwrap", workdir_mb=64) as svc:  # the next start is clean
+        again = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 'again'\n")
+    assert again["status"] == "success", again["error_message"]

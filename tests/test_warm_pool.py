@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
+from hero_logic.kernel._loopfs import mounts_under
 from hero_logic.rpc import AsyncClient
 
 from ._sandbox_helpers import (
@@ -259,6 +260,7 @@ async def test_a_warm_process_taken_for_a_run_that_cannot_start_is_not_left_behi
     assert play["status"] == "failed", play
     assert "--workdir-mb" in play["error_message"], play["error_message"]
     assert len(warm) == 1, warm
+    assert mounts_under(root) == []  # the file system taken at the warm workdir went with the failure
     assert pool["recycled"] >= 1, pool
 
 
@@ -323,6 +325,42 @@ async def test_no_warm_process_is_left_after_the_service_stops_or_dies(root: Pat
     assert _still_alive(warm) == []
     if how == "stop":
         assert not (config.state_dir / "warm").exists()
+
+
+WRITES_THEN_SLEEPS = """
+import time
+from hero_tracing import flow
+
+@flow
+def main():
+    open("written", "w").write("before the stop")
+    flow.current_span.tag(written=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="workdir quotas need root")
+async def test_a_stop_during_a_warm_run_leaves_no_mount_and_keeps_the_run_s_files(root: Path) -> None:
+    """SIGTERM while a warm run's file system is mounted at its warm workdir: the run's end
+    copies the files out and, once every run has ended, the warm workdirs' shared mount goes
+    too (it stayed when the pool emptied before the run's end)."""
+    proc, config = await start_service_process(root, sandbox="bwrap", env=start_environ("warm"))
+    try:
+        async with AsyncClient(config.rpc_socket) as client:
+            await _ready(client, 1)
+            wf = await client.call("workflow_create", {"name": "sleeper", "python_source": WRITES_THEN_SLEEPS})
+            sid = await client.call("play_start", {"workflow_sid": wf["sid"]})
+            with trio.fail_after(30):
+                while not any(s["tags"].get("written") for s in await client.call("play_spans", {"play_sid": sid})):
+                    await trio.sleep(0.05)
+            pool = (await client.health())["warm_pool"]
+        assert pool["hits"] == 1, pool
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            await proc.wait()
+    assert mounts_under(root) == []
+    assert (config.play_workdir(sid) / "written").read_text() == "before the stop"
 
 
 PROBE_IDLE = """

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from hero_logic.kernel import Config, _loopfs
-from hero_logic.kernel._copy_tree import copy_tree
+from hero_logic.kernel._copy_tree import MAX_DEPTH, copy_tree, remove_tree
 from hero_logic.kernel._loopfs import LoopFs, mounted_at
 from hero_logic.kernel._workdirs import WorkdirQuota
 
@@ -128,6 +128,55 @@ def test_an_interrupted_copy_in_puts_the_earlier_files_back(quota: WorkdirQuota)
     assert not mounted_at(work)
     assert (work / "kept").read_text() == "earlier run"
     assert not old.exists()
+
+
+@needs_root
+def test_a_workdir_left_mounted_whose_image_was_deleted_is_copied_out_at_the_next_start(quota: WorkdirQuota) -> None:
+    """Killed during a run, then the images were deleted (PATH_ROOT cleaned by hand): the
+    mount still holds the files; the next start copies them out and lets the mount go."""
+    work = _workdir(quota, "p1")
+    quota._attach("p1")
+    (work / "written").write_text("before the crash")
+    quota._image("p1").unlink()
+    trio.run(quota.recover)
+    assert not mounted_at(work)
+    assert (work / "written").read_text() == "before the crash"
+
+
+def _nest(top: Path, depth: int) -> None:
+    """``depth`` directories ``d/d/...`` under ``top`` with a file at the bottom (made relative
+    to each directory: the full path may pass PATH_MAX)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            sub = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd)
+        os.write(leaf, b"deep")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+
+
+def test_a_tree_nested_thousands_deep_is_copied_to_its_cap_and_removed(tmp_path: Path) -> None:
+    """A flow can nest directories far deeper than Python's recursion limit: the copy stops at
+    MAX_DEPTH and names what it left out; removal goes all the way (rmtree alone raised
+    RecursionError and ended the service)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "top.txt").write_text("kept")
+    _nest(src, 1500)
+    too_deep: list[str] = []
+    copy_tree(str(src), str(dst), too_deep)
+    assert (dst / "top.txt").read_text() == "kept"
+    assert too_deep == ["/".join(["d"] * MAX_DEPTH)]
+    assert os.path.isdir(dst / "/".join(["d"] * (MAX_DEPTH - 1)))
+    remove_tree(src)
+    assert not src.exists()
+    remove_tree(src)  # gone already: nothing to do
 
 
 def _warm_workdir(quota: WorkdirQuota) -> Path:

@@ -11,7 +11,13 @@ The source may hold anything a hostile flow can make, so the copy:
 * copies a file with several names once and links the other names to it (a thousand hard links
   of one big file cost its size once);
 * keeps owners, permission bits (without set-uid, set-gid and sticky) and modification times;
-  skips FIFOs, sockets and device nodes (there is nothing to copy; a FIFO would block).
+  skips FIFOs, sockets and device nodes (there is nothing to copy; a FIFO would block);
+* goes at most :data:`MAX_DEPTH` directories deep: what lies deeper is not copied, and its
+  top directories are reported (a flow can nest directories thousands deep; the copy holds two
+  descriptors per level and must end).
+
+:func:`remove_tree` removes such a tree too (``shutil.rmtree`` recurses once per level and
+fails past Python's recursion limit), without crossing into another file system.
 """
 
 from __future__ import annotations
@@ -19,31 +25,44 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
+import subprocess
+from pathlib import Path
 
-__all__ = ["copy_tree"]
+from ._loopfs import mounts_under
+
+__all__ = ["MAX_DEPTH", "copy_tree", "remove_tree"]
+
+MAX_DEPTH = 128
+"""Directories a copy descends at most (deeper ones are left out and reported)."""
 
 _CHUNK = 1 << 20
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def copy_tree(source: str, destination: str) -> int:
+def copy_tree(source: str, destination: str, too_deep: list[str] | None = None) -> int:
     """Copy the contents of directory ``source`` into the existing, empty ``destination``;
-    returns the number of entries copied. Raises OSError (ENOSPC when the destination fills)."""
+    returns the number of entries copied. Raises OSError (ENOSPC when the destination fills).
+    Directories deeper than :data:`MAX_DEPTH` are not copied; their paths (relative to
+    ``source``) are appended to ``too_deep``."""
     src = os.open(source, _DIR)
     try:
         dst = os.open(destination, _DIR)
         try:
-            return _copy_dir(src, dst, dst, "", {})
+            return _copy_dir(src, dst, dst, "", {}, 1, too_deep if too_deep is not None else [])
         finally:
             os.close(dst)
     finally:
         os.close(src)
 
 
-def _copy_dir(src: int, dst: int, root: int, rel: str, seen: dict[tuple[int, int], str]) -> int:
-    """Copy directory ``src`` into ``dst`` (at ``rel`` below the destination's ``root``);
-    ``seen`` maps the files with several names copied so far to their path below ``root``."""
+def _copy_dir(
+    src: int, dst: int, root: int, rel: str, seen: dict[tuple[int, int], str], depth: int, too_deep: list[str]
+) -> int:
+    """Copy directory ``src`` into ``dst`` (at ``rel`` below the destination's ``root``, ``depth``
+    directories down); ``seen`` maps the files with several names copied so far to their path
+    below ``root``."""
     count = 0
     with os.scandir(src) as entries:
         names = [entry.name for entry in entries]
@@ -54,12 +73,15 @@ def _copy_dir(src: int, dst: int, root: int, rel: str, seen: dict[tuple[int, int
             continue
         mode = stat.S_IMODE(st.st_mode) & 0o777
         if stat.S_ISDIR(st.st_mode):
+            if depth >= MAX_DEPTH:
+                too_deep.append(f"{rel}{name}")
+                continue
             os.mkdir(name, 0o700, dir_fd=dst)
             sub_src = os.open(name, _DIR, dir_fd=src)
             try:
                 sub_dst = os.open(name, _DIR, dir_fd=dst)
                 try:
-                    count += _copy_dir(sub_src, sub_dst, root, f"{rel}{name}/", seen)
+                    count += _copy_dir(sub_src, sub_dst, root, f"{rel}{name}/", seen, depth + 1, too_deep)
                     _finish(sub_dst, st, mode)
                 finally:
                     os.close(sub_dst)
@@ -81,6 +103,28 @@ def _copy_dir(src: int, dst: int, root: int, rel: str, seen: dict[tuple[int, int
             continue  # FIFO, socket, device: nothing to copy
         count += 1
     return count
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Remove ``path`` and what is below it, however deep, never crossing into another file
+    system (a mounted workdir below it is left, with its mount point); nothing if it is gone.
+    Raises OSError if something is left."""
+    if not mounts_under(Path(path)):  # rmtree would empty a file system mounted below
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except (RecursionError, OSError):
+            pass  # too deep for rmtree's recursion: rm walks without it
+    done = subprocess.run(
+        ["rm", "-rf", "--one-file-system", "--", os.fspath(path)],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=600, check=False,
+    )
+    if os.path.lexists(path):
+        why = done.stderr.decode(errors="replace").strip()[-300:] or f"exit {done.returncode}"
+        msg = f"could not remove {os.fspath(path)}: {why}"
+        raise OSError(msg)
 
 
 def _copy_file(src: int, dst: int, name: str, st: os.stat_result, mode: int) -> None:

@@ -35,13 +35,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import shutil
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from ._config import warm_pool_minimum
+from ._copy_tree import remove_tree
 from ._errors import HeroLogicError
 from ._interfaces import Launch, WarmExecutor, WarmProcessLost, WarmTier
 
@@ -266,8 +266,11 @@ class WarmPool:
 
     def _remove_home(self, home: Path) -> None:
         """Remove a warm process's directories (blocking)."""
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(self._work_of(home), ignore_errors=True)
+        for path in (home, self._work_of(home)):
+            try:
+                remove_tree(path)  # never into a run's file system still mounted there
+            except OSError as exc:
+                log.warning("warm pool: %s (the next start removes it)", exc)
 
     # -- filling ---------------------------------------------------------------------------------
 
@@ -285,10 +288,14 @@ class WarmPool:
                 await self._empty()
 
     def _clear_root(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
         if self.workdirs is not None:
             self.workdirs.release_warm_root()
-            shutil.rmtree(self.workdirs.warm_root, ignore_errors=True)
+        for path in (self.root, *([self.workdirs.warm_root] if self.workdirs is not None else [])):
+            try:
+                remove_tree(path)
+            except OSError as exc:
+                log.warning("warm pool: %s", exc)
+        if self.workdirs is not None:
             self.workdirs.share_warm_root()
 
     async def _refill_forever(self) -> None:

@@ -371,6 +371,8 @@ class PlayRunner:
         finally:
             if warm is not None and self.pool is not None:
                 self.pool.done(warm)
+        if quota.lost:  # the workdir is not what the flow left: a later run must not build on it
+            outcome = attrs.evolve(outcome, spawn_error="\n".join(filter(None, (quota.lost, outcome.spawn_error))))
         if quota.reason:  # the run filled its workdir: the likely cause of a failure
             outcome = attrs.evolve(outcome, limit_reason="\n".join(filter(None, (outcome.limit_reason, quota.reason))))
         return outcome, stats.malformed + stats.oversized

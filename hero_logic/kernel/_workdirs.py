@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +55,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from ._copy_tree import copy_tree
+from ._copy_tree import MAX_DEPTH, copy_tree, remove_tree
 from ._loopfs import MIB, LoopFs, mount_image, mounted_at, mounts_under, share, tool, unmount
 
 if TYPE_CHECKING:
@@ -77,7 +76,15 @@ def _remove_dir(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
-        shutil.rmtree(path)
+        remove_tree(path)
+
+
+def _too_deep_reason(too_deep: list[str]) -> str:
+    shown = ", ".join(too_deep[:3]) + (f" and {len(too_deep) - 3} more" if len(too_deep) > 3 else "")
+    return (
+        f"the play's workdir nested directories over {MAX_DEPTH} deep; what lay below that depth "
+        f"was not kept after the run ({shown[:300]}): keep the workdir's tree shallower"
+    )
 
 
 @attrs.define(eq=False)
@@ -88,6 +95,8 @@ class QuotaRun:
     """The workdir could not get its file system (the play fails with this)."""
     reason: str = ""
     """The run filled its workdir (set when the run ends), or ""."""
+    lost: str = ""
+    """What of the workdir could not be kept after the run (the play fails with it), or ""."""
 
 
 @attrs.define(eq=False)
@@ -149,6 +158,8 @@ class WorkdirQuota:
         except OSError as exc:
             run.error = self._attach_error(play_sid, exc)
             with trio.CancelScope(shield=True):
+                if at is not None:  # the file system taken at the warm workdir goes first
+                    await trio.to_thread.run_sync(self._unmount_quietly, at)
                 await trio.to_thread.run_sync(self.recover_one, play_sid)
             yield run
             return
@@ -158,9 +169,12 @@ class WorkdirQuota:
             with trio.CancelScope(shield=True):
                 run.reason = self._full_reason(at or self.config.play_workdir(play_sid))
                 try:
-                    await trio.to_thread.run_sync(self._detach, play_sid, at)
-                except OSError as exc:  # the files stay in the mounted image; the next run or start retries
+                    too_deep = await trio.to_thread.run_sync(self._detach, play_sid, at)
+                except Exception as exc:  # the files stay in the mounted image; the next run or start retries
                     log.error("could not copy the workdir of play %s out of its file system: %s", play_sid, exc)
+                else:
+                    if too_deep:
+                        run.lost = _too_deep_reason(too_deep)
 
     def _attach_error(self, play_sid: str, exc: OSError) -> str:
         if exc.errno == 28:  # ENOSPC: the files of earlier runs do not fit (the cap was lowered)
@@ -203,7 +217,7 @@ class WorkdirQuota:
             lost.rmdir()
         if filled:
             copy_tree(str(old), str(work))
-            shutil.rmtree(old)
+            remove_tree(old)
 
     def _attach_at(self, play_sid: str, work: Path, at: Path, st: os.stat_result) -> None:
         """Mount a fresh file system at ``at`` and copy the play's workdir into it (the workdir
@@ -221,9 +235,19 @@ class WorkdirQuota:
         marker.unlink()
 
     def close(self) -> None:
-        """Finish pending teardowns and remove the spare file system (the kernel is closing)."""
+        """Finish pending teardowns, remove the spare file system and the warm processes'
+        shared mount (the kernel is closing: every run has ended)."""
         if self._fs is not None:
             self._fs.close()
+        if self.size_mb:
+            self.release_warm_root()
+
+    @staticmethod
+    def _unmount_quietly(path: Path) -> None:
+        try:
+            unmount(path)
+        except OSError as exc:
+            log.warning("could not unmount %s: %s", path, exc)
 
     def _full_reason(self, work: Path) -> str:
         try:
@@ -245,16 +269,20 @@ class WorkdirQuota:
             )
         return ""
 
-    def _detach(self, play_sid: str, at: Path | None = None) -> None:
+    def _detach(self, play_sid: str, at: Path | None = None) -> list[str]:
         """Copy the image's files (mounted at the workdir, or at ``at``) out to a plain workdir,
-        unmount it, delete it."""
+        unmount it, delete it; the directories too deep to copy (see ``copy_tree``)."""
         work = self.config.play_workdir(play_sid)
         mounted = at or work
         new = work.with_name("work.new")
         _remove_dir(new)
         st = os.stat(mounted)
         new.mkdir(mode=0o700)
-        copy_tree(str(mounted), str(new))
+        too_deep: list[str] = []
+        copy_tree(str(mounted), str(new), too_deep)
+        if too_deep:
+            log.warning("play %s: %d director(ies) nested over %d deep in its workdir were not kept: %s",
+                        play_sid, len(too_deep), MAX_DEPTH, ", ".join(too_deep[:3])[:300])
         os.chown(new, st.st_uid, st.st_gid)
         os.chmod(new, st.st_mode & 0o777)
         self.fs.release(mounted)
@@ -264,9 +292,13 @@ class WorkdirQuota:
             stale = work.with_name("work.stale")  # something wrote under the mount: drop it
             _remove_dir(stale)
             work.rename(stale)
-            shutil.rmtree(stale, ignore_errors=True)
+            try:
+                remove_tree(stale)
+            except OSError as exc:
+                log.warning("play %s: %s", play_sid, exc)
         new.rename(work)
         self._image(play_sid).unlink(missing_ok=True)
+        return too_deep
 
     def remove_play_dir(self, play_sid: str) -> None:
         """Remove a deleted play's directory, its workdir included (blocking: run it in a thread)."""
@@ -276,9 +308,7 @@ class WorkdirQuota:
         self._image(play_sid).unlink(missing_ok=True)
         path = self.config.play_dir(play_sid)
         try:
-            shutil.rmtree(path)
-        except FileNotFoundError:
-            pass
+            remove_tree(path)
         except OSError as exc:
             log.warning("play %s was deleted, but not its directory %s: %s", play_sid, path, exc)
 
@@ -316,6 +346,9 @@ class WorkdirQuota:
             images = sorted({p.name.rpartition(".")[0] + ".img" for p in self.images_dir.glob("*.*") if p.suffix in (".img", ".copying") and not p.name.startswith(".")})
         except OSError:
             images = []
+        for sid in await trio.to_thread.run_sync(self._mounted_workdirs):  # mounted, image deleted
+            if f"{sid}.img" not in images:
+                images.append(f"{sid}.img")
         for name in images:
             await trio.to_thread.run_sync(self.recover_one, name[: -len(".img")])
         self.fs.sweep()
@@ -324,6 +357,16 @@ class WorkdirQuota:
         if images:
             log.warning("put back the workdirs of %d play(s) a stopped service left mounted", len(images))
         return len(images)
+
+    def _mounted_workdirs(self) -> list[str]:
+        """The plays whose workdir has a file system mounted on it (blocking)."""
+        plays = os.path.realpath(self.config.plays_dir)
+        out = []
+        for point in mounts_under(Path(plays)):
+            sid, _, leaf = point[len(plays) + 1 :].partition("/")
+            if leaf == "work" and sid:
+                out.append(sid)
+        return out
 
     def recover_one(self, play_sid: str) -> None:
         """Bring one play's workdir back to a plain directory, whatever step was interrupted."""
@@ -343,7 +386,7 @@ class WorkdirQuota:
                 _remove_dir(work)
                 old.rename(work)
                 return
-            if image.exists():
+            if image.exists() or mounted_at(work):  # (mounted with its image deleted: copied out all the same)
                 if not work.is_dir():
                     work.mkdir(mode=0o700)
                 if not mounted_at(work):
