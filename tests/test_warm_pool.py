@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -361,6 +362,25 @@ async def test_a_stop_during_a_warm_run_leaves_no_mount_and_keeps_the_run_s_file
             await proc.wait()
     assert mounts_under(root) == []
     assert (config.play_workdir(sid) / "written").read_text() == "before the stop"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="workdir quotas need root")
+async def test_a_second_service_on_the_same_root_is_refused_without_touching_the_first(root: Path) -> None:
+    """A second `serve` on a PATH_ROOT a service runs on exits naming the fix, before it
+    recovers anything: the first service's workdir file systems and warm processes stay (the
+    second one used to unmount them while finding out it could not run)."""
+    async with open_service(root, "bwrap", warm_pool=1, warm_pool_min="1") as svc:
+        await wait_warm(svc.client, 0)
+        mounts = mounts_under(root)
+        env = {**os.environ, "PATH_ROOT": str(root), "HERO_LOGIC_SANDBOX": "bwrap", "HERO_LOGIC_ADMIN_BIND": "none"}
+        second = await trio.run_process(
+            [sys.executable, "-m", "hero_logic.cli", "serve"], env=env, capture_stdout=True, capture_stderr=True, check=False
+        )
+        assert mounts_under(root) == mounts
+        play = await run_flow(svc, "from hero_tracing import flow\n@flow\ndef main():\n    return 'still fine'\n")
+    assert second.returncode != 0
+    assert b"another hero_logic service runs on" in second.stderr, second.stderr[-2000:]
+    assert play["status"] == "success", play["error_message"]
 
 
 PROBE_IDLE = """

@@ -3,6 +3,7 @@ recover what the previous service left unfinished, and close it all on exit."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import trio
 
 from ._bus import EventBus
 from ._capacity import FairCapacity
+from ._errors import ConfigError
 from ._kernel import Kernel
 from ._model import now_ms
 from ._pool import WarmPool
@@ -45,6 +47,24 @@ def _compile_sdk(sdk_dir: Path) -> None:
         log.info("could not precompile the SDK in %s: %s", sdk_dir, exc)
 
 
+def _hold_state_dir(config: Config) -> int:
+    """An exclusive lock on the state directory for this kernel's life (its descriptor); a
+    ConfigError naming the fix if another service holds it. A second service started on the
+    same PATH_ROOT must not touch the first one's plays, workdir file systems or warm
+    processes while it finds out that it cannot run (it unmounted them before)."""
+    fd = os.open(config.state_dir / "kernel.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        msg = (
+            f"another hero_logic service runs on {config.state_dir} (PATH_ROOT {config.root}): "
+            "stop it first (hero_logic --stop), or give this one another PATH_ROOT"
+        )
+        raise ConfigError(msg) from None
+    return fd
+
+
 @asynccontextmanager
 async def open_kernel(
     config: Config,
@@ -72,6 +92,7 @@ async def open_kernel(
             config.state_dir.mkdir(parents=True, exist_ok=True)
         finally:
             os.umask(old)
+        lock = _hold_state_dir(config)  # before anything of a running service is touched
         # Flow processes run with PYTHONDONTWRITEBYTECODE (and read-only under bwrap): compile
         # the SDK once here so no play pays for compiling it.
         await trio.to_thread.run_sync(_compile_sdk, Path(SDK_DIR))
@@ -80,6 +101,8 @@ async def open_kernel(
         await workdirs.recover()  # before any play runs again
     except BaseException:
         tier.close()
+        if "lock" in locals():
+            os.close(lock)
         raise
     try:
         async with trio.open_nursery() as nursery:
@@ -127,5 +150,6 @@ async def open_kernel(
             close_executor()
         tier.close()
         workdirs.close()
+        os.close(lock)
         with trio.CancelScope(shield=True):
             await store.aclose()
