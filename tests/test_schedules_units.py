@@ -270,6 +270,32 @@ async def test_overlap_decides_what_a_tick_does_while_an_earlier_play_runs(
             assert (await service.schedules.schedule_get(schedule.sid)).buffered_ticks == []
 
 
+async def test_a_pause_drops_the_buffered_ticks_so_a_resume_never_starts_one_from_before_it(
+    root: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """buffer_one keeps a tick while a play runs; paused then, that tick is counted missed, and
+    after the resume only ticks after the resume start (it fired minutes late before)."""
+    script = Script()
+    script.hold = True
+    async with running(root, script) as service:
+        wf = await _workflow(service)
+        schedule = await service.schedules.schedule_create(wf, every_s=60, overlap="buffer_one", name="b")
+        t = Ticks(schedule.next_fire_at)
+        await t.until(2)
+        assert len((await service.schedules.schedule_get(schedule.sid)).buffered_ticks) == 1
+        paused = await service.schedules.schedule_pause(schedule.sid)
+        assert (paused.buffered_ticks, paused.missed_ticks) == ([], 1)
+        script.let_go()
+        await t.until(6)
+        resumed = await service.schedules.schedule_resume(schedule.sid)
+        await trio.sleep(90)  # the next tick after the resume, and a little
+        plays = await _plays(service, schedule)
+        assert [p.name for p in plays[:1]] == [f"schedule:b:{tick_iso(t.at(1))}"]
+        assert resumed.next_fire_at is not None
+        assert all(p.name >= f"schedule:b:{tick_iso(resumed.next_fire_at)}" for p in plays[1:]), [p.name for p in plays]
+        assert len(plays) >= 2
+
+
 async def test_after_downtime_ticks_within_the_window_fire_and_older_ones_count_missed(
     root: Path, autojump_clock: trio.abc.Clock
 ) -> None:

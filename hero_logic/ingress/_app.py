@@ -11,6 +11,7 @@ framing, no referrer (the token is in the URL) and no caching.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import trio
 
-from hero_logic.kernel import Conflict, HeroLogicError, InvalidParams, NotFound, dumps
+from hero_logic.kernel import Conflict, HeroLogicError, InvalidParams, NotFound, dumps, loads_strict
 
 from ._form import approval_page, message_page, read_form
 from ._rate import IngressRateLimits, RateLimiter
@@ -63,9 +64,12 @@ def _status_of(exc: HeroLogicError) -> int:
 class IngressApp:
     """The ingress as a raw ASGI app over one running service."""
 
-    def __init__(self, service: Service, *, max_body: int, rate_limits: IngressRateLimits | None = None) -> None:
+    def __init__(
+        self, service: Service, *, max_body: int, rate_limits: IngressRateLimits | None = None, body_timeout_s: float = 15.0
+    ) -> None:
         self.service = service
         self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
         limits = rate_limits or IngressRateLimits()
         self._per_address = RateLimiter(limits.per_address, trio.current_time)
         self._per_key = RateLimiter(limits.per_key, trio.current_time)
@@ -87,7 +91,8 @@ class IngressApp:
         if kind not in ("r", "h") or not key or "/" in key:
             await _reply(send, 404, {"error": "not found"})
             return
-        if method not in (("GET", "POST") if kind == "r" else ("POST",)):
+        head = method == "HEAD" and kind == "r"  # a GET without its body
+        if method not in (("GET", "HEAD", "POST") if kind == "r" else ("POST",)):
             await _reply(send, 405, {"error": f"{method} is not allowed here"})
             return
         wait = self._rate_limited(scope, f"{kind}/{key}")
@@ -95,21 +100,41 @@ class IngressApp:
             await _reply(send, 429, {"error": "too many requests; retry later"}, retry_after=wait)
             return
         cap = self.max_body if kind == "h" else MAX_ANSWER_BODY
-        body = await _read_body(receive, cap)
-        if body is None:
-            await _reply(send, 413, {"error": f"the body is over {cap} bytes"})
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:  # refused before a byte of it is read
+            await self._too_large(send, kind, key, cap)
             return
+        body: bytes | None = b""
+        with trio.move_on_after(self.body_timeout_s) as deadline:
+            body = await _read_body(receive, cap)
+        if deadline.cancelled_caught:
+            await _reply(send, 408, {"error": f"the body did not arrive within {self.body_timeout_s:g} s"})
+            return
+        if body is None:
+            await self._too_large(send, kind, key, cap)
+            return
+        if head:
+            send = _without_body(send)
         try:
             if kind == "h":
                 status, answer = await self.service.webhooks.deliver(key, headers, body)
                 await _reply(send, status, answer)
-            elif method == "GET":
+            elif method in ("GET", "HEAD"):
                 await self._page(send, key)
             else:
                 await self._answer(send, key, headers, body)
         except Exception:  # one bad request must never take the ingress down
             log.exception("ingress: %s %s failed", method, path[:80])
+            if kind == "h":
+                with contextlib.suppress(Exception):
+                    await self.service.webhooks.record_refused(key, 500, "the service could not take this delivery; see its log")
             await _reply(send, 500, {"error": "the service could not take this request; see its log"})
+
+    async def _too_large(self, send: Callable[[dict[str, Any]], Awaitable[None]], kind: str, key: str, cap: int) -> None:
+        why = f"the body is over {cap} bytes"
+        if kind == "h":  # every delivery is recorded, the refused ones too
+            await self.service.webhooks.record_refused(key, 413, why)
+        await _reply(send, 413, {"error": why})
 
     def _rate_limited(self, scope: Scope, key: str) -> float:
         """0.0 when the request may go on, else the seconds to wait (see :mod:`._rate`)."""
@@ -176,10 +201,12 @@ class IngressApp:
 
 def _json_answer(body: bytes, headers: dict[str, str]) -> tuple[Any, str]:
     try:
-        value = json.loads(body) if body else None
-    except ValueError:
+        value = loads_strict(body) if body else None
+    except ValueError as exc:  # not JSON, or NaN, 1e999, a lone surrogate, nesting too deep
         msg = "body"
-        raise InvalidParams.fields([{"field": msg, "error": "the body is not JSON: send the answer as JSON, or post the form"}], context="answer") from None
+        raise InvalidParams.fields(
+            [{"field": msg, "error": f"the body is not strict JSON ({exc}): send the answer as JSON, or post the form"}], context="answer"
+        ) from None
     if isinstance(value, dict) and "payload" in value and set(value) <= {"payload", "answered_by"}:
         return value["payload"], str(value.get("answered_by") or headers.get("x-answered-by", ""))
     return value, headers.get("x-answered-by", "")
@@ -199,6 +226,17 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], cap: int)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _without_body(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """``send`` for a HEAD request: the headers of the GET answer, an empty body."""
+
+    async def head_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head_send
 
 
 async def _reply(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, answer: Any, *, retry_after: float = 0.0) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from typing import Any
+
+from hero_logic.kernel import loads_strict
 
 __all__ = ["approval_page", "message_page", "read_form"]
 
@@ -97,7 +100,7 @@ def _typed(raw: str, schema: Any) -> Any:
     kind = schema.get("type") if isinstance(schema, dict) else None
     if isinstance(schema, dict) and _options(schema) is not None:
         try:
-            return json.loads(raw)
+            return loads_strict(raw)
         except ValueError:
             return raw
     if kind == "integer":
@@ -107,9 +110,10 @@ def _typed(raw: str, schema: Any) -> Any:
             return raw
     if kind == "number":
         try:
-            return float(raw) if any(c in raw for c in ".eE") else int(raw)
+            number = float(raw) if any(c in raw for c in ".eE") else int(raw)
         except ValueError:
             return raw
+        return number if math.isfinite(number) else raw  # 1e999: the schema check refuses the text
     if kind == "boolean":
         return {"true": True, "false": False}.get(raw, raw)
     return raw

@@ -32,7 +32,12 @@ async def serve_ingress(
     config: Config, service: Service, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the ingress until cancelled; ``started`` with the bound addresses."""
-    app = IngressApp(service, max_body=config.webhook_max_body, rate_limits=IngressRateLimits.from_config(config))
+    app = IngressApp(
+        service,
+        max_body=config.webhook_max_body,
+        rate_limits=IngressRateLimits.from_config(config),
+        body_timeout_s=config.body_timeout_ms / 1000,
+    )
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             functools.partial(

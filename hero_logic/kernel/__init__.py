@@ -95,6 +95,8 @@ from ._store_api import Put as Put
 from ._store_api import Store as Store
 from ._store_api import StoreStatistics as StoreStatistics
 from ._store_api import Write as Write
+from ._strict_json import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from ._strict_json import loads_strict as loads_strict
 from ._timers import TimerWheel as TimerWheel
 from ._timers import TimerWheelStatistics as TimerWheelStatistics
 from ._tree import MAX_CHILD_DEPTH as MAX_CHILD_DEPTH

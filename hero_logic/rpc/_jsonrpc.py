@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hero_logic.kernel import MAX_JSON_DEPTH as MAX_DEPTH
 from hero_logic.kernel import HeroLogicError, RawJson
+from hero_logic.kernel import loads_strict as _loads_strict
 from hero_logic.sdk import type_name as _json_type
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 
 logger = logging.getLogger("hero_logic.rpc")
 
-MAX_DEPTH = 64
 """The deepest nesting of arrays and objects a request may have."""
 
 Params = dict[str, Any] | list[Any] | None
@@ -78,69 +77,13 @@ class MethodNotFound(HeroLogicError):
 # -- strict JSON ---------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    msg = f"{name} is not JSON: send finite numbers only"
-    raise ValueError(msg)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        msg = f"number {text[:40]} is too large for a float"
-        raise ValueError(msg)
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _check_tree(value: Any, check_strings: bool) -> str | None:
-    """Walk a decoded document; return why it is not acceptable, or None."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > MAX_DEPTH:
-                return f"nesting deeper than {MAX_DEPTH} levels"
-            for key, item in node.items():
-                if check_strings and _SURROGATE.search(key):
-                    return f"lone surrogate in key {key[:40]!a}"
-                stack.append((item, depth + 1))
-        elif isinstance(node, list):
-            if depth > MAX_DEPTH:
-                return f"nesting deeper than {MAX_DEPTH} levels"
-            stack.extend((item, depth + 1) for item in node)
-        elif check_strings and isinstance(node, str) and _SURROGATE.search(node):
-            return f"lone surrogate in string {node[:40]!a}: \\u escapes of surrogates must come in pairs"
-    return None
-
-
 def loads_strict(data: bytes | str) -> Any:
     """Decode strict JSON (see the module docstring), or raise :class:`ParseError`."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        msg = f"parse error: body is not valid UTF-8 (byte {exc.start})"
-        raise ParseError(msg) from None
-    try:
-        value = _DECODER.decode(text)
-    except RecursionError:
-        msg = f"parse error: nesting deeper than {MAX_DEPTH} levels"
-        raise ParseError(msg) from None
-    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge ints and floats
+        return _loads_strict(data)
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge floats, surrogates, depth
         msg = f"parse error: {exc}"
         raise ParseError(msg) from None
-    # Both checks are skipped, at C speed, for the usual small request.
-    deep = text.count("[") + text.count("{") > MAX_DEPTH
-    escapes = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
-    if deep or escapes:
-        why = _check_tree(value, escapes)
-        if why is not None:
-            msg = f"parse error: {why}"
-            raise ParseError(msg)
-    return value
 
 
 def _dumps(value: Any) -> bytes:

@@ -79,6 +79,9 @@ class Event:
     idempotency_key: str = ""
     delivered_to: list[str] = attrs.Factory(list)
     """The plays whose waits it resolved (when sent, and later from the mailbox)."""
+    via: str = "event"
+    """Who sent it: ``event`` (``event_send``) or ``webhook`` (an event webhook's delivery);
+    the answers it gives the waits record it as their ``via``."""
 
 
 def _mail_key(event: Event) -> str:
@@ -102,6 +105,10 @@ class Events:
         that wait for it later (created at or before now, within the retention) find it in the
         mailbox. Returns ``{event_id, delivered_to}``. The same ``idempotency_key`` again
         returns the first event (``duplicate: true``) and delivers nothing twice."""
+        return await self.send(key, payload, idempotency_key)
+
+    async def send(self, key: str, payload: Any = None, idempotency_key: str = "", *, via: str = "event") -> dict[str, Any]:
+        """``event_send``, for a sender inside the service (``via``: ``webhook`` for a webhook's)."""
         context = "event_send"
         problem = event_key_problem(key)
         if problem:
@@ -128,7 +135,7 @@ class Events:
                 first = await self._by_idempotency_key(idempotency_key)
                 if first is not None:
                     return {"event_id": first.event_id, "delivered_to": first.delivered_to, "duplicate": True}
-            event = Event(new_sid("evt"), key, payload, now_ms(), idempotency_key)
+            event = Event(new_sid("evt"), key, payload, now_ms(), idempotency_key, via=via)
             mail_key = _mail_key(event)
             writes: list[Write] = [
                 Put("mail", mail_key, encode_record(event)),
@@ -315,7 +322,7 @@ def _answers(play: Play, events: dict[str, Event]) -> list[ResumeRequest]:
         event = events.get(wait.id)
         if event is None:
             continue
-        answer = attrs.evolve(wait, payload=event.payload, via="event", event_id=event.event_id, resumed_at=now)
+        answer = attrs.evolve(wait, payload=event.payload, via=event.via, event_id=event.event_id, resumed_at=now)
         if not wait.group:
             plain.append(answer)
         elif wait.group not in best or event.sent_at < best[wait.group][0]:

@@ -276,10 +276,15 @@ class Schedules:
 
     @rpc_method(admin=True)
     async def schedule_pause(self, sid: str) -> Schedule:
-        """Stop firing; ticks while paused are neither fired nor counted missed."""
+        """Stop firing; ticks while paused are neither fired nor counted missed. Ticks kept in
+        the buffer (``buffer_one``/``buffer_all``) are dropped and counted missed: a resume
+        fires from the next tick after now, never a tick from before the pause."""
         async with self._locks.hold(sid):
             old = await self._get(sid)
-            new = attrs.evolve(old, paused=True, due_at=None, updated_at=self.clock_ms())
+            new = attrs.evolve(
+                old, paused=True, due_at=None, updated_at=self.clock_ms(),
+                buffered_ticks=[], missed_ticks=old.missed_ticks + len(old.buffered_ticks),
+            )
             await self._save(old, new)
             return new
 
@@ -292,8 +297,7 @@ class Schedules:
                 return old
             now = self.clock_ms()
             first = self._next(old, now)
-            due = min(first, now + BUFFER_POLL_MS) if old.buffered_ticks else first
-            new = attrs.evolve(old, paused=False, next_fire_at=first, due_at=due, updated_at=now)
+            new = attrs.evolve(old, paused=False, next_fire_at=first, due_at=first, updated_at=now)
             await self._save(old, new)
             return new
 

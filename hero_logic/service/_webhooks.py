@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets as token_source
@@ -41,6 +40,7 @@ from hero_logic.kernel import (
     WrongState,
     decode_record,
     encode_record,
+    loads_strict,
     new_sid,
     now_ms,
 )
@@ -103,7 +103,7 @@ class Delivery:
 class EventSender(Protocol):
     """What sends an event for a webhook (the events room)."""
 
-    async def event_send(self, key: str, payload: Any = None, idempotency_key: str = "") -> dict[str, Any]: ...
+    async def send(self, key: str, payload: Any = None, idempotency_key: str = "", *, via: str = "event") -> dict[str, Any]: ...
 
 
 def render_key(template: str, body: Any) -> str:
@@ -250,10 +250,11 @@ class Webhooks:
             await self._record(webhook, 401, refused)
             return 401, {"error": refused}
         try:
-            payload = json.loads(body) if body else {}
-        except ValueError:
-            await self._record(webhook, 400, "the body is not JSON")
-            return 400, {"error": "the body is not JSON"}
+            payload = loads_strict(body) if body else {}
+        except ValueError as exc:  # not JSON, or NaN, 1e999, a lone surrogate, nesting too deep
+            why = f"the body is not strict JSON: {exc}"
+            await self._record(webhook, 400, why[:300])
+            return 400, {"error": why}
         delivery_id = headers.get("x-github-delivery") or headers.get("idempotency-key") or ""
         if not delivery_id and webhook.scheme == "stripe" and isinstance(payload, dict):
             delivery_id = str(payload.get("id") or "")
@@ -298,8 +299,17 @@ class Webhooks:
         if self.events is None:
             msg = "this service has no events"
             raise WrongState(msg)
-        sent = await self.events.event_send(render_key(webhook.event_key, payload), payload, idempotency_key=delivery_id)
+        sent = await self.events.send(render_key(webhook.event_key, payload), payload, idempotency_key=delivery_id, via="webhook")
         return {"event_id": str(sent.get("event_id", ""))}
+
+    async def record_refused(self, sid: str, status: int, outcome: str) -> None:
+        """Record a delivery the ingress refused before it could be read (413) or take it (500);
+        nothing for a webhook that does not exist."""
+        try:
+            webhook = await self._get(sid)
+        except NotFound:
+            return
+        await self._record(webhook, status, outcome)
 
     async def _record(self, webhook: Webhook, status: int, outcome: str, **fields: Any) -> Delivery:
         delivery = Delivery(sid=new_sid("dlv"), webhook_sid=webhook.sid, received_at=now_ms(), status=status, outcome=outcome[:500], **fields)
