@@ -105,12 +105,12 @@ async def wait_warm(client: AsyncClient, started: int) -> None:
 
 @attrs.define
 class WarmService(Service):
-    """A service whose plays each start in a warm process (``play_start`` waits for one)."""
+    """A service whose runs each start in a warm process (``play_start`` and ``play_resume`` wait for one)."""
 
     started: int = 0
 
     async def call(self, method: str, /, **params: Any) -> Any:
-        if method == "play_start":
+        if method in ("play_start", "play_resume"):  # each starts a run (a resume: the run again)
             await wait_warm(self.client, self.started)
             self.started += 1
         return await super().call(method, **params)

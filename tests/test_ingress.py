@@ -49,6 +49,9 @@ async def test_a_question_has_a_signed_link_whose_page_answers_it(served: tuple[
     taken = await web.post(_path(question["url"]), data={"value": '"M"', "answered_by": "Ann"})
     assert taken.status_code == 200, taken.text
     assert "Thank you" in taken.text
+    again = await web.post(_path(question["url"]), data={"value": '"M"', "answered_by": "Ann"})
+    assert again.status_code == 200, again.text
+    assert "Already answered" in again.text  # the same answer twice: said so, not thanked again
     play = await service.call("play_wait", play_sid=play["sid"], timeout_ms=20000)
     (confirm,) = play["pending_resumes"]
     form = (await web.get(_path(confirm["url"]))).text

@@ -169,6 +169,7 @@ class IngressApp:
 
     async def _answer(self, send: Callable[[dict[str, Any]], Awaitable[None]], token: str, headers: dict[str, str], body: bytes) -> None:
         is_form = headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        answered = None
         try:
             play_sid, resume_id = self.service.resume_links.check(token)
             if is_form:
@@ -193,7 +194,9 @@ class IngressApp:
             else:
                 await _reply(send, status, {"error": exc.to_json()})
             return
-        if is_form:
+        if is_form and answered is not None:  # the same answer again: its first receipt
+            await _html(send, 200, message_page("Already answered", "This question was already answered with this answer."))
+        elif is_form:
             await _html(send, 200, message_page("Thank you", "Your answer was recorded; the flow goes on."))
         else:
             await _reply(send, 200, receipt)
