@@ -32,35 +32,19 @@ TEST_LIMITS = "memory_mb=96,pids=48,tmp_mb=8,fsize_mb=8,cpu_s=30"
 """Small limits so the resource bombs end fast."""
 
 
-def tier_params(*names: str) -> list[Any]:
-    """``names`` as pytest params, each skipped only where its binary is missing."""
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=pytest.mark.skipif(not HAVE[name], reason=f"{name} is not installed here"),
-        )
-        for name in names
-    ]
-
-
 NO_WARM_ENV_SCRUB = "env_scrub has no warm processes under a root service (each play's flow runs as a uid of its own)"
 
 
-def warm_tier_params(*names: str) -> list[Any]:
-    """``names`` as pytest params of tests that need a warm pool: as :func:`tier_params`, and
-    ``env_scrub`` skipped under root (:data:`NO_WARM_ENV_SCRUB`)."""
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=pytest.mark.skipif(
-                not HAVE[name] or (name == "env_scrub" and IS_ROOT),
-                reason=f"{name} is not installed here" if not HAVE[name] else NO_WARM_ENV_SCRUB,
-            ),
-        )
-        for name in names
-    ]
+def tier_params(*names: str, warm: bool = False) -> list[Any]:
+    """``names`` as pytest params, each skipped only where its binary is missing, and (``warm``:
+    tests that need a warm pool) ``env_scrub`` under root (:data:`NO_WARM_ENV_SCRUB`)."""
+    params = []
+    for name in names:
+        why = f"{name} is not installed here" if not HAVE[name] else ""
+        if not why and warm and name == "env_scrub" and IS_ROOT:
+            why = NO_WARM_ENV_SCRUB
+        params.append(pytest.param(name, id=name, marks=pytest.mark.skipif(bool(why), reason=why or "runs")))
+    return params
 
 
 ALL_TIERS = tier_params("env_scrub", "bwrap", "nsjail")

@@ -46,7 +46,11 @@ def _children(parent: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    return any(found == pid for found, _, _ in live_processes())
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 def _spawners() -> list[int]:

@@ -22,8 +22,8 @@ from ._sandbox_helpers import (
     run_flow,
     service_for,
     start_environ,
+    tier_params,
     wait_warm,
-    warm_tier_params,
 )
 from .conftest import Service, start_service_process
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(90)
 
-TIERS = warm_tier_params("env_scrub", "bwrap")
+TIERS = tier_params("env_scrub", "bwrap", warm=True)
 
 TREE_FLOW = """
 import os, sys

@@ -7,6 +7,8 @@ with ``from_config(config)``. The store slot is declared in :mod:`._store_api`.
 
 from __future__ import annotations
 
+import resource
+import signal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -72,9 +74,6 @@ class ChildSetup:
 
     def wire(self) -> dict[str, Any]:
         """The plain-data form :func:`~._child_setup.apply_child_setup` applies."""
-        import resource
-        import signal
-
         return {
             "rlimits": [[getattr(resource, name), value] for name, value in self.rlimits.items()],
             "cgroup_procs": list(self.cgroup_procs),

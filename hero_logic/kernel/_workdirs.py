@@ -209,27 +209,28 @@ class WorkdirQuota:
         if filled:
             work.rename(old)
             work.mkdir(mode=0o700)
-        self.fs.take(image, work)
-        os.chown(work, st.st_uid, st.st_gid)
-        os.chmod(work, st.st_mode & 0o777)
-        lost = work / "lost+found"  # mkfs's, where debugfs is missing: the flow finds its workdir as it left it
-        if lost.is_dir() and not _has_entries(lost):
-            lost.rmdir()
+        self._take(play_sid, work, st)
         if filled:
             copy_tree(str(old), str(work))
             remove_tree(old)
+
+    def _take(self, play_sid: str, target: Path, st: os.stat_result) -> None:
+        """A fresh file system of the play's at ``target``, owned and moded as the workdir
+        (``st``), without mkfs's lost+found (where debugfs is missing): the flow finds its
+        workdir as it left it."""
+        self.fs.take(self._image(play_sid), target)
+        os.chown(target, st.st_uid, st.st_gid)
+        os.chmod(target, st.st_mode & 0o777)
+        lost = target / "lost+found"
+        if lost.is_dir() and not _has_entries(lost):
+            lost.rmdir()
 
     def _attach_at(self, play_sid: str, work: Path, at: Path, st: os.stat_result) -> None:
         """Mount a fresh file system at ``at`` and copy the play's workdir into it (the workdir
         stays as it is; the marker says the copy is unfinished until it is)."""
         marker = self._copying(play_sid)
         marker.touch(mode=0o600)
-        self.fs.take(self._image(play_sid), at)
-        os.chown(at, st.st_uid, st.st_gid)
-        os.chmod(at, st.st_mode & 0o777)
-        lost = at / "lost+found"
-        if lost.is_dir() and not _has_entries(lost):
-            lost.rmdir()
+        self._take(play_sid, at, st)
         if _has_entries(work):
             copy_tree(str(work), str(at))
         marker.unlink()
